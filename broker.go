@@ -1,0 +1,350 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"daemoneye.dev/eventbus/stats"
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// Version is the eventbus release, reported by `eventbus version` and in
+// the handshake.
+const Version = "0.1.0"
+
+// Broker routes messages between connected clients. Create one with New,
+// give it listeners with Serve (or ListenAndServe), and stop it with
+// Shutdown or Close.
+type Broker struct {
+	cfg     Config
+	index   *topic.Index[*subscription]
+	started time.Time
+	topics  *stats.Topics  // nil when statistics are off
+	latency *stats.Latency // nil when statistics are off
+	nextID  atomic.Uint64
+
+	connsTotal     atomic.Uint64
+	connsRefused   atomic.Uint64
+	protocolErrors atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	remote    int            // conns that count against MaxConnections
+	closed    connCounters   // totals of connections already gone
+	closing   bool           // Shutdown or Close has begun
+	done      chan struct{}  // closed when closing begins
+	wg        sync.WaitGroup // every goroutine the broker started
+}
+
+// connCounters are per-connection message counts.
+type connCounters struct{ published, delivered, dropped uint64 }
+
+// New returns a broker configured by cfg; zero fields take the defaults
+// documented on Config. cfg is copied, never modified.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	b := &Broker{
+		cfg:       cfg,
+		index:     topic.NewIndex[*subscription](topic.DefaultCacheSize),
+		started:   time.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		done:      make(chan struct{}),
+	}
+	if cfg.StatisticsEnabled() {
+		b.topics = stats.NewTopics(stats.DefaultTopicLimit)
+		b.latency = stats.NewLatency()
+	}
+	return b, nil
+}
+
+// Config returns the broker's effective configuration.
+func (b *Broker) Config() Config { return b.cfg }
+
+// ListenAndServe listens on the configured socket path (default
+// transport.DefaultPath()) and serves it until the broker stops.
+func (b *Broker) ListenAndServe() error {
+	path := b.cfg.SocketPath
+	if path == "" {
+		path = transport.DefaultPath()
+	}
+	ln, err := transport.Listen(path, transport.WithMode(os.FileMode(b.cfg.SocketMode)))
+	if err != nil {
+		return err
+	}
+	return b.Serve(ln)
+}
+
+// Serve accepts connections on ln until the broker stops, and then closes
+// ln. It always returns a non-nil error: ErrBrokerClosed after Shutdown or
+// Close.
+func (b *Broker) Serve(ln net.Listener) error {
+	if !b.trackListener(ln, true) {
+		ln.Close()
+		return ErrBrokerClosed
+	}
+	defer b.trackListener(ln, false)
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if b.isClosing() {
+				return ErrBrokerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than spin or give up.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			b.cfg.Logger.Warn("accept failed; retrying", "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
+			case <-b.done:
+			}
+			continue
+		}
+		delay = 0
+		b.accept(nc)
+	}
+}
+
+func (b *Broker) accept(nc net.Conn) {
+	peer, err := transport.PeerOf(nc)
+	if err != nil {
+		b.cfg.Logger.Warn("refusing connection: no peer credentials", "err", err)
+		nc.Close()
+		return
+	}
+	c := newConn(b, nc, peer, false)
+	if err := b.addConn(c); err != nil {
+		b.refuse(nc, err)
+		return
+	}
+	if !b.goFunc(c.serve) {
+		c.closeWith(CloseBrokerShutdown, nil)
+	}
+}
+
+// refuse tells a connection it was not accepted, without blocking the
+// accept loop for long: the socket's send buffer is empty, so these small
+// writes complete at once unless the peer is gone.
+func (b *Broker) refuse(nc net.Conn, err *wire.Error) {
+	b.connsRefused.Add(1)
+	b.cfg.Logger.Warn("connection refused", "err", err)
+	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	buf := wire.AppendPreamble(nil, wire.Version)
+	buf = wire.AppendFrame(buf, wire.TypeError, err.ToProto(0, 0))
+	nc.Write(buf)
+	nc.Close()
+}
+
+func (b *Broker) addConn(c *conn) *wire.Error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closing:
+		return &wire.Error{Code: wire.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "broker is shutting down", Fatal: true}
+	case !c.inProcess && b.remote >= b.cfg.MaxConnections:
+		return &wire.Error{Code: wire.ErrorCode_ERROR_CODE_TOO_MANY_CONNECTIONS,
+			Message: fmt.Sprintf("too many connections: limit %d (max_connections)", b.cfg.MaxConnections), Fatal: true}
+	}
+	if !c.inProcess {
+		b.remote++
+	}
+	b.conns[c] = struct{}{}
+	b.connsTotal.Add(1)
+	return nil
+}
+
+func (b *Broker) removeConn(c *conn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.conns[c]; !ok {
+		return
+	}
+	delete(b.conns, c)
+	if !c.inProcess {
+		b.remote--
+	}
+	b.closed.published += c.published.Load()
+	b.closed.delivered += c.delivered.Load()
+	b.closed.dropped += c.dropped.Load()
+}
+
+// goFunc runs f on a goroutine the broker waits for at shutdown. It
+// refuses once shutdown has begun, so no goroutine outlives the broker.
+func (b *Broker) goFunc(f func()) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return false
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (b *Broker) trackListener(ln net.Listener, add bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if add {
+		if b.closing {
+			return false
+		}
+		b.listeners[ln] = struct{}{}
+	} else {
+		delete(b.listeners, ln)
+	}
+	return true
+}
+
+func (b *Broker) isClosing() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// beginClose stops the listeners and returns the live connections, or
+// nil if closing had already begun.
+func (b *Broker) beginClose() []*conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return nil
+	}
+	b.closing = true
+	close(b.done)
+	for ln := range b.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// Shutdown stops accepting connections, tells every client the broker is
+// shutting down, lets each connection write what is queued for it, and
+// returns when all are closed or ctx ends; then it closes what is left and
+// returns ctx's error.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	for _, c := range b.beginClose() {
+		c.drain()
+	}
+	finished := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		b.cut()
+		<-finished
+		return ctx.Err()
+	}
+}
+
+// Close stops the broker at once: listeners and connections are closed
+// and queued messages discarded. It waits for the broker's goroutines.
+func (b *Broker) Close() error {
+	b.beginClose()
+	b.cut()
+	b.wg.Wait()
+	return nil
+}
+
+func (b *Broker) cut() {
+	b.mu.Lock()
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(CloseBrokerShutdown, nil)
+	}
+}
+
+// route delivers one published envelope to every matching subscription.
+// It runs on the publisher's reader goroutine and never blocks on a
+// subscriber: a full queue drops (SPEC §4). Subscribers whose queue was
+// empty are appended to from.wake so the caller can wake them in a batch.
+func (b *Broker) route(from *conn, envelope, topicName []byte) {
+	now := time.Now().UnixNano()
+	for _, s := range b.index.MatchBytes(topicName) {
+		sc := s.c
+		switch sc.out.deliver(s, envelope, now, from.publisherFields) {
+		case enqueuedFirst:
+			from.toWake = append(from.toWake, sc)
+		case dropped:
+			sc.dropped.Add(1)
+			if b.cfg.SlowSubscriberPolicy == SlowDisconnect {
+				sc.out.signal()
+			}
+		}
+	}
+	from.published.Add(1)
+	if b.topics != nil {
+		b.topics.Inc(topicName)
+	}
+}
+
+// Stats returns a snapshot of the broker's statistics.
+func (b *Broker) Stats() stats.Snapshot {
+	b.mu.Lock()
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	totals := b.closed
+	b.mu.Unlock()
+
+	s := stats.Snapshot{
+		StartedAt:          b.started,
+		TakenAt:            time.Now(),
+		StatisticsEnabled:  b.topics != nil,
+		MaxConnections:     b.cfg.MaxConnections,
+		ConnectionsTotal:   b.connsTotal.Load(),
+		ConnectionsRefused: b.connsRefused.Load(),
+		ProtocolErrors:     b.protocolErrors.Load(),
+		Connections:        len(conns),
+	}
+	patterns := make(map[string]int)
+	for _, c := range conns {
+		cs := c.snapshot(patterns)
+		totals.published += cs.Published
+		totals.delivered += cs.Delivered
+		totals.dropped += cs.Dropped
+		s.ConnectionList = append(s.ConnectionList, cs)
+	}
+	s.Published, s.Delivered, s.Dropped = totals.published, totals.delivered, totals.dropped
+	s.Patterns = sortedPatterns(patterns)
+	sortConnections(s.ConnectionList)
+	if b.topics != nil {
+		s.Topics, s.PublishedUntracked = b.topics.Snapshot()
+		s.DeliveryLatency = b.latency.Snapshot()
+	}
+	return s
+}

@@ -1,0 +1,468 @@
+package eventbus
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"daemoneye.dev/eventbus/stats"
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// Client limits.
+const (
+	// maxPendingWrite bounds the bytes a client buffers for the broker;
+	// Publish waits for the writer beyond it.
+	maxPendingWrite = 4 << 20
+	// maxAsyncErrors bounds the refused-publish errors kept for Flush.
+	maxAsyncErrors = 64
+	clientReadBuf  = 64 << 10
+)
+
+// Client is a connection to a broker. It is safe for concurrent use.
+// Publishes are buffered and written by a background goroutine; Flush
+// proves they reached the broker. If the connection drops, the client
+// reconnects with backoff and restores its subscriptions.
+type Client struct {
+	addr string
+	opts clientOptions
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup // run, and the writer of each connection
+
+	mu          sync.Mutex
+	space       *sync.Cond // signalled when pending shrinks or the connection changes
+	conn        *clientConn
+	pending     []byte // frames waiting for the writer
+	pendingPubs int    // PUBLISH frames in pending
+	env         wire.Envelope
+	limits      *wire.HelloOK
+	subs        map[uint64]*Subscription
+	requests    map[uint64]*request
+	asyncErrs   []error
+	nextID      uint64
+	closed      bool
+	closeErr    error // why operations fail once closed
+}
+
+// clientConn is one connection's state; a reconnect makes a new one.
+type clientConn struct {
+	nc    net.Conn
+	wake  chan struct{} // capacity 1: frames are pending
+	done  chan struct{} // closed when the connection is torn down
+	r     *wire.Reader
+	hello *wire.HelloOK
+}
+
+type request struct {
+	ch chan response
+}
+
+type response struct {
+	body []byte // a copy of the reply body, for replies that carry data
+	err  error
+}
+
+// Dial connects to the broker at addr (a socket path; empty means
+// transport.DefaultPath()) and completes the handshake before returning.
+func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, error) {
+	if addr == "" {
+		addr = transport.DefaultPath()
+	}
+	o := defaultClientOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.dial == nil {
+		o.dial = func(ctx context.Context) (net.Conn, error) { return transport.Dial(ctx, addr) }
+	}
+	return newClient(ctx, addr, o)
+}
+
+func newClient(ctx context.Context, addr string, o clientOptions) (*Client, error) {
+	c := &Client{
+		addr:     addr,
+		opts:     o,
+		done:     make(chan struct{}),
+		subs:     make(map[uint64]*Subscription),
+		requests: make(map[uint64]*request),
+	}
+	c.space = sync.NewCond(&c.mu)
+	cc, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.install(cc)
+	c.wg.Add(1)
+	go c.run(cc)
+	return c, nil
+}
+
+// connect dials and handshakes (PROTOCOL.md §2).
+func (c *Client) connect(ctx context.Context) (*clientConn, error) {
+	nc, err := c.opts.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	cc, err := c.handshake(nc)
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, ctx.Err())
+		}
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return cc, nil
+}
+
+func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
+	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component}
+	buf := wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, hello)
+	if _, err := nc.Write(buf); err != nil {
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, err)
+	}
+	r := wire.NewReader(bufio.NewReaderSize(nc, clientReadBuf), maxMaxMessageSize+wire.FrameOverhead)
+	version, err := r.ReadPreamble()
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, err)
+	}
+	t, body, err := r.ReadFrame()
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, err)
+	}
+	switch {
+	case t == wire.TypeError:
+		return nil, decodeError(body)
+	case version != wire.Version:
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, "broker speaks protocol version %d, this client %d", version, wire.Version)
+	case t != wire.TypeHelloOK:
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "expected HELLO_OK, got %v", t)
+	}
+	ok := new(wire.HelloOK)
+	if err := ok.UnmarshalVT(body); err != nil {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO_OK: %v", err)
+	}
+	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok}, nil
+}
+
+func decodeError(body []byte) error {
+	var f wire.ErrorFrame
+	if err := f.UnmarshalVT(body); err != nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed ERROR: %v", err)
+	}
+	return wire.FromProto(&f)
+}
+
+// install makes cc the current connection and queues SUBSCRIBE frames
+// restoring every subscription ahead of anything else.
+func (c *Client) install(cc *clientConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn, c.limits = cc, cc.hello
+	for _, s := range c.subs {
+		c.nextID++
+		c.requests[c.nextID] = &request{ch: make(chan response, 1)}
+		c.pending = wire.AppendFrame(c.pending, wire.TypeSubscribe,
+			&wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns})
+	}
+	if len(c.pending) > 0 {
+		cc.signal()
+	}
+	c.space.Broadcast()
+}
+
+func (cc *clientConn) signal() {
+	select {
+	case cc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run owns the connection goroutines: it reads until the connection
+// fails, then reconnects, until Close.
+func (c *Client) run(cc *clientConn) {
+	defer c.wg.Done()
+	for {
+		c.wg.Add(1)
+		go c.writeLoop(cc)
+		err := c.readLoop(cc)
+		c.teardown(cc, err)
+		if !c.opts.reconnect || c.isClosed() {
+			c.shut(err)
+			return
+		}
+		if c.opts.onDisconnect != nil {
+			c.opts.onDisconnect(err)
+		}
+		if cc = c.reconnect(); cc == nil {
+			return
+		}
+		c.install(cc)
+		if c.opts.onReconnect != nil {
+			c.opts.onReconnect()
+		}
+	}
+}
+
+// reconnect dials with jittered exponential backoff until it succeeds or
+// the client closes.
+func (c *Client) reconnect() *clientConn {
+	delay := c.opts.minBackoff
+	for {
+		select {
+		case <-c.done:
+			return nil
+		case <-time.After(delay/2 + rand.N(delay/2+1)):
+		}
+		cc, err := c.connectUntilClosed(5 * time.Second)
+		if err == nil {
+			return cc
+		}
+		if errors.Is(err, ErrBrokerClosed) {
+			c.shut(err)
+			return nil
+		}
+		c.opts.logger.Debug("reconnect failed", "addr", c.addr, "err", err, "retry_in", delay)
+		delay = min(2*delay, c.opts.maxBackoff)
+	}
+}
+
+// connectUntilClosed connects with a timeout, abandoning the attempt if
+// the client is closed meanwhile.
+func (c *Client) connectUntilClosed(timeout time.Duration) (*clientConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() { // ends with ctx, at the latest when this function returns
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return c.connect(ctx)
+}
+
+// teardown ends a connection: unwritten publishes are reported lost and
+// waiting requests fail.
+func (c *Client) teardown(cc *clientConn, err error) {
+	cc.nc.Close()
+	close(cc.done)
+	c.mu.Lock()
+	var lost error
+	if c.pendingPubs > 0 {
+		lost = fmt.Errorf("%w: %d publishes not written when the connection failed (%v)", ErrPublishLost, c.pendingPubs, err)
+	}
+	c.pending, c.pendingPubs = c.pending[:0], 0
+	for id, r := range c.requests {
+		r.ch <- response{err: fmt.Errorf("%w (%v)", ErrDisconnected, err)}
+		delete(c.requests, id)
+	}
+	c.conn = nil
+	c.space.Broadcast()
+	c.mu.Unlock()
+	if lost != nil {
+		c.reportAsync(lost)
+	}
+}
+
+// shut marks the client unusable after its last connection ended.
+func (c *Client) shut(err error) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.closeErr = fmt.Errorf("%w: %v", ErrClientClosed, err)
+	}
+	c.space.Broadcast()
+	c.mu.Unlock()
+	c.closeSubs()
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// writeLoop writes pending frames for one connection.
+func (c *Client) writeLoop(cc *clientConn) {
+	defer c.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-cc.wake:
+		case <-cc.done:
+			return
+		}
+		c.mu.Lock()
+		if c.conn != cc {
+			c.mu.Unlock()
+			return
+		}
+		frames, pubs := c.pending, c.pendingPubs
+		c.pending, c.pendingPubs = spare[:0], 0
+		c.space.Broadcast()
+		c.mu.Unlock()
+		if len(frames) == 0 {
+			continue
+		}
+		if _, err := cc.nc.Write(frames); err != nil {
+			c.mu.Lock()
+			c.pendingPubs += pubs // counted as lost by teardown
+			c.mu.Unlock()
+			cc.nc.Close()
+			return
+		}
+		spare = frames
+		if cap(spare) > shrinkAbove {
+			spare = nil
+		}
+	}
+}
+
+// enqueueLocked appends a frame for the writer, waiting while the buffer
+// is over its bound. It fails if there is no connection.
+func (c *Client) enqueueLocked(t wire.Type, m wire.Message) error {
+	for {
+		if err := c.usableLocked(); err != nil {
+			return err
+		}
+		if len(c.pending) < maxPendingWrite {
+			break
+		}
+		c.space.Wait()
+	}
+	wasEmpty := len(c.pending) == 0
+	c.pending = wire.AppendFrame(c.pending, t, m)
+	if wasEmpty {
+		c.conn.signal()
+	}
+	return nil
+}
+
+func (c *Client) usableLocked() error {
+	switch {
+	case c.closed:
+		return c.closeErr
+	case c.conn == nil:
+		return ErrDisconnected
+	}
+	return nil
+}
+
+// Publish sends payload on topicName. It returns once the message is
+// buffered; a refusal by the broker is reported by Flush and the error
+// handler. Local checks (topic syntax, size) fail at once.
+func (c *Client) Publish(ctx context.Context, topicName string, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := topic.Validate(topicName); err != nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "publish: %v", err)
+	}
+	if topic.IsReserved(topicName) {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "publish: topic %q is reserved for the broker", topicName)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.limits != nil && len(payload) > int(c.limits.MaxMessageSize) {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "publish %s: message too large: %d bytes, limit %d",
+			topicName, len(payload), c.limits.MaxMessageSize)
+	}
+	c.env.Topic, c.env.Payload, c.env.PublishedAt = topicName, payload, time.Now().UnixNano()
+	err := c.enqueueLocked(wire.TypePublish, &c.env)
+	c.env.Topic, c.env.Payload = "", nil
+	if err != nil {
+		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
+	}
+	c.pendingPubs++
+	return nil
+}
+
+// roundTrip sends a request frame built for a fresh id and waits for its
+// reply.
+func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint64) wire.Message) ([]byte, error) {
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	r := &request{ch: make(chan response, 1)}
+	if err := c.enqueueLocked(t, build(id)); err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.requests[id] = r
+	c.mu.Unlock()
+	select {
+	case resp := <-r.ch:
+		return resp.body, resp.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.requests, id)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// Flush waits until the broker has processed everything this client sent
+// before it (a PING/PONG round trip), then returns the refusals the broker
+// reported since the last Flush, joined, or nil.
+func (c *Client) Flush(ctx context.Context) error {
+	if _, err := c.roundTrip(ctx, wire.TypePing, func(id uint64) wire.Message { return &wire.Ping{Id: id} }); err != nil {
+		return fmt.Errorf("eventbus: flush: %w", err)
+	}
+	c.mu.Lock()
+	errs := c.asyncErrs
+	c.asyncErrs = nil
+	c.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Stats asks the broker for its statistics.
+func (c *Client) Stats(ctx context.Context) (stats.Snapshot, error) {
+	body, err := c.roundTrip(ctx, wire.TypeStatsRequest, func(id uint64) wire.Message { return &wire.StatsRequest{RequestId: id} })
+	if err != nil {
+		return stats.Snapshot{}, fmt.Errorf("eventbus: stats: %w", err)
+	}
+	var resp wire.StatsResponse
+	if err := resp.UnmarshalVT(body); err != nil {
+		return stats.Snapshot{}, fmt.Errorf("eventbus: stats: malformed reply: %w", err)
+	}
+	if resp.Stats == nil {
+		return stats.Snapshot{}, errors.New("eventbus: stats: empty reply")
+	}
+	return statsFromWire(resp.Stats), nil
+}
+
+// Close closes the connection and every subscription's channel. Buffered
+// publishes not yet written are discarded: call Flush first to keep them.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	if !c.closed {
+		c.closed = true
+		c.closeErr = ErrClientClosed
+	}
+	cc := c.conn
+	c.space.Broadcast()
+	c.mu.Unlock()
+	if cc != nil {
+		cc.nc.Close()
+	}
+	c.wg.Wait()
+	return nil
+}

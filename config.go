@@ -1,0 +1,214 @@
+package eventbus
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxConnections    = 100
+	DefaultMessageBufferSize = 10000
+	DefaultMaxPendingBytes   = 64 << 20
+	DefaultMaxMessageSize    = 1 << 20
+	DefaultMaxSubscriptions  = 10000
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultSocketMode        = 0o600
+
+	// Hard ceilings a config may not exceed: the frame length field is 32
+	// bits and per-connection memory must stay bounded.
+	maxMaxMessageSize  = 64 << 20
+	maxMaxPendingBytes = 1 << 30
+)
+
+// SlowPolicy is what the broker does when a subscriber's queue is full.
+type SlowPolicy string
+
+const (
+	// SlowDrop drops the message for that subscriber, counts it and later
+	// tells the subscriber how many it missed.
+	SlowDrop SlowPolicy = "drop"
+	// SlowDisconnect closes the subscriber's connection.
+	SlowDisconnect SlowPolicy = "disconnect"
+)
+
+// Config is the broker's configuration, as Go values and as the YAML file
+// `eventbus broker --config` reads. A zero field takes its default.
+type Config struct {
+	// SocketPath is where ListenAndServe listens; default transport.DefaultPath().
+	SocketPath string `yaml:"socket_path"`
+	// SocketMode is the socket file's permission bits; default 0600.
+	SocketMode Mode `yaml:"socket_mode"`
+	// MaxConnections is the most client connections at once; default 100.
+	MaxConnections int `yaml:"max_connections"`
+	// MessageBufferSize is the most messages queued per subscriber
+	// connection; default 10000.
+	MessageBufferSize int `yaml:"message_buffer_size"`
+	// MaxPendingBytes bounds the bytes queued per subscriber connection;
+	// default 64 MiB.
+	MaxPendingBytes int `yaml:"max_pending_bytes"`
+	// MaxMessageSize is the largest payload accepted, in bytes; default 1 MiB.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// MaxSubscriptions is the most patterns one connection may hold;
+	// default 10000.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// EnableStatistics turns per-topic counts and latency histograms on;
+	// default true. Drop and connection counts are always kept.
+	EnableStatistics *bool `yaml:"enable_statistics"`
+	// SlowSubscriberPolicy is "drop" (default) or "disconnect".
+	SlowSubscriberPolicy SlowPolicy `yaml:"slow_subscriber_policy"`
+	// HandshakeTimeout bounds the time from accept to a complete hello;
+	// default 5s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// Logger receives the broker's logs; default discards them.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// Mode is a file permission mode; YAML spells it in octal, as 0600 or "0660".
+type Mode fs.FileMode
+
+// UnmarshalYAML parses the octal text as written, since YAML 1.2 would read
+// 0600 as decimal 600.
+func (m *Mode) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseUint(n.Value, 8, 32)
+	if err != nil || v > 0o777 {
+		return fmt.Errorf("line %d: socket_mode: %q is not an octal mode like 0600", n.Line, n.Value)
+	}
+	*m = Mode(v)
+	return nil
+}
+
+// ConfigError names the field at fault and, for a file, its line.
+type ConfigError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string {
+	switch {
+	case e.File != "" && e.Line > 0:
+		return fmt.Sprintf("eventbus: config %s line %d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+	case e.File != "":
+		return fmt.Sprintf("eventbus: config %s: %s", e.File, e.Msg)
+	default:
+		return fmt.Sprintf("eventbus: config: %s: %s", e.Field, e.Msg)
+	}
+}
+
+// StatisticsEnabled reports the effective EnableStatistics.
+func (c Config) StatisticsEnabled() bool { return c.EnableStatistics == nil || *c.EnableStatistics }
+
+// withDefaults returns a copy with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	setDefault(&c.SocketMode, DefaultSocketMode)
+	setDefault(&c.MaxConnections, DefaultMaxConnections)
+	setDefault(&c.MessageBufferSize, DefaultMessageBufferSize)
+	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
+	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDefault(&c.SlowSubscriberPolicy, SlowDrop)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// Validate checks every field of c with its defaults applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	positive := []struct {
+		field string
+		v     int
+	}{
+		{"max_connections", c.MaxConnections},
+		{"message_buffer_size", c.MessageBufferSize},
+		{"max_pending_bytes", c.MaxPendingBytes},
+		{"max_message_size", c.MaxMessageSize},
+		{"max_subscriptions", c.MaxSubscriptions},
+	}
+	for _, p := range positive {
+		if p.v < 0 {
+			return &ConfigError{Field: p.field, Msg: fmt.Sprintf("must be positive, got %d", p.v)}
+		}
+	}
+	switch {
+	case c.MaxMessageSize > maxMaxMessageSize:
+		return &ConfigError{Field: "max_message_size", Msg: fmt.Sprintf("%d bytes exceeds the ceiling %d", c.MaxMessageSize, maxMaxMessageSize)}
+	case c.MaxPendingBytes > maxMaxPendingBytes:
+		return &ConfigError{Field: "max_pending_bytes", Msg: fmt.Sprintf("%d bytes exceeds the ceiling %d", c.MaxPendingBytes, maxMaxPendingBytes)}
+	case c.MaxPendingBytes < c.MaxMessageSize:
+		return &ConfigError{Field: "max_pending_bytes", Msg: fmt.Sprintf("%d is smaller than max_message_size %d: no message could be queued", c.MaxPendingBytes, c.MaxMessageSize)}
+	case c.SlowSubscriberPolicy != SlowDrop && c.SlowSubscriberPolicy != SlowDisconnect:
+		return &ConfigError{Field: "slow_subscriber_policy", Msg: fmt.Sprintf("%q is not one of drop, disconnect", c.SlowSubscriberPolicy)}
+	case c.HandshakeTimeout < 0:
+		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must be positive, got %v", c.HandshakeTimeout)}
+	case fs.FileMode(c.SocketMode)&^fs.ModePerm != 0:
+		return &ConfigError{Field: "socket_mode", Msg: fmt.Sprintf("%#o has bits beyond permissions", uint32(c.SocketMode))}
+	}
+	return nil
+}
+
+// LoadConfig reads a YAML config file. Unknown fields, wrong types and
+// invalid values are refused with the line and field at fault.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("eventbus: config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses YAML config data; name labels errors.
+func ParseConfig(name string, data []byte) (Config, error) {
+	var cfg Config
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return cfg, &ConfigError{File: name, Msg: err.Error()}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, &ConfigError{File: name, Msg: err.Error()}
+	}
+	if err := cfg.Validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File, ce.Line = name, keyLine(&doc, ce.Field)
+		}
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// keyLine finds the line of a top-level key, or 0.
+func keyLine(doc *yaml.Node, key string) int {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return 0
+	}
+	m := doc.Content[0].Content
+	for i := 0; i+1 < len(m); i += 2 {
+		if m[i].Value == key {
+			return m[i].Line
+		}
+	}
+	return 0
+}

@@ -1,0 +1,478 @@
+package eventbus
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"daemoneye.dev/eventbus/stats"
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// Buffer sizes per connection. The read buffer holds many small frames so
+// one read syscall serves a burst; a write batch above shrinkAbove is not
+// kept once written, so a burst does not pin memory.
+const (
+	readBufferSize = 32 << 10
+	shrinkAbove    = 1 << 20
+	maxNameLen     = 256
+)
+
+// conn is one client connection, over a socket or in process. Its reader
+// goroutine (serve) handles frames in order; its writer goroutine
+// (writeLoop) sends what the out queue holds.
+type conn struct {
+	b         *Broker
+	nc        net.Conn
+	id        uint64
+	peer      transport.Peer
+	inProcess bool
+	start     time.Time
+	out       *outQueue
+	done      chan struct{} // closed by closeWith
+
+	// Set during the handshake, read-only afterwards.
+	clientName      string
+	component       string
+	publisherFields []byte // broker-owned envelope fields for this publisher
+
+	// Reader-goroutine state.
+	r          *wire.Reader
+	publishSeq uint64
+	toWake     []*conn // subscribers whose queue this read batch made non-empty
+
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	draining  atomic.Bool
+	reason    atomic.Uint32 // CloseReason; the first one set wins
+
+	subsMu   sync.Mutex
+	subs     map[uint64]*subscription
+	patterns int  // patterns across subs
+	subsDone bool // closed: no more subscriptions may be added
+
+	closeOnce sync.Once
+}
+
+// subscription is one SUBSCRIBE: an id on its connection and its patterns.
+type subscription struct {
+	c        *conn
+	id       uint64
+	patterns []string
+	missed   uint64 // drops not yet reported; guarded by c.out.mu
+}
+
+func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn {
+	return &conn{
+		b:         b,
+		nc:        nc,
+		id:        b.nextID.Add(1),
+		peer:      peer,
+		inProcess: inProcess,
+		start:     time.Now(),
+		out:       newOutQueue(b.cfg.MessageBufferSize, b.cfg.MaxPendingBytes, b.latency != nil),
+		done:      make(chan struct{}),
+		r:         wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.cfg.MaxMessageSize+wire.FrameOverhead),
+		subs:      make(map[uint64]*subscription),
+	}
+}
+
+// serve runs the connection: handshake, writer, then frames until EOF.
+func (c *conn) serve() {
+	if err := c.handshake(); err != nil {
+		c.b.cfg.Logger.Debug("handshake failed", "conn", c.id, "pid", c.peer.PID, "err", err)
+		c.closeWith(CloseHandshakeFailed, err)
+		return
+	}
+	if !c.b.goFunc(c.writeLoop) {
+		c.closeWith(CloseBrokerShutdown, nil)
+		return
+	}
+	c.readLoop()
+}
+
+// handshake exchanges preambles and HELLO/HELLO_OK (PROTOCOL.md §2) within
+// the handshake timeout, writing directly since the writer is not running.
+func (c *conn) handshake() error {
+	c.nc.SetDeadline(time.Now().Add(c.b.cfg.HandshakeTimeout))
+	defer c.nc.SetDeadline(time.Time{})
+	version, err := c.r.ReadPreamble()
+	if err != nil {
+		return c.refuseHandshake(err)
+	}
+	if version != wire.Version {
+		return c.refuseHandshake(wire.Errorf(wire.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION,
+			"unsupported protocol version %d; this broker speaks %d", version, wire.Version))
+	}
+	t, body, err := c.r.ReadFrame()
+	if err != nil {
+		return c.refuseHandshake(err)
+	}
+	if t != wire.TypeHello {
+		return c.refuseHandshake(wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "expected HELLO, got %v", t))
+	}
+	var hello wire.Hello
+	if err := hello.UnmarshalVT(body); err != nil {
+		return c.refuseHandshake(wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO: %v", err))
+	}
+	if err := checkHello(&hello); err != nil {
+		return c.refuseHandshake(err)
+	}
+	c.clientName, c.component = hello.ClientName, hello.Component
+	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
+	ok := &wire.HelloOK{
+		ConnectionId:     c.id,
+		BrokerVersion:    Version,
+		MaxMessageSize:   uint32(c.b.cfg.MaxMessageSize),
+		MaxFrameSize:     uint32(c.b.cfg.MaxMessageSize + wire.FrameOverhead),
+		MaxSubscriptions: uint32(c.b.cfg.MaxSubscriptions),
+	}
+	buf := wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHelloOK, ok)
+	_, err = c.nc.Write(buf)
+	return err
+}
+
+func checkHello(h *wire.Hello) error {
+	if len(h.ClientName) > maxNameLen {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "client name too long: %d bytes, limit %d", len(h.ClientName), maxNameLen)
+	}
+	if h.Component != "" {
+		if err := topic.Validate(h.Component); err != nil || len(h.Component) > topic.MaxSegmentBytes {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "invalid component name %q: want 1-64 bytes of a-z 0-9 - _", h.Component)
+		}
+	}
+	return nil
+}
+
+// refuseHandshake sends our preamble and a fatal error, if the error is
+// one the peer should hear about, and returns err.
+func (c *conn) refuseHandshake(err error) error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		we.Fatal = true
+		buf := wire.AppendPreamble(nil, wire.Version)
+		buf = wire.AppendFrame(buf, wire.TypeError, we.ToProto(0, 0))
+		c.nc.Write(buf)
+	}
+	return err
+}
+
+func (c *conn) readLoop() {
+	for {
+		t, body, err := c.r.ReadFrame()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if err := c.handle(t, body); err != nil {
+			c.fail(err)
+			return
+		}
+		if !c.r.HasFrame() {
+			c.wakeSubscribers()
+		}
+	}
+}
+
+// wakeSubscribers wakes, once per read batch, the writers whose queues
+// this batch filled from empty: fewer wakeups, bigger writes.
+func (c *conn) wakeSubscribers() {
+	for i, sc := range c.toWake {
+		sc.out.signal()
+		c.toWake[i] = nil
+	}
+	c.toWake = c.toWake[:0]
+}
+
+func (c *conn) readFailed(err error) {
+	c.wakeSubscribers()
+	switch {
+	case c.draining.Load():
+		// Shutdown set a read deadline; the writer finishes the connection.
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
+		c.closeWith(CloseClientClosed, nil)
+	default:
+		c.fail(err)
+	}
+}
+
+// fail ends the connection on a protocol violation, telling the client why.
+func (c *conn) fail(err error) {
+	c.b.protocolErrors.Add(1)
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		c.closeWith(CloseProtocolError, err)
+		return
+	}
+	we.Fatal = true
+	c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq))
+	c.draining.Store(true) // the writer sends the error, then closes
+	c.reason.CompareAndSwap(0, uint32(CloseProtocolError))
+	c.out.signal()
+}
+
+// handle processes one frame. A returned error is a protocol violation
+// that ends the connection; refused requests are answered and return nil.
+func (c *conn) handle(t wire.Type, body []byte) error {
+	switch t {
+	case wire.TypePublish:
+		c.handlePublish(body)
+	case wire.TypeSubscribe:
+		var m wire.Subscribe
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed SUBSCRIBE: %v", err)
+		}
+		c.reply(m.RequestId, c.subscribe(&m))
+	case wire.TypeUnsubscribe:
+		var m wire.Unsubscribe
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed UNSUBSCRIBE: %v", err)
+		}
+		c.reply(m.RequestId, c.unsubscribe(m.SubscriptionId))
+	case wire.TypePing:
+		var m wire.Ping
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed PING: %v", err)
+		}
+		c.out.control(wire.TypePong, &wire.Pong{Id: m.Id})
+	case wire.TypeStatsRequest:
+		var m wire.StatsRequest
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed STATS_REQUEST: %v", err)
+		}
+		snap := c.b.Stats()
+		c.out.control(wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: statsToWire(&snap)})
+	default:
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "a client may not send %v frames", t)
+	}
+	return nil
+}
+
+// handlePublish checks a PUBLISH and routes it (PROTOCOL.md §5.3).
+func (c *conn) handlePublish(body []byte) {
+	c.publishSeq++
+	v, err := wire.ScanPublish(body)
+	if err == nil {
+		err = c.checkPublish(v)
+	}
+	if err != nil {
+		c.refusePublish(v.Topic, err)
+		return
+	}
+	c.b.route(c, body, v.Topic)
+}
+
+func (c *conn) checkPublish(v wire.PublishView) error {
+	if v.PayloadLen > c.b.cfg.MaxMessageSize {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "message too large: %d bytes, limit %d", v.PayloadLen, c.b.cfg.MaxMessageSize)
+	}
+	if err := topic.ValidateBytes(v.Topic); err != nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "%v", err)
+	}
+	if topic.IsReservedBytes(v.Topic) {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", v.Topic)
+	}
+	return nil
+}
+
+func (c *conn) refusePublish(topicName []byte, err error) {
+	we := asWireError(err)
+	if len(topicName) <= topic.MaxTopicBytes {
+		we.Topic = string(topicName)
+	}
+	c.b.cfg.Logger.Debug("publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
+	c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq))
+}
+
+func (c *conn) reply(requestID uint64, err error) {
+	if err != nil {
+		c.out.control(wire.TypeError, asWireError(err).ToProto(requestID, 0))
+		return
+	}
+	c.out.control(wire.TypeOK, &wire.OK{RequestId: requestID})
+}
+
+func asWireError(err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return &wire.Error{Code: wire.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}
+}
+
+func (c *conn) subscribe(m *wire.Subscribe) error {
+	patterns, err := checkPatterns(m.Patterns)
+	if err != nil {
+		return err
+	}
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	switch {
+	case c.subsDone:
+		return wire.ErrShuttingDown
+	case c.subs[m.SubscriptionId] != nil:
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscription id %d is already in use on this connection", m.SubscriptionId)
+	case c.patterns+len(patterns) > c.b.cfg.MaxSubscriptions:
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
+			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
+	}
+	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns}
+	for _, p := range patterns {
+		c.b.index.Insert(p, s) // cannot fail: checkPatterns validated p
+	}
+	c.subs[s.id] = s
+	c.patterns += len(patterns)
+	return nil
+}
+
+// checkPatterns validates patterns and removes duplicates.
+func checkPatterns(patterns []string) ([]string, error) {
+	if len(patterns) == 0 {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscribe needs at least one pattern")
+	}
+	out := make([]string, 0, len(patterns))
+	seen := make(map[string]bool, len(patterns))
+	for _, p := range patterns {
+		if err := topic.ValidatePattern(p); err != nil {
+			return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "%v", err)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (c *conn) unsubscribe(id uint64) error {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	s := c.subs[id]
+	if s == nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_UNKNOWN_SUBSCRIPTION, "no subscription %d on this connection", id)
+	}
+	c.removeSubLocked(s)
+	return nil
+}
+
+func (c *conn) removeSubLocked(s *subscription) {
+	for _, p := range s.patterns {
+		c.b.index.Remove(p, s)
+	}
+	delete(c.subs, s.id)
+	c.patterns -= len(s.patterns)
+}
+
+// writeLoop writes queued frames until the connection closes.
+func (c *conn) writeLoop() {
+	var spare []byte
+	var stamps []int64
+	for {
+		select {
+		case <-c.out.wake:
+		case <-c.done:
+			return
+		}
+		frames, msgs, taken, overflow := c.out.take(spare, stamps)
+		if overflow && c.b.cfg.SlowSubscriberPolicy == SlowDisconnect {
+			c.slowConsumer(frames)
+			return
+		}
+		if len(frames) > 0 {
+			if _, err := c.nc.Write(frames); err != nil {
+				c.closeWith(CloseWriteError, err)
+				return
+			}
+			c.delivered.Add(uint64(msgs))
+			if len(taken) > 0 {
+				c.b.latency.RecordSince(time.Now().UnixNano(), taken)
+			}
+		}
+		spare, stamps = frames[:0], taken[:0]
+		if cap(spare) > shrinkAbove {
+			spare = nil
+		}
+		if c.draining.Load() {
+			if m, n := c.out.pending(); m == 0 && n == 0 {
+				c.closeWith(c.drainReason(), nil)
+				return
+			}
+		}
+	}
+}
+
+// slowConsumer ends a connection under the disconnect policy: what was
+// queued is sent, then a fatal SLOW_CONSUMER error, within a short time.
+func (c *conn) slowConsumer(frames []byte) {
+	err := wire.Errorf(wire.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "slow consumer: queue full (message_buffer_size %d, max_pending_bytes %d)",
+		c.b.cfg.MessageBufferSize, c.b.cfg.MaxPendingBytes)
+	err.Fatal = true
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.Write(wire.AppendFrame(frames, wire.TypeError, err.ToProto(0, 0)))
+	c.closeWith(CloseSlowConsumer, err)
+}
+
+// drain begins a graceful close for Shutdown: no more frames are read,
+// the client is told why, and the writer closes once its queue is empty.
+func (c *conn) drain() {
+	c.reason.CompareAndSwap(0, uint32(CloseBrokerShutdown))
+	c.draining.Store(true)
+	c.out.control(wire.TypeError, &wire.ErrorFrame{Code: wire.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "broker is shutting down", Fatal: true})
+	c.nc.SetReadDeadline(time.Now())
+	c.out.signal()
+}
+
+func (c *conn) drainReason() CloseReason { return CloseReason(c.reason.Load()) }
+
+// closeWith closes the connection once; later calls do nothing.
+func (c *conn) closeWith(reason CloseReason, err error) {
+	c.closeOnce.Do(func() {
+		c.reason.CompareAndSwap(0, uint32(reason))
+		c.out.close()
+		close(c.done)
+		c.nc.Close()
+		c.subsMu.Lock()
+		for _, s := range c.subs {
+			c.removeSubLocked(s)
+		}
+		c.subsDone = true
+		c.subsMu.Unlock()
+		c.b.removeConn(c)
+		c.b.cfg.Logger.Info("connection closed", "conn", c.id, "pid", c.peer.PID, "uid", c.peer.UID,
+			"component", c.component, "reason", CloseReason(c.reason.Load()), "err", err)
+	})
+}
+
+// snapshot reports the connection's stats and adds its patterns to counts.
+func (c *conn) snapshot(counts map[string]int) stats.Connection {
+	c.subsMu.Lock()
+	for _, s := range c.subs {
+		for _, p := range s.patterns {
+			counts[p]++
+		}
+	}
+	nsubs := len(c.subs)
+	c.subsMu.Unlock()
+	msgs, bytes := c.out.pending()
+	return stats.Connection{
+		ID: c.id, ClientName: c.clientName, Component: c.component,
+		UID: c.peer.UID, GID: c.peer.GID, PID: c.peer.PID, InProcess: c.inProcess,
+		ConnectedAt: c.start, Subscriptions: nsubs,
+		Published: c.published.Load(), Delivered: c.delivered.Load(), Dropped: c.dropped.Load(),
+		QueuedMessages: msgs, QueuedBytes: bytes,
+	}
+}
+
+// inProcessPeer is the identity of the broker's own process.
+func inProcessPeer() transport.Peer {
+	return transport.Peer{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), PID: os.Getpid()}
+}

@@ -1,0 +1,93 @@
+package eventbus
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Client defaults.
+const (
+	DefaultChannelSize = 4096
+	DefaultMinBackoff  = 10 * time.Millisecond
+	DefaultMaxBackoff  = 2 * time.Second
+)
+
+type clientOptions struct {
+	name         string
+	component    string
+	channelSize  int
+	reconnect    bool
+	minBackoff   time.Duration
+	maxBackoff   time.Duration
+	onError      func(error)
+	onDisconnect func(error)
+	onReconnect  func()
+	logger       *slog.Logger
+	dial         func(context.Context) (net.Conn, error)
+}
+
+func defaultClientOptions() clientOptions {
+	return clientOptions{
+		name:        filepath.Base(os.Args[0]),
+		channelSize: DefaultChannelSize,
+		reconnect:   true,
+		minBackoff:  DefaultMinBackoff,
+		maxBackoff:  DefaultMaxBackoff,
+		logger:      slog.New(slog.DiscardHandler),
+	}
+}
+
+// ClientOption configures Dial.
+type ClientOption func(*clientOptions)
+
+// WithName sets the name the broker shows for this client in stats and
+// logs; default the program's name. It is not trusted for anything.
+func WithName(name string) ClientOption { return func(o *clientOptions) { o.name = name } }
+
+// WithComponent sets the component this client claims to be (procmond,
+// agent, ...); default none.
+func WithComponent(c string) ClientOption { return func(o *clientOptions) { o.component = c } }
+
+// WithChannelSize sets the capacity of each Subscription's channel;
+// default DefaultChannelSize.
+func WithChannelSize(n int) ClientOption {
+	return func(o *clientOptions) {
+		if n > 0 {
+			o.channelSize = n
+		}
+	}
+}
+
+// WithReconnect turns automatic reconnection on (default) or off.
+func WithReconnect(on bool) ClientOption { return func(o *clientOptions) { o.reconnect = on } }
+
+// WithBackoff sets the reconnect delay bounds; defaults 10ms and 2s.
+func WithBackoff(minDelay, maxDelay time.Duration) ClientOption {
+	return func(o *clientOptions) {
+		if minDelay > 0 && maxDelay >= minDelay {
+			o.minBackoff, o.maxBackoff = minDelay, maxDelay
+		}
+	}
+}
+
+// WithErrorHandler is called with errors that no call returns: publishes
+// the broker refused, publishes lost with a connection. It runs on the
+// client's reader goroutine and must not block.
+func WithErrorHandler(f func(error)) ClientOption { return func(o *clientOptions) { o.onError = f } }
+
+// WithDisconnectHandler is called when the connection fails and the
+// client starts reconnecting.
+func WithDisconnectHandler(f func(error)) ClientOption {
+	return func(o *clientOptions) { o.onDisconnect = f }
+}
+
+// WithReconnectHandler is called after a reconnect, once the frames
+// restoring the subscriptions are queued.
+func WithReconnectHandler(f func()) ClientOption { return func(o *clientOptions) { o.onReconnect = f } }
+
+// WithLogger sets the client's logger; default discards.
+func WithLogger(l *slog.Logger) ClientOption { return func(o *clientOptions) { o.logger = l } }

@@ -1,0 +1,131 @@
+package eventbus
+
+import (
+	"sync"
+
+	"daemoneye.dev/eventbus/wire"
+)
+
+// outQueue is one connection's outbound frames: deliveries bounded by
+// count and bytes, plus control frames (replies, errors, missed counts).
+// Producers append encoded frames under mu; the connection's writer
+// goroutine swaps the buffer out and writes it in one call, so a burst
+// costs one syscall and no per-message allocation.
+type outQueue struct {
+	maxMsgs  int
+	maxBytes int
+	timed    bool          // keep receive stamps for the latency histogram
+	wake     chan struct{} // capacity 1; a send means "look at the queue"
+
+	mu         sync.Mutex
+	buf        []byte          // encoded frames waiting for the writer
+	msgs       int             // DELIVER frames in buf
+	stamps     []int64         // broker receive time of each queued delivery
+	missedSubs []*subscription // subscriptions with drops not yet reported
+	closed     bool            // no more frames are accepted
+	overflow   bool            // a drop happened under the disconnect policy
+}
+
+func newOutQueue(maxMsgs, maxBytes int, timed bool) *outQueue {
+	return &outQueue{maxMsgs: maxMsgs, maxBytes: maxBytes, timed: timed, wake: make(chan struct{}, 1)}
+}
+
+// enqueueResult reports what deliver did.
+type enqueueResult uint8
+
+const (
+	enqueued      enqueueResult = iota // queued; the writer is already awake
+	enqueuedFirst                      // queued into an empty queue: wake the writer
+	dropped                            // queue full: counted for the subscription
+	discarded                          // queue closed
+)
+
+// deliver queues a DELIVER frame for s, or counts a drop if the queue is
+// full (SPEC §4).
+func (q *outQueue) deliver(s *subscription, envelope []byte, receivedAt int64, publisher []byte) enqueueResult {
+	size := wire.DeliverSize(s.id, len(envelope), len(publisher))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return discarded
+	}
+	if q.msgs >= q.maxMsgs || len(q.buf)+size > q.maxBytes {
+		if s.missed == 0 {
+			q.missedSubs = append(q.missedSubs, s)
+		}
+		s.missed++
+		q.overflow = true
+		return dropped
+	}
+	wasEmpty := len(q.buf) == 0
+	q.appendMissedLocked()
+	q.buf = wire.AppendDeliver(q.buf, s.id, envelope, receivedAt, publisher)
+	q.msgs++
+	if q.timed {
+		q.stamps = append(q.stamps, receivedAt)
+	}
+	if wasEmpty {
+		return enqueuedFirst
+	}
+	return enqueued
+}
+
+// appendMissedLocked reports pending drops ahead of the next delivery, so
+// the subscriber learns where the gap is.
+func (q *outQueue) appendMissedLocked() {
+	for _, s := range q.missedSubs {
+		q.buf = wire.AppendFrame(q.buf, wire.TypeMissed, &wire.Missed{SubscriptionId: s.id, Count: s.missed})
+		s.missed = 0
+	}
+	q.missedSubs = q.missedSubs[:0]
+}
+
+// control queues a non-delivery frame. Control frames bypass the message
+// count, but not the byte bound: a client that never reads its replies
+// loses them rather than growing the broker's memory.
+func (q *outQueue) control(t wire.Type, m wire.Message) bool {
+	q.mu.Lock()
+	if q.closed || len(q.buf)+wire.HeaderSize+m.SizeVT() > q.maxBytes {
+		q.mu.Unlock()
+		return false
+	}
+	q.buf = wire.AppendFrame(q.buf, t, m)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *outQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take swaps the pending frames out for the writer. spare and stamps are
+// the writer's emptied buffers, reused to avoid allocation.
+func (q *outQueue) take(spare []byte, stamps []int64) (frames []byte, msgs int, taken []int64, overflow bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.missedSubs) > 0 && len(q.buf) < q.maxBytes/2 {
+		q.appendMissedLocked()
+	}
+	frames, msgs, taken, overflow = q.buf, q.msgs, q.stamps, q.overflow
+	q.buf, q.msgs, q.stamps, q.overflow = spare[:0], 0, stamps[:0], false
+	return frames, msgs, taken, overflow
+}
+
+// close stops the queue accepting frames and frees what it held.
+func (q *outQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.buf, q.stamps, q.missedSubs = nil, nil, nil
+	q.mu.Unlock()
+}
+
+// pending reports the queued deliveries and bytes, for stats.
+func (q *outQueue) pending() (msgs, bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.msgs, len(q.buf)
+}

@@ -1,0 +1,50 @@
+package stats
+
+import "time"
+
+// Snapshot is the broker's statistics at one moment (SPEC §6).
+type Snapshot struct {
+	StartedAt          time.Time       `json:"started_at"`
+	TakenAt            time.Time       `json:"taken_at"`
+	StatisticsEnabled  bool            `json:"statistics_enabled"`
+	Published          uint64          `json:"published"`
+	Delivered          uint64          `json:"delivered"`
+	Dropped            uint64          `json:"dropped"`
+	ProtocolErrors     uint64          `json:"protocol_errors"`
+	Connections        int             `json:"connections"`
+	MaxConnections     int             `json:"max_connections"`
+	ConnectionsTotal   uint64          `json:"connections_total"`
+	ConnectionsRefused uint64          `json:"connections_refused"`
+	Topics             []TopicCount    `json:"topics"`
+	PublishedUntracked uint64          `json:"published_untracked"`
+	Patterns           []PatternCount  `json:"patterns"`
+	ConnectionList     []Connection    `json:"connection_list"`
+	DeliveryLatency    LatencySnapshot `json:"delivery_latency"`
+}
+
+// Uptime is how long the broker had run when the snapshot was taken.
+func (s *Snapshot) Uptime() time.Duration { return s.TakenAt.Sub(s.StartedAt) }
+
+// PatternCount is how many subscriptions hold one pattern.
+type PatternCount struct {
+	Pattern     string `json:"pattern"`
+	Subscribers int    `json:"subscribers"`
+}
+
+// Connection is one client connection with its kernel-verified identity.
+type Connection struct {
+	ID             uint64    `json:"id"`
+	ClientName     string    `json:"client_name"`
+	Component      string    `json:"component,omitempty"`
+	UID            uint32    `json:"uid"`
+	GID            uint32    `json:"gid"`
+	PID            int       `json:"pid"`
+	InProcess      bool      `json:"in_process"`
+	ConnectedAt    time.Time `json:"connected_at"`
+	Subscriptions  int       `json:"subscriptions"`
+	Published      uint64    `json:"published"`
+	Delivered      uint64    `json:"delivered"`
+	Dropped        uint64    `json:"dropped"`
+	QueuedMessages int       `json:"queued_messages"`
+	QueuedBytes    int       `json:"queued_bytes"`
+}

@@ -1,0 +1,295 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// Message is one delivered message.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// PublishedAt is the publisher's clock when it published.
+	PublishedAt time.Time
+	// ReceivedAt is the broker's clock when it received the message.
+	ReceivedAt time.Time
+	// Publisher identity as the broker's kernel reported it, not as the
+	// publisher claimed.
+	PublisherPID       int
+	PublisherUID       uint32
+	PublisherComponent string
+	// Missed is how many messages for this subscription were dropped just
+	// before this one, by the broker (its queue for this subscriber was
+	// full) or by this client (the subscription's channel was full).
+	Missed uint64
+}
+
+// Subscription receives the messages matching its patterns, on C or
+// through its handler.
+type Subscription struct {
+	c        *Client
+	id       uint64
+	patterns []string
+	handler  func(*Message)
+
+	// C delivers messages for channel subscriptions; it is closed by
+	// Unsubscribe and Close. Nil for handler subscriptions.
+	C <-chan *Message
+
+	mu      sync.Mutex
+	ch      chan *Message
+	closed  bool
+	pending uint64 // missed count to attach to the next message
+
+	missed atomic.Uint64
+}
+
+// Patterns returns the subscription's patterns.
+func (s *Subscription) Patterns() []string { return append([]string(nil), s.patterns...) }
+
+// Missed returns how many messages this subscription has missed in all.
+func (s *Subscription) Missed() uint64 { return s.missed.Load() }
+
+// Subscribe subscribes to patterns; messages arrive on the returned
+// subscription's C, which holds up to the WithChannelSize bound. When it is
+// full, messages are dropped and counted in Missed rather than stalling the
+// connection.
+func (c *Client) Subscribe(ctx context.Context, patterns ...string) (*Subscription, error) {
+	ch := make(chan *Message, c.opts.channelSize)
+	s := &Subscription{c: c, patterns: patterns, ch: ch, C: ch}
+	return s, c.subscribe(ctx, s)
+}
+
+// SubscribeFunc subscribes to patterns and calls handler for each
+// message, on the client's reader goroutine: handler must return quickly
+// and must not call the Client's blocking methods.
+func (c *Client) SubscribeFunc(ctx context.Context, handler func(*Message), patterns ...string) (*Subscription, error) {
+	s := &Subscription{c: c, patterns: patterns, handler: handler}
+	return s, c.subscribe(ctx, s)
+}
+
+func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
+	for _, p := range s.patterns {
+		if err := topic.ValidatePattern(p); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscribe: %v", err)
+		}
+	}
+	if len(s.patterns) == 0 {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscribe: no patterns")
+	}
+	s.patterns = append([]string(nil), s.patterns...)
+	c.mu.Lock()
+	c.nextID++
+	s.id = c.nextID
+	c.subs[s.id] = s
+	c.mu.Unlock()
+	_, err := c.roundTrip(ctx, wire.TypeSubscribe, func(id uint64) wire.Message {
+		return &wire.Subscribe{RequestId: id, SubscriptionId: s.id, Patterns: s.patterns}
+	})
+	if err != nil {
+		c.mu.Lock()
+		delete(c.subs, s.id)
+		c.mu.Unlock()
+		s.close()
+		return fmt.Errorf("eventbus: subscribe %v: %w", s.patterns, err)
+	}
+	return nil
+}
+
+// Unsubscribe ends the subscription and closes C. Messages the broker had
+// already queued for it are discarded.
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	c := s.c
+	c.mu.Lock()
+	_, live := c.subs[s.id]
+	delete(c.subs, s.id)
+	c.mu.Unlock()
+	s.close()
+	if !live {
+		return nil
+	}
+	_, err := c.roundTrip(ctx, wire.TypeUnsubscribe, func(id uint64) wire.Message {
+		return &wire.Unsubscribe{RequestId: id, SubscriptionId: s.id}
+	})
+	if err != nil {
+		return fmt.Errorf("eventbus: unsubscribe %v: %w", s.patterns, err)
+	}
+	return nil
+}
+
+func (s *Subscription) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed && s.ch != nil {
+		close(s.ch)
+	}
+	s.closed = true
+}
+
+// dispatch hands m to the subscription without ever blocking the reader.
+func (s *Subscription) dispatch(m *Message) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	m.Missed, s.pending = s.pending, 0
+	if s.handler != nil {
+		s.mu.Unlock()
+		s.handler(m)
+		return
+	}
+	select {
+	case s.ch <- m:
+	default:
+		s.pending++
+		s.missed.Add(1)
+	}
+	s.mu.Unlock()
+}
+
+// addMissed records drops the broker reported.
+func (s *Subscription) addMissed(n uint64) {
+	s.mu.Lock()
+	s.pending += n
+	s.mu.Unlock()
+	s.missed.Add(n)
+}
+
+func (c *Client) closeSubs() {
+	c.mu.Lock()
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.close()
+	}
+}
+
+func (c *Client) lookupSub(id uint64) *Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[id]
+}
+
+// readLoop handles frames from the broker until the connection fails.
+func (c *Client) readLoop(cc *clientConn) error {
+	for {
+		t, body, err := cc.r.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if err := c.handle(t, body); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) handle(t wire.Type, body []byte) error {
+	switch t {
+	case wire.TypeDeliver:
+		return c.handleDeliver(body)
+	case wire.TypeMissed:
+		var m wire.Missed
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed MISSED from broker: %w", err)
+		}
+		if s := c.lookupSub(m.SubscriptionId); s != nil {
+			s.addMissed(m.Count)
+		}
+	case wire.TypeOK:
+		var m wire.OK
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed OK from broker: %w", err)
+		}
+		c.resolve(m.RequestId, response{})
+	case wire.TypePong:
+		var m wire.Pong
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed PONG from broker: %w", err)
+		}
+		c.resolve(m.Id, response{})
+	case wire.TypeStatsResponse:
+		var m wire.StatsResponse
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed STATS_RESPONSE from broker: %w", err)
+		}
+		c.resolve(m.RequestId, response{body: append([]byte(nil), body...)})
+	case wire.TypeError:
+		return c.handleError(body)
+	default:
+		return fmt.Errorf("eventbus: unexpected %v frame from broker", t)
+	}
+	return nil
+}
+
+func (c *Client) handleDeliver(body []byte) error {
+	var d wire.Deliver
+	if err := d.UnmarshalVT(body); err != nil || d.Envelope == nil {
+		return fmt.Errorf("eventbus: malformed DELIVER from broker: %v", err)
+	}
+	s := c.lookupSub(d.SubscriptionId)
+	if s == nil {
+		return nil // unsubscribed; the broker had already queued it
+	}
+	e := d.Envelope
+	s.dispatch(&Message{
+		Topic:              e.Topic,
+		Payload:            e.Payload,
+		PublishedAt:        time.Unix(0, e.PublishedAt),
+		ReceivedAt:         time.Unix(0, e.ReceivedAt),
+		PublisherPID:       int(e.PublisherPid),
+		PublisherUID:       e.PublisherUid,
+		PublisherComponent: e.PublisherComponent,
+	})
+	return nil
+}
+
+func (c *Client) handleError(body []byte) error {
+	var f wire.ErrorFrame
+	if err := f.UnmarshalVT(body); err != nil {
+		return fmt.Errorf("eventbus: malformed ERROR from broker: %w", err)
+	}
+	e := wire.FromProto(&f)
+	switch {
+	case f.RequestId != 0:
+		c.resolve(f.RequestId, response{err: e})
+	case f.Fatal:
+		return e
+	default:
+		c.reportAsync(fmt.Errorf("eventbus: publish #%d refused: %w", f.PublishSeq, e))
+	}
+	return nil
+}
+
+func (c *Client) resolve(id uint64, resp response) {
+	c.mu.Lock()
+	r := c.requests[id]
+	delete(c.requests, id)
+	c.mu.Unlock()
+	if r != nil {
+		r.ch <- resp
+	} else if resp.err != nil {
+		c.reportAsync(resp.err) // a restored subscription the broker refused
+	}
+}
+
+// reportAsync keeps err for Flush and passes it to the error handler.
+func (c *Client) reportAsync(err error) {
+	c.mu.Lock()
+	if len(c.asyncErrs) < maxAsyncErrors {
+		c.asyncErrs = append(c.asyncErrs, err)
+	}
+	c.mu.Unlock()
+	if c.opts.onError != nil {
+		c.opts.onError(err)
+	}
+}

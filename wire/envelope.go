@@ -1,0 +1,131 @@
+package wire
+
+import (
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Envelope field numbers (eventbus.proto). 1-15 belong to the publisher,
+// 16-31 to the broker.
+const (
+	fieldTopic       protowire.Number = 1
+	fieldPayload     protowire.Number = 2
+	fieldPublishedAt protowire.Number = 3
+
+	firstBrokerField   protowire.Number = 16
+	lastBrokerField    protowire.Number = 31
+	fieldReceivedAt    protowire.Number = 16
+	fieldPublisherPID  protowire.Number = 17
+	fieldPublisherUID  protowire.Number = 18
+	fieldPublisherComp protowire.Number = 19
+
+	fieldDeliverSubID    protowire.Number = 1
+	fieldDeliverEnvelope protowire.Number = 2
+)
+
+// PublishView is what the broker needs from a PUBLISH body. Topic aliases
+// the body.
+type PublishView struct {
+	Topic      []byte
+	PayloadLen int
+}
+
+// ScanPublish checks that body is a well-formed Envelope holding only
+// publisher-owned fields, each at most once, without decoding it into Go
+// values (PROTOCOL.md §5.3). It does not validate the topic's syntax.
+func ScanPublish(body []byte) (PublishView, error) {
+	var v PublishView
+	var seen uint32 // bit per known field number
+	for len(body) > 0 {
+		num, typ, n := protowire.ConsumeTag(body)
+		if n < 0 {
+			return v, malformed("publish: bad field tag: %v", protowire.ParseError(n))
+		}
+		body = body[n:]
+		if num >= firstBrokerField && num <= lastBrokerField {
+			return v, malformed("publish sets broker-owned envelope field %d", num)
+		}
+		want, known := publishFieldType(num)
+		if !known {
+			return v, malformed("publish has unknown envelope field %d (protocol version %d)", num, Version)
+		}
+		if typ != want {
+			return v, malformed("publish envelope field %d has wire type %d, want %d", num, typ, want)
+		}
+		if seen&(1<<num) != 0 {
+			return v, malformed("publish repeats envelope field %d", num)
+		}
+		seen |= 1 << num
+		n = protowire.ConsumeFieldValue(num, typ, body)
+		if n < 0 {
+			return v, malformed("publish envelope field %d: %v", num, protowire.ParseError(n))
+		}
+		switch num {
+		case fieldTopic:
+			v.Topic, _ = protowire.ConsumeBytes(body)
+		case fieldPayload:
+			p, _ := protowire.ConsumeBytes(body)
+			v.PayloadLen = len(p)
+		}
+		body = body[n:]
+	}
+	if seen&(1<<fieldTopic) == 0 {
+		return v, Errorf(ErrorCode_ERROR_CODE_INVALID_TOPIC, "publish has no topic")
+	}
+	return v, nil
+}
+
+func publishFieldType(num protowire.Number) (protowire.Type, bool) {
+	switch num {
+	case fieldTopic, fieldPayload:
+		return protowire.BytesType, true
+	case fieldPublishedAt:
+		return protowire.Fixed64Type, true
+	}
+	return 0, false
+}
+
+func malformed(format string, args ...any) *Error {
+	return Errorf(ErrorCode_ERROR_CODE_MALFORMED_FRAME, format, args...)
+}
+
+// AppendPublisherFields appends the broker-owned identity fields of an
+// envelope. The result is constant per connection, so the broker builds it
+// once at hello.
+func AppendPublisherFields(dst []byte, pid int32, uid uint32, component string) []byte {
+	dst = protowire.AppendTag(dst, fieldPublisherPID, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, uint64(pid))
+	dst = protowire.AppendTag(dst, fieldPublisherUID, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, uint64(uid))
+	if component != "" {
+		dst = protowire.AppendTag(dst, fieldPublisherComp, protowire.BytesType)
+		dst = protowire.AppendString(dst, component)
+	}
+	return dst
+}
+
+// receivedAtSize is the encoded size of the received_at field.
+const receivedAtSize = 2 + 8
+
+// AppendDeliver appends a DELIVER frame for one subscription: the
+// publisher's envelope bytes as received, then received_at and the
+// publisher fields, which later in the encoding override any earlier value
+// (PROTOCOL.md §5.4). It allocates only if dst must grow.
+func AppendDeliver(dst []byte, subID uint64, envelope []byte, receivedAt int64, publisher []byte) []byte {
+	envLen := len(envelope) + receivedAtSize + len(publisher)
+	bodyLen := 1 + protowire.SizeVarint(subID) + 1 + protowire.SizeVarint(uint64(envLen)) + envLen
+	dst = AppendHeader(dst, TypeDeliver, bodyLen)
+	dst = protowire.AppendTag(dst, fieldDeliverSubID, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, subID)
+	dst = protowire.AppendTag(dst, fieldDeliverEnvelope, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(envLen))
+	dst = append(dst, envelope...)
+	dst = protowire.AppendTag(dst, fieldReceivedAt, protowire.Fixed64Type)
+	dst = protowire.AppendFixed64(dst, uint64(receivedAt))
+	return append(dst, publisher...)
+}
+
+// DeliverSize is the frame size AppendDeliver produces, for queue accounting.
+func DeliverSize(subID uint64, envelopeLen, publisherLen int) int {
+	envLen := envelopeLen + receivedAtSize + publisherLen
+	return HeaderSize + 1 + protowire.SizeVarint(subID) + 1 + protowire.SizeVarint(uint64(envLen)) + envLen
+}
