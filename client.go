@@ -33,7 +33,7 @@ const (
 type Client struct {
 	addr string
 	opts clientOptions
-	done chan struct{} // closed by Close
+	done chan struct{}  // closed by Close
 	wg   sync.WaitGroup // run, and the writer of each connection
 
 	mu          sync.Mutex
