@@ -299,10 +299,11 @@ func (b *Broker) route(from *conn, envelope, topicName []byte) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
 		case dropped:
+			// Wake the writer so the MISSED report (or, under the
+			// disconnect policy, the close) happens even if nothing more
+			// is published to this subscriber.
 			sc.dropped.Add(1)
-			if b.cfg.SlowSubscriberPolicy == SlowDisconnect {
-				sc.out.signal()
-			}
+			sc.out.signal()
 		}
 	}
 	from.published.Add(1)

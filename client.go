@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"daemoneye.dev/eventbus/internal/chunkbuf"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
@@ -20,7 +21,7 @@ import (
 const (
 	// maxPendingWrite bounds the bytes a client buffers for the broker;
 	// Publish waits for the writer beyond it.
-	maxPendingWrite = 4 << 20
+	maxPendingWrite = 1 << 20
 	// maxAsyncErrors bounds the refused-publish errors kept for Flush.
 	maxAsyncErrors = 64
 	clientReadBuf  = 64 << 10
@@ -39,7 +40,7 @@ type Client struct {
 	mu          sync.Mutex
 	space       *sync.Cond // signalled when pending shrinks or the connection changes
 	conn        *clientConn
-	pending     []byte // frames waiting for the writer
+	pending     chunkbuf.Buffer // frames waiting for the writer
 	pendingPubs int    // PUBLISH frames in pending
 	env         wire.Envelope
 	limits      *wire.HelloOK
@@ -174,10 +175,9 @@ func (c *Client) install(cc *clientConn) {
 	for _, s := range c.subs {
 		c.nextID++
 		c.requests[c.nextID] = &request{ch: make(chan response, 1)}
-		c.pending = wire.AppendFrame(c.pending, wire.TypeSubscribe,
-			&wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns})
+		c.appendLocked(wire.TypeSubscribe, &wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns})
 	}
-	if len(c.pending) > 0 {
+	if c.pending.Len() > 0 {
 		cc.signal()
 	}
 	c.space.Broadcast()
@@ -264,7 +264,8 @@ func (c *Client) teardown(cc *clientConn, err error) {
 	if c.pendingPubs > 0 {
 		lost = fmt.Errorf("%w: %d publishes not written when the connection failed (%v)", ErrPublishLost, c.pendingPubs, err)
 	}
-	c.pending, c.pendingPubs = c.pending[:0], 0
+	c.pending.Reset()
+	c.pendingPubs = 0
 	for id, r := range c.requests {
 		r.ch <- response{err: fmt.Errorf("%w (%v)", ErrDisconnected, err)}
 		delete(c.requests, id)
@@ -298,7 +299,7 @@ func (c *Client) isClosed() bool {
 // writeLoop writes pending frames for one connection.
 func (c *Client) writeLoop(cc *clientConn) {
 	defer c.wg.Done()
-	var spare []byte
+	var frames chunkbuf.Buffer
 	for {
 		select {
 		case <-cc.wake:
@@ -310,23 +311,20 @@ func (c *Client) writeLoop(cc *clientConn) {
 			c.mu.Unlock()
 			return
 		}
-		frames, pubs := c.pending, c.pendingPubs
-		c.pending, c.pendingPubs = spare[:0], 0
+		frames, c.pending = c.pending, frames
+		pubs := c.pendingPubs
+		c.pendingPubs = 0
 		c.space.Broadcast()
 		c.mu.Unlock()
-		if len(frames) == 0 {
+		if frames.Len() == 0 {
 			continue
 		}
-		if _, err := cc.nc.Write(frames); err != nil {
+		if _, err := frames.WriteTo(cc.nc); err != nil {
 			c.mu.Lock()
 			c.pendingPubs += pubs // counted as lost by teardown
 			c.mu.Unlock()
 			cc.nc.Close()
 			return
-		}
-		spare = frames
-		if cap(spare) > shrinkAbove {
-			spare = nil
 		}
 	}
 }
@@ -338,17 +336,21 @@ func (c *Client) enqueueLocked(t wire.Type, m wire.Message) error {
 		if err := c.usableLocked(); err != nil {
 			return err
 		}
-		if len(c.pending) < maxPendingWrite {
+		if c.pending.Len() < maxPendingWrite {
 			break
 		}
 		c.space.Wait()
 	}
-	wasEmpty := len(c.pending) == 0
-	c.pending = wire.AppendFrame(c.pending, t, m)
+	wasEmpty := c.pending.Len() == 0
+	c.appendLocked(t, m)
 	if wasEmpty {
 		c.conn.signal()
 	}
 	return nil
+}
+
+func (c *Client) appendLocked(t wire.Type, m wire.Message) {
+	c.pending.Commit(wire.AppendFrame(c.pending.Tail(wire.HeaderSize+m.SizeVT()), t, m))
 }
 
 func (c *Client) usableLocked() error {

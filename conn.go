@@ -11,18 +11,17 @@ import (
 	"syscall"
 	"time"
 
+	"daemoneye.dev/eventbus/internal/chunkbuf"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
 	"daemoneye.dev/eventbus/wire"
 )
 
-// Buffer sizes per connection. The read buffer holds many small frames so
-// one read syscall serves a burst; a write batch above shrinkAbove is not
-// kept once written, so a burst does not pin memory.
+// readBufferSize holds many small frames, so one read syscall serves a
+// burst.
 const (
 	readBufferSize = 32 << 10
-	shrinkAbove    = 1 << 20
 	maxNameLen     = 256
 )
 
@@ -374,7 +373,7 @@ func (c *conn) removeSubLocked(s *subscription) {
 
 // writeLoop writes queued frames until the connection closes.
 func (c *conn) writeLoop() {
-	var spare []byte
+	var frames chunkbuf.Buffer
 	var stamps []int64
 	for {
 		select {
@@ -382,13 +381,13 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		}
-		frames, msgs, taken, overflow := c.out.take(spare, stamps)
+		msgs, taken, overflow := c.out.take(&frames, stamps)
 		if overflow && c.b.cfg.SlowSubscriberPolicy == SlowDisconnect {
-			c.slowConsumer(frames)
+			c.slowConsumer(&frames)
 			return
 		}
-		if len(frames) > 0 {
-			if _, err := c.nc.Write(frames); err != nil {
+		if frames.Len() > 0 {
+			if _, err := frames.WriteTo(c.nc); err != nil {
 				c.closeWith(CloseWriteError, err)
 				return
 			}
@@ -397,10 +396,7 @@ func (c *conn) writeLoop() {
 				c.b.latency.RecordSince(time.Now().UnixNano(), taken)
 			}
 		}
-		spare, stamps = frames[:0], taken[:0]
-		if cap(spare) > shrinkAbove {
-			spare = nil
-		}
+		stamps = taken[:0]
 		if c.draining.Load() {
 			if m, n := c.out.pending(); m == 0 && n == 0 {
 				c.closeWith(c.drainReason(), nil)
@@ -412,12 +408,14 @@ func (c *conn) writeLoop() {
 
 // slowConsumer ends a connection under the disconnect policy: what was
 // queued is sent, then a fatal SLOW_CONSUMER error, within a short time.
-func (c *conn) slowConsumer(frames []byte) {
+func (c *conn) slowConsumer(frames *chunkbuf.Buffer) {
 	err := wire.Errorf(wire.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "slow consumer: queue full (message_buffer_size %d, max_pending_bytes %d)",
 		c.b.cfg.MessageBufferSize, c.b.cfg.MaxPendingBytes)
 	err.Fatal = true
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	c.nc.Write(wire.AppendFrame(frames, wire.TypeError, err.ToProto(0, 0)))
+	m := err.ToProto(0, 0)
+	frames.Commit(wire.AppendFrame(frames.Tail(wire.HeaderSize+m.SizeVT()), wire.TypeError, m))
+	frames.WriteTo(c.nc)
 	c.closeWith(CloseSlowConsumer, err)
 }
 

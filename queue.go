@@ -3,14 +3,15 @@ package eventbus
 import (
 	"sync"
 
+	"daemoneye.dev/eventbus/internal/chunkbuf"
 	"daemoneye.dev/eventbus/wire"
 )
 
 // outQueue is one connection's outbound frames: deliveries bounded by
 // count and bytes, plus control frames (replies, errors, missed counts).
-// Producers append encoded frames under mu; the connection's writer
-// goroutine swaps the buffer out and writes it in one call, so a burst
-// costs one syscall and no per-message allocation.
+// Producers append encoded frames to pooled chunks under mu; the
+// connection's writer goroutine swaps the chunks out and writes them with
+// one writev, so a burst costs one syscall, no copy and no allocation.
 type outQueue struct {
 	maxMsgs  int
 	maxBytes int
@@ -18,7 +19,7 @@ type outQueue struct {
 	wake     chan struct{} // capacity 1; a send means "look at the queue"
 
 	mu         sync.Mutex
-	buf        []byte          // encoded frames waiting for the writer
+	buf        chunkbuf.Buffer // encoded frames waiting for the writer
 	msgs       int             // DELIVER frames in buf
 	stamps     []int64         // broker receive time of each queued delivery
 	missedSubs []*subscription // subscriptions with drops not yet reported
@@ -49,7 +50,7 @@ func (q *outQueue) deliver(s *subscription, envelope []byte, receivedAt int64, p
 	if q.closed {
 		return discarded
 	}
-	if q.msgs >= q.maxMsgs || len(q.buf)+size > q.maxBytes {
+	if q.msgs >= q.maxMsgs || q.buf.Len()+size > q.maxBytes {
 		if s.missed == 0 {
 			q.missedSubs = append(q.missedSubs, s)
 		}
@@ -57,9 +58,9 @@ func (q *outQueue) deliver(s *subscription, envelope []byte, receivedAt int64, p
 		q.overflow = true
 		return dropped
 	}
-	wasEmpty := len(q.buf) == 0
+	wasEmpty := q.buf.Len() == 0
 	q.appendMissedLocked()
-	q.buf = wire.AppendDeliver(q.buf, s.id, envelope, receivedAt, publisher)
+	q.buf.Commit(wire.AppendDeliver(q.buf.Tail(size), s.id, envelope, receivedAt, publisher))
 	q.msgs++
 	if q.timed {
 		q.stamps = append(q.stamps, receivedAt)
@@ -74,7 +75,7 @@ func (q *outQueue) deliver(s *subscription, envelope []byte, receivedAt int64, p
 // the subscriber learns where the gap is.
 func (q *outQueue) appendMissedLocked() {
 	for _, s := range q.missedSubs {
-		q.buf = wire.AppendFrame(q.buf, wire.TypeMissed, &wire.Missed{SubscriptionId: s.id, Count: s.missed})
+		q.appendLocked(wire.TypeMissed, &wire.Missed{SubscriptionId: s.id, Count: s.missed})
 		s.missed = 0
 	}
 	q.missedSubs = q.missedSubs[:0]
@@ -85,14 +86,18 @@ func (q *outQueue) appendMissedLocked() {
 // loses them rather than growing the broker's memory.
 func (q *outQueue) control(t wire.Type, m wire.Message) bool {
 	q.mu.Lock()
-	if q.closed || len(q.buf)+wire.HeaderSize+m.SizeVT() > q.maxBytes {
+	if q.closed || q.buf.Len()+wire.HeaderSize+m.SizeVT() > q.maxBytes {
 		q.mu.Unlock()
 		return false
 	}
-	q.buf = wire.AppendFrame(q.buf, t, m)
+	q.appendLocked(t, m)
 	q.mu.Unlock()
 	q.signal()
 	return true
+}
+
+func (q *outQueue) appendLocked(t wire.Type, m wire.Message) {
+	q.buf.Commit(wire.AppendFrame(q.buf.Tail(wire.HeaderSize+m.SizeVT()), t, m))
 }
 
 func (q *outQueue) signal() {
@@ -102,24 +107,26 @@ func (q *outQueue) signal() {
 	}
 }
 
-// take swaps the pending frames out for the writer. spare and stamps are
-// the writer's emptied buffers, reused to avoid allocation.
-func (q *outQueue) take(spare []byte, stamps []int64) (frames []byte, msgs int, taken []int64, overflow bool) {
+// take moves the pending frames into into, which must be empty, for the
+// writer; stamps is the writer's emptied stamp slice, reused.
+func (q *outQueue) take(into *chunkbuf.Buffer, stamps []int64) (msgs int, taken []int64, overflow bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.missedSubs) > 0 && len(q.buf) < q.maxBytes/2 {
-		q.appendMissedLocked()
-	}
-	frames, msgs, taken, overflow = q.buf, q.msgs, q.stamps, q.overflow
-	q.buf, q.msgs, q.stamps, q.overflow = spare[:0], 0, stamps[:0], false
-	return frames, msgs, taken, overflow
+	// Missed frames go out with this batch even over the byte bound: they
+	// are small, one per subscription, and a drop must never go unreported.
+	q.appendMissedLocked()
+	*into, q.buf = q.buf, *into
+	msgs, taken, overflow = q.msgs, q.stamps, q.overflow
+	q.msgs, q.stamps, q.overflow = 0, stamps[:0], false
+	return msgs, taken, overflow
 }
 
 // close stops the queue accepting frames and frees what it held.
 func (q *outQueue) close() {
 	q.mu.Lock()
 	q.closed = true
-	q.buf, q.stamps, q.missedSubs = nil, nil, nil
+	q.buf.Reset()
+	q.stamps, q.missedSubs = nil, nil
 	q.mu.Unlock()
 }
 
@@ -127,5 +134,5 @@ func (q *outQueue) close() {
 func (q *outQueue) pending() (msgs, bytes int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.msgs, len(q.buf)
+	return q.msgs, q.buf.Len()
 }

@@ -38,6 +38,15 @@ func (l *Latency) RecordSince(now int64, starts []int64) {
 	l.mu.Unlock()
 }
 
+// RecordMany records durations given in nanoseconds, under one lock.
+func (l *Latency) RecordMany(ns []int64) {
+	l.mu.Lock()
+	for _, d := range ns {
+		l.h.RecordValue(clamp(d))
+	}
+	l.mu.Unlock()
+}
+
 // Record records one duration.
 func (l *Latency) Record(d time.Duration) {
 	l.mu.Lock()

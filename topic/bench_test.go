@@ -9,9 +9,9 @@ import (
 var benchKinds = []string{"process", "network", "filesystem", "performance", "registry", "dns", "auth", "module"}
 
 // benchIndex returns an index of n subscriptions over events.<kind>.<n>.<m>,
-// mostly literal with a realistic share of '+' and '#', held by n/10
-// subscribers, and topics drawn from the same space.
-func benchIndex(n, cacheSize int) (*Index[int], []string) {
+// mostly literal with a realistic share of '+' and '#', held by `holders`
+// distinct values, and 1024 topics drawn from the same space.
+func benchIndex(n, holders, cacheSize int) (*Index[int], []string) {
 	r := rand.New(rand.NewPCG(1, 2))
 	kind := func() string { return benchKinds[r.IntN(len(benchKinds))] }
 	num := func() int { return r.IntN(50) }
@@ -34,7 +34,7 @@ func benchIndex(n, cacheSize int) (*Index[int], []string) {
 		default:
 			p = []string{"#", "events.#", "+.+.+.+"}[r.IntN(3)]
 		}
-		if err := ix.Insert(p, i%(n/10)); err != nil {
+		if err := ix.Insert(p, i%holders); err != nil {
 			panic(err)
 		}
 	}
@@ -46,27 +46,29 @@ func benchIndex(n, cacheSize int) (*Index[int], []string) {
 }
 
 func BenchmarkIndexMatch(b *testing.B) {
-	const subs = 10_000
-	b.Run("miss/AppendMatches", func(b *testing.B) {
-		ix, topics := benchIndex(subs, 0)
-		dst := make([]int, 0, 1024)
-		b.ReportAllocs()
-		total := 0
-		for i := 0; b.Loop(); i++ {
-			dst = ix.AppendMatches(dst[:0], topics[i%len(topics)])
-			total += len(dst)
-		}
-		b.ReportMetric(float64(total)/float64(b.N), "matches/op")
-	})
+	const subs, holders = 10_000, 1_000 // each holder has about 10 patterns
+	for _, h := range []int{holders, subs} {
+		b.Run(fmt.Sprintf("miss/AppendMatches/holders=%d", h), func(b *testing.B) {
+			ix, topics := benchIndex(subs, h, 0)
+			dst := make([]int, 0, 1024)
+			b.ReportAllocs()
+			total := 0
+			for i := 0; b.Loop(); i++ {
+				dst = ix.AppendMatches(dst[:0], topics[i%len(topics)])
+				total += len(dst)
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "matches/op")
+		})
+	}
 	b.Run("miss/Match-nocache", func(b *testing.B) {
-		ix, topics := benchIndex(subs, 0)
+		ix, topics := benchIndex(subs, holders, 0)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			ix.Match(topics[i%len(topics)])
 		}
 	})
 	b.Run("hit/Match", func(b *testing.B) {
-		ix, topics := benchIndex(subs, DefaultCacheSize)
+		ix, topics := benchIndex(subs, holders, DefaultCacheSize)
 		for _, t := range topics {
 			ix.Match(t)
 		}
@@ -76,7 +78,7 @@ func BenchmarkIndexMatch(b *testing.B) {
 		}
 	})
 	b.Run("hit/MatchBytes", func(b *testing.B) {
-		ix, topics := benchIndex(subs, DefaultCacheSize)
+		ix, topics := benchIndex(subs, holders, DefaultCacheSize)
 		raw := make([][]byte, len(topics))
 		for i, t := range topics {
 			raw[i] = []byte(t)
@@ -88,7 +90,7 @@ func BenchmarkIndexMatch(b *testing.B) {
 		}
 	})
 	b.Run("hit/Match-parallel", func(b *testing.B) {
-		ix, topics := benchIndex(subs, DefaultCacheSize)
+		ix, topics := benchIndex(subs, holders, DefaultCacheSize)
 		for _, t := range topics {
 			ix.Match(t)
 		}
@@ -101,12 +103,21 @@ func BenchmarkIndexMatch(b *testing.B) {
 	})
 }
 
+// BenchmarkIndexInsertRemove measures a subscribe and unsubscribe while the
+// cache is full, which a wildcard pattern must scan.
 func BenchmarkIndexInsertRemove(b *testing.B) {
-	ix, _ := benchIndex(10_000, DefaultCacheSize)
-	b.ReportAllocs()
-	for b.Loop() {
-		ix.Insert("events.process.+.lifecycle", -1)
-		ix.Remove("events.process.+.lifecycle", -1)
+	ix, _ := benchIndex(10_000, 1_000, DefaultCacheSize)
+	for i := range DefaultCacheSize {
+		ix.Match(fmt.Sprintf("events.%s.%d.%d", benchKinds[i%len(benchKinds)], i/8%50, i/400))
+	}
+	for _, p := range []string{"events.process.7.lifecycle", "events.process.+.lifecycle", "+.process.#"} {
+		b.Run(p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ix.Insert(p, -1)
+				ix.Remove(p, -1)
+			}
+		})
 	}
 }
 

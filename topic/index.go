@@ -15,6 +15,11 @@ const (
 	// so eviction cost is spread over many misses.
 	cacheEvictDiv = 8
 
+	// cacheScanMax is the largest cache that a wildcard Insert or Remove
+	// scans for results to update; a bigger one is cleared instead, bounding
+	// the time a change holds the lock.
+	cacheScanMax = 16384
+
 	// setIndexMin is the number of values at one pattern above which the
 	// pattern keeps a map from value to position, so Insert and Remove stay
 	// O(1) when thousands subscribe to the same pattern.
@@ -123,6 +128,9 @@ func (ix *Index[T]) unrefLocked(v T) {
 	case 0:
 		delete(ix.ids, v)
 		ix.free = append(ix.free, r.id)
+		if len(ix.ids) == 0 { // start numbering afresh so scratch stays small
+			ix.free, ix.nextID = nil, 0
+		}
 		return
 	case 1:
 		ix.shared--
@@ -315,11 +323,15 @@ type scratch[T comparable] struct {
 	buf   []T      // a miss's result before its exact-size copy
 }
 
-// getScratchLocked returns scratch sized for every current id, with a new epoch.
+// getScratchLocked returns scratch with, when values can repeat, marks for
+// every current id and a new epoch.
 func (ix *Index[T]) getScratchLocked() *scratch[T] {
 	s, _ := ix.scratch.Get().(*scratch[T])
 	if s == nil {
 		s = new(scratch[T])
+	}
+	if ix.shared == 0 {
+		return s
 	}
 	if len(s.seen) < int(ix.nextID) {
 		s.seen, s.epoch = make([]uint32, ix.nextID+ix.nextID/4), 0
@@ -400,21 +412,55 @@ func (ix *Index[T]) storeLocked(topic string, r []T) {
 // addToCacheLocked adds v to the cached results of topics pattern matches.
 // Results are shared, so each is replaced by a copy, never appended in place.
 func (ix *Index[T]) addToCacheLocked(pattern string, v T) {
-	for topic, r := range ix.cache {
-		if matchValid(pattern, topic) && !slices.Contains(r, v) {
+	ix.eachCachedLocked(pattern, func(topic string, r []T) {
+		if !slices.Contains(r, v) {
 			ix.cache[topic] = append(r[:len(r):len(r)], v)
 		}
-	}
+	})
 }
 
 // dropFromCacheLocked forgets the results of topics pattern matches; v may
 // still match them through another pattern, so they are recomputed on demand.
 func (ix *Index[T]) dropFromCacheLocked(pattern string) {
-	for topic := range ix.cache {
-		if matchValid(pattern, topic) {
-			delete(ix.cache, topic)
+	ix.eachCachedLocked(pattern, func(topic string, _ []T) { delete(ix.cache, topic) })
+}
+
+// eachCachedLocked calls f for every cached topic pattern matches. A literal
+// pattern is looked up; a wildcard one scans the cache, skipping topics
+// without its literal prefix cheaply. A cache too big to scan is cleared.
+func (ix *Index[T]) eachCachedLocked(pattern string, f func(topic string, r []T)) {
+	if len(ix.cache) == 0 {
+		return
+	}
+	prefix, wild := literalPrefix(pattern)
+	switch {
+	case !wild:
+		if r, ok := ix.cache[pattern]; ok {
+			f(pattern, r)
+		}
+	case len(ix.cache) > cacheScanMax:
+		clear(ix.cache)
+	default:
+		for topic, r := range ix.cache {
+			if strings.HasPrefix(topic, prefix) && matchValid(pattern, topic) {
+				f(topic, r)
+			}
 		}
 	}
+}
+
+// literalPrefix returns the part of a valid pattern before its first
+// wildcard segment, without the dot, which every topic it matches starts
+// with; wild reports whether there is a wildcard.
+func literalPrefix(pattern string) (prefix string, wild bool) {
+	for start := 0; start <= len(pattern); {
+		end := segmentEnd(pattern, start)
+		if end-start == 1 && (pattern[start] == '+' || pattern[start] == '#') {
+			return pattern[:max(start-1, 0)], true
+		}
+		start = end + 1
+	}
+	return pattern, false
 }
 
 // valueSet holds the distinct values of one pattern and their ids in

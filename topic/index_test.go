@@ -3,6 +3,8 @@ package topic
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -297,4 +299,68 @@ func mustInsert[T comparable](t *testing.T, ix *Index[T], pattern string, v T) {
 	if err := ix.Insert(pattern, v); err != nil {
 		t.Errorf("Insert(%q, %v) = %v; want nil", pattern, v, err)
 	}
+}
+
+// TestIndexRandom runs many inserts and removes over a small space of
+// patterns and values, checking every topic against Match after each step.
+// It covers pruning, id reuse and cache updates beyond what one fuzz input
+// reaches.
+func TestIndexRandom(t *testing.T) {
+	segs := []string{"a", "b", "$s", "+", "#"}
+	var patterns, topics []string
+	var gen func(prefix string, depth int)
+	gen = func(prefix string, depth int) {
+		for _, s := range segs {
+			p := s
+			if prefix != "" {
+				p = prefix + "." + s
+			}
+			if ValidatePattern(p) == nil {
+				patterns = append(patterns, p)
+				if Validate(p) == nil {
+					topics = append(topics, p)
+				}
+			}
+			if depth < 3 {
+				gen(p, depth+1)
+			}
+		}
+	}
+	gen("", 1)
+	forEachCache(t, func(t *testing.T, cacheSize int) {
+		r := rand.New(rand.NewPCG(3, 4))
+		ix := NewIndex[int](cacheSize)
+		have := map[[2]int]bool{} // (pattern index, value)
+		for step := range 400 {
+			p, v := r.IntN(len(patterns)), r.IntN(6)
+			if have[[2]int{p, v}] {
+				if !ix.Remove(patterns[p], v) {
+					t.Fatalf("step %d: Remove(%q, %d) = false; want true", step, patterns[p], v)
+				}
+				delete(have, [2]int{p, v})
+			} else {
+				mustInsert(t, ix, patterns[p], v)
+				have[[2]int{p, v}] = true
+			}
+			for _, topic := range topics {
+				want := map[int]bool{}
+				for pv := range have {
+					if Match(patterns[pv[0]], topic) {
+						want[pv[1]] = true
+					}
+				}
+				checkMatch(t, ix, topic, slices.Collect(maps.Keys(want)))
+			}
+			if t.Failed() {
+				t.Fatalf("step %d failed after %s %q %d", step, map[bool]string{true: "insert", false: "remove"}[have[[2]int{p, v}]], patterns[p], v)
+			}
+		}
+		for pv := range have {
+			ix.Remove(patterns[pv[0]], pv[1])
+		}
+		if ix.Len() != 0 || !ix.root.empty() || len(ix.ids) != 0 || ix.shared != 0 {
+			t.Errorf("after removing everything: Len %d, root %+v, ids %v, shared %d; want all empty",
+				ix.Len(), ix.root, ix.ids, ix.shared)
+		}
+	})
 }

@@ -1,7 +1,5 @@
 package topic
 
-import "strings"
-
 // Match reports whether pattern matches topic. It is the plain reference
 // matcher: false if the pattern or the topic is invalid. Index gives the same
 // answers for many patterns at once.
@@ -12,28 +10,38 @@ func Match(pattern, topic string) bool {
 	return matchValid(pattern, topic)
 }
 
-// matchValid is Match for a pattern and topic already known to be valid.
+// matchValid is Match for a pattern and topic already known to be valid. It
+// walks both by index, as Index's cache updates call it on many topics.
 func matchValid(pattern, topic string) bool {
 	// A valid pattern starting with '+' or '#' has that wildcard as its
 	// whole first segment, and such patterns never see reserved topics.
 	if IsReserved(topic) && (pattern[0] == '+' || pattern[0] == '#') {
 		return false
 	}
+	i, j := 0, 0 // segment starts in pattern and topic
 	for {
-		p, prest, pmore := strings.Cut(pattern, ".")
-		if p == "#" {
+		switch pattern[i] {
+		case '#':
 			return true
+		case '+':
+			i++
+			j = segmentEnd(topic, j)
+		default:
+			for ; i < len(pattern) && pattern[i] != '.'; i, j = i+1, j+1 {
+				if j == len(topic) || topic[j] != pattern[i] {
+					return false
+				}
+			}
+			if j < len(topic) && topic[j] != '.' {
+				return false // the topic's segment is longer
+			}
 		}
-		t, trest, tmore := strings.Cut(topic, ".")
-		if p != "+" && p != t {
-			return false
+		switch {
+		case i == len(pattern):
+			return j == len(topic)
+		case j == len(topic):
+			return pattern[i+1:] == "#" // '#' also matches zero segments
 		}
-		if !pmore {
-			return !tmore
-		}
-		if !tmore {
-			return prest == "#" // '#' also matches zero segments
-		}
-		pattern, topic = prest, trest
+		i, j = i+1, j+1
 	}
 }

@@ -17,6 +17,7 @@ const (
 // maxQuoted bounds how much of a rejected input an error message repeats.
 const maxQuoted = 64
 
+// Every *Error matches one of these with errors.Is, by what was validated.
 var (
 	ErrInvalidTopic   = errors.New("topic: invalid topic")
 	ErrInvalidPattern = errors.New("topic: invalid pattern")

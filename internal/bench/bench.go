@@ -1,0 +1,283 @@
+// Package bench measures eventbus end to end over a real socket, and a raw
+// Unix-socket writer→reader on the same machine in the same run, so its
+// figures can be quoted as a ratio of the baseline.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/stats"
+	"daemoneye.dev/eventbus/transport"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	// Socket is the broker to measure; empty starts one in this process
+	// on a temporary socket (clients still go through the socket).
+	Socket string
+	Pubs   int    // publishing clients
+	Subs   int    // subscribing clients
+	Size   int    // payload bytes
+	Msgs   int    // messages published in all
+	Topic  string // topic published to
+	// Pattern each subscriber subscribes to; it must match Topic.
+	Pattern string
+	// Rate paces publishing at this many messages per second in all, to
+	// measure latency at a load; 0 publishes as fast as possible.
+	Rate int
+	// Baseline also measures a raw Unix-socket writer→reader.
+	Baseline bool
+	// Timeout bounds the wait for subscribers after publishing ends.
+	Timeout time.Duration
+}
+
+// Result is what one run measured.
+type Result struct {
+	Published uint64
+	Delivered uint64
+	Missed    uint64
+	Elapsed   time.Duration
+	// Latency is one-way: subscriber receipt minus the publisher's
+	// timestamp. Recorded for every message.
+	Latency stats.LatencySnapshot
+}
+
+// PublishRate is messages published per second.
+func (r Result) PublishRate() float64 { return float64(r.Published) / r.Elapsed.Seconds() }
+
+// DeliverRate is messages delivered per second, across all subscribers.
+func (r Result) DeliverRate() float64 { return float64(r.Delivered) / r.Elapsed.Seconds() }
+
+// Report is a run's result and, if asked for, the baseline's.
+type Report struct {
+	Config   Config
+	Bus      Result
+	Baseline *Result
+}
+
+// Run measures one configuration.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.check(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Config: cfg}
+	addr, stop, err := broker(cfg.Socket)
+	if err != nil {
+		return rep, err
+	}
+	defer stop()
+	if rep.Bus, err = runBus(ctx, addr, cfg); err != nil {
+		return rep, err
+	}
+	if cfg.Baseline {
+		b, err := runBaseline(ctx, cfg)
+		if err != nil {
+			return rep, fmt.Errorf("bench: baseline: %w", err)
+		}
+		rep.Baseline = &b
+	}
+	return rep, nil
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Pubs < 1 || c.Subs < 0:
+		return errors.New("bench: need at least one publisher and no negative subscriber count")
+	case c.Msgs < c.Pubs:
+		return fmt.Errorf("bench: %d messages cannot be split over %d publishers", c.Msgs, c.Pubs)
+	case c.Size < 8:
+		return fmt.Errorf("bench: payload size %d is below 8, the room for a sequence number", c.Size)
+	case c.Topic == "" || c.Pattern == "":
+		return errors.New("bench: topic and pattern are required")
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Second
+	}
+	return nil
+}
+
+// broker returns the address to dial, starting an in-process broker on a
+// temporary socket when socket is empty.
+func broker(socket string) (string, func(), error) {
+	if socket != "" {
+		return socket, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "ebbench")
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(dir, "bench.sock")
+	b, err := eventbus.New(eventbus.Config{})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	ln, err := transport.Listen(path)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		b.Serve(ln)
+	}()
+	return path, func() {
+		b.Close()
+		<-served
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// runBus publishes cfg.Msgs messages and waits until every subscriber has
+// received, or been told it missed, each of them.
+func runBus(ctx context.Context, addr string, cfg Config) (Result, error) {
+	var clients []*eventbus.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	dial := func(name string) (*eventbus.Client, error) {
+		c, err := eventbus.Dial(ctx, addr, eventbus.WithName(name), eventbus.WithReconnect(false))
+		if err == nil {
+			clients = append(clients, c)
+		}
+		return c, err
+	}
+	lat := stats.NewLatency()
+	subs := make([]*benchSub, cfg.Subs)
+	for i := range subs {
+		c, err := dial(fmt.Sprintf("bench-sub-%d", i))
+		if err != nil {
+			return Result{}, err
+		}
+		subs[i] = &benchSub{lat: lat, stamps: make([]int64, 0, 1024)}
+		if subs[i].sub, err = c.SubscribeFunc(ctx, subs[i].handle, cfg.Pattern); err != nil {
+			return Result{}, err
+		}
+	}
+	pubs := make([]*eventbus.Client, cfg.Pubs)
+	for i := range pubs {
+		c, err := dial(fmt.Sprintf("bench-pub-%d", i))
+		if err != nil {
+			return Result{}, err
+		}
+		pubs[i] = c
+	}
+	start := time.Now()
+	if err := publishAll(ctx, pubs, cfg); err != nil {
+		return Result{}, err
+	}
+	res := Result{Published: uint64(cfg.Msgs)}
+	if err := waitAccounted(ctx, subs, uint64(cfg.Msgs), cfg.Timeout); err != nil {
+		return res, err
+	}
+	res.Elapsed = time.Since(start)
+	for _, s := range subs {
+		s.flush()
+		res.Delivered += s.delivered.Load()
+		res.Missed += s.sub.Missed()
+	}
+	res.Latency = lat.Snapshot()
+	return res, nil
+}
+
+// benchSub counts what one subscriber received and records latencies.
+type benchSub struct {
+	sub       *eventbus.Subscription
+	lat       *stats.Latency
+	stamps    []int64 // handler-owned until flush
+	delivered atomic.Uint64
+}
+
+func (s *benchSub) handle(m *eventbus.Message) {
+	s.stamps = append(s.stamps, time.Now().UnixNano()-m.PublishedAt.UnixNano())
+	if len(s.stamps) == cap(s.stamps) {
+		s.flush()
+	}
+	s.delivered.Add(1)
+}
+
+func (s *benchSub) flush() {
+	s.lat.RecordMany(s.stamps)
+	s.stamps = s.stamps[:0]
+}
+
+// waitAccounted waits until every subscriber's deliveries plus reported
+// misses reach want.
+func waitAccounted(ctx context.Context, subs []*benchSub, want uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(200 * time.Microsecond)
+	defer tick.Stop()
+	for {
+		var got, done uint64
+		for _, s := range subs {
+			n := s.delivered.Load() + s.sub.Missed()
+			got += n
+			if n >= want {
+				done++
+			}
+		}
+		if done == uint64(len(subs)) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: subscribers got or were told they missed %d of %d messages within %v", got, want*uint64(len(subs)), timeout)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// publishAll splits cfg.Msgs over the publishers, paced if cfg.Rate > 0,
+// and flushes each.
+func publishAll(ctx context.Context, pubs []*eventbus.Client, cfg Config) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(pubs))
+	for i, c := range pubs {
+		n := cfg.Msgs / len(pubs)
+		if i == 0 {
+			n += cfg.Msgs % len(pubs)
+		}
+		var interval time.Duration
+		if cfg.Rate > 0 {
+			interval = time.Duration(float64(time.Second) * float64(len(pubs)) / float64(cfg.Rate))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = publish(ctx, c, cfg.Topic, cfg.Size, n, interval)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func publish(ctx context.Context, c *eventbus.Client, topicName string, size, n int, interval time.Duration) error {
+	payload := make([]byte, size)
+	next := time.Now()
+	for i := 0; i < n; i++ {
+		if interval > 0 {
+			next = next.Add(interval)
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		if err := c.Publish(ctx, topicName, payload); err != nil {
+			return err
+		}
+	}
+	return c.Flush(ctx)
+}

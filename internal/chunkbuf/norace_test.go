@@ -1,0 +1,5 @@
+//go:build !race
+
+package chunkbuf
+
+const raceEnabled = false
