@@ -292,10 +292,9 @@ func (b *Broker) cut() {
 // subscriber: a full queue drops (SPEC §4). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
 func (b *Broker) route(from *conn, envelope, topicName []byte) {
-	now := time.Now().UnixNano()
 	for _, s := range b.index.MatchBytes(topicName) {
 		sc := s.c
-		switch sc.out.deliver(s, envelope, now, from.publisherFields) {
+		switch sc.out.deliver(s, envelope, from.readAt, from.publisherFields) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
 		case dropped:

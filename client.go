@@ -41,7 +41,7 @@ type Client struct {
 	space       *sync.Cond // signalled when pending shrinks or the connection changes
 	conn        *clientConn
 	pending     chunkbuf.Buffer // frames waiting for the writer
-	pendingPubs int    // PUBLISH frames in pending
+	pendingPubs int             // PUBLISH frames in pending
 	env         wire.Envelope
 	limits      *wire.HelloOK
 	subs        map[uint64]*Subscription
@@ -59,6 +59,9 @@ type clientConn struct {
 	done  chan struct{} // closed when the connection is torn down
 	r     *wire.Reader
 	hello *wire.HelloOK
+	// Reader-goroutine state.
+	view  wire.DeliverView
+	names map[string]string // interned topics and components
 }
 
 type request struct {
@@ -155,7 +158,8 @@ func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
 	if err := ok.UnmarshalVT(body); err != nil {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO_OK: %v", err)
 	}
-	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok}, nil
+	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok,
+		names: make(map[string]string)}, nil
 }
 
 func decodeError(body []byte) error {

@@ -46,6 +46,7 @@ type conn struct {
 	// Reader-goroutine state.
 	r          *wire.Reader
 	publishSeq uint64
+	readAt     int64   // when the frames being handled were read, Unix ns
 	toWake     []*conn // subscribers whose queue this read batch made non-empty
 
 	published atomic.Uint64
@@ -167,10 +168,16 @@ func (c *conn) refuseHandshake(err error) error {
 
 func (c *conn) readLoop() {
 	for {
+		fresh := !c.r.HasFrame() // ReadFrame will read from the connection
 		t, body, err := c.r.ReadFrame()
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		if fresh {
+			// Every frame of one read arrived together: one clock reading
+			// serves them all as their receive time.
+			c.readAt = time.Now().UnixNano()
 		}
 		if err := c.handle(t, body); err != nil {
 			c.fail(err)

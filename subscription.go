@@ -187,16 +187,16 @@ func (c *Client) readLoop(cc *clientConn) error {
 		if err != nil {
 			return err
 		}
-		if err := c.handle(t, body); err != nil {
+		if err := c.handle(cc, t, body); err != nil {
 			return err
 		}
 	}
 }
 
-func (c *Client) handle(t wire.Type, body []byte) error {
+func (c *Client) handle(cc *clientConn, t wire.Type, body []byte) error {
 	switch t {
 	case wire.TypeDeliver:
-		return c.handleDeliver(body)
+		return c.handleDeliver(cc, body)
 	case wire.TypeMissed:
 		var m wire.Missed
 		if err := m.UnmarshalVT(body); err != nil {
@@ -231,26 +231,45 @@ func (c *Client) handle(t wire.Type, body []byte) error {
 	return nil
 }
 
-func (c *Client) handleDeliver(body []byte) error {
-	var d wire.Deliver
-	if err := d.UnmarshalVT(body); err != nil || d.Envelope == nil {
-		return fmt.Errorf("eventbus: malformed DELIVER from broker: %v", err)
+func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
+	v := &cc.view
+	if err := wire.DecodeDeliver(body, v); err != nil {
+		return fmt.Errorf("eventbus: malformed DELIVER from broker: %w", err)
 	}
-	s := c.lookupSub(d.SubscriptionId)
+	s := c.lookupSub(v.SubscriptionID)
 	if s == nil {
 		return nil // unsubscribed; the broker had already queued it
 	}
-	e := d.Envelope
 	s.dispatch(&Message{
-		Topic:              e.Topic,
-		Payload:            e.Payload,
-		PublishedAt:        time.Unix(0, e.PublishedAt),
-		ReceivedAt:         time.Unix(0, e.ReceivedAt),
-		PublisherPID:       int(e.PublisherPid),
-		PublisherUID:       e.PublisherUid,
-		PublisherComponent: e.PublisherComponent,
+		Topic:              cc.intern(v.Topic),
+		Payload:            append([]byte(nil), v.Payload...),
+		PublishedAt:        time.Unix(0, v.PublishedAt),
+		ReceivedAt:         time.Unix(0, v.ReceivedAt),
+		PublisherPID:       int(v.PublisherPID),
+		PublisherUID:       v.PublisherUID,
+		PublisherComponent: cc.intern(v.Component),
 	})
 	return nil
+}
+
+// maxInterned bounds the strings a connection interns.
+const maxInterned = 4096
+
+// intern returns b as a string, shared with earlier equal ones: a
+// subscriber sees few distinct topics and components, so most messages
+// need no new string.
+func (cc *clientConn) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := cc.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(cc.names) < maxInterned {
+		cc.names[s] = s
+	}
+	return s
 }
 
 func (c *Client) handleError(body []byte) error {

@@ -129,3 +129,109 @@ func DeliverSize(subID uint64, envelopeLen, publisherLen int) int {
 	envLen := envelopeLen + receivedAtSize + publisherLen
 	return HeaderSize + 1 + protowire.SizeVarint(subID) + 1 + protowire.SizeVarint(uint64(envLen)) + envLen
 }
+
+// DeliverView is a decoded DELIVER frame whose byte fields alias the frame
+// body; the client copies what it keeps.
+type DeliverView struct {
+	SubscriptionID uint64
+	Topic          []byte
+	Payload        []byte
+	PublishedAt    int64
+	ReceivedAt     int64
+	PublisherPID   int32
+	PublisherUID   uint32
+	Component      []byte
+}
+
+// DecodeDeliver decodes a DELIVER body without allocating: the hot path of
+// every subscriber. It agrees with the generated Deliver.UnmarshalVT on
+// every input that decodes (FuzzDecodeDeliver checks this); unknown fields
+// from a newer broker are skipped.
+func DecodeDeliver(body []byte, v *DeliverView) error {
+	*v = DeliverView{}
+	var env []byte
+	err := eachField(body, func(num protowire.Number, typ protowire.Type, val []byte) error {
+		switch {
+		case num == fieldDeliverSubID && typ == protowire.VarintType:
+			v.SubscriptionID, _ = protowire.ConsumeVarint(val)
+		case num == fieldDeliverEnvelope && typ == protowire.BytesType:
+			b, _ := protowire.ConsumeBytes(val)
+			if env == nil {
+				env = b
+			} else { // protobuf merges a repeated message field: concatenate
+				env = append(append([]byte(nil), env...), b...)
+			}
+		case num == fieldDeliverSubID || num == fieldDeliverEnvelope:
+			return malformed("DELIVER field %d has wire type %d", num, typ)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return eachField(env, v.envelopeField)
+}
+
+func (v *DeliverView) envelopeField(num protowire.Number, typ protowire.Type, val []byte) error {
+	want, known := deliverFieldType(num)
+	if !known {
+		return nil
+	}
+	if typ != want {
+		return malformed("envelope field %d has wire type %d, want %d", num, typ, want)
+	}
+	switch num {
+	case fieldTopic:
+		v.Topic, _ = protowire.ConsumeBytes(val)
+	case fieldPayload:
+		v.Payload, _ = protowire.ConsumeBytes(val)
+	case fieldPublishedAt:
+		u, _ := protowire.ConsumeFixed64(val)
+		v.PublishedAt = int64(u)
+	case fieldReceivedAt:
+		u, _ := protowire.ConsumeFixed64(val)
+		v.ReceivedAt = int64(u)
+	case fieldPublisherPID:
+		u, _ := protowire.ConsumeVarint(val)
+		v.PublisherPID = int32(u)
+	case fieldPublisherUID:
+		u, _ := protowire.ConsumeVarint(val)
+		v.PublisherUID = uint32(u)
+	case fieldPublisherComp:
+		v.Component, _ = protowire.ConsumeBytes(val)
+	}
+	return nil
+}
+
+func deliverFieldType(num protowire.Number) (protowire.Type, bool) {
+	switch num {
+	case fieldPublishedAt, fieldReceivedAt:
+		return protowire.Fixed64Type, true
+	case fieldPublisherPID, fieldPublisherUID:
+		return protowire.VarintType, true
+	case fieldPublisherComp:
+		return protowire.BytesType, true
+	}
+	return publishFieldType(num)
+}
+
+// eachField calls f with every field of a protobuf message body; val
+// starts at the field's value.
+func eachField(b []byte, f func(protowire.Number, protowire.Type, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return malformed("bad field tag: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return malformed("field %d: %v", num, protowire.ParseError(m))
+		}
+		if err := f(num, typ, b[:m]); err != nil {
+			return err
+		}
+		b = b[m:]
+	}
+	return nil
+}
