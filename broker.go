@@ -303,6 +303,9 @@ func (b *Broker) route(from *conn, envelope, topicName []byte) {
 			// is published to this subscriber.
 			sc.dropped.Add(1)
 			sc.out.signal()
+			if b.cfg.SlowSubscriberPolicy == SlowDisconnect {
+				sc.slowOverflow()
+			}
 		}
 	}
 	from.published.Add(1)
@@ -330,6 +333,8 @@ func (b *Broker) Stats() stats.Snapshot {
 		ConnectionsRefused: b.connsRefused.Load(),
 		ProtocolErrors:     b.protocolErrors.Load(),
 		Connections:        len(conns),
+		Topics:             []stats.TopicCount{},
+		ConnectionList:     []stats.Connection{},
 	}
 	patterns := make(map[string]int)
 	for _, c := range conns {

@@ -2,12 +2,14 @@ package eventbus
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"daemoneye.dev/eventbus/internal/chunkbuf"
@@ -42,6 +44,8 @@ type Client struct {
 	conn        *clientConn
 	pending     chunkbuf.Buffer // frames waiting for the writer
 	pendingPubs int             // PUBLISH frames in pending
+	writing     bool            // the writer goroutine is writing a batch
+	lastPublish int64           // Unix ns of the last Publish, to tell a trickle from a stream
 	env         wire.Envelope
 	limits      *wire.HelloOK
 	subs        map[uint64]*Subscription
@@ -59,6 +63,7 @@ type clientConn struct {
 	done  chan struct{} // closed when the connection is torn down
 	r     *wire.Reader
 	hello *wire.HelloOK
+	raw   syscall.RawConn // for direct writes; nil for pipes
 	// Reader-goroutine state.
 	view  wire.DeliverView
 	names map[string]string // interned topics and components
@@ -134,21 +139,24 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
 	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component}
 	buf := wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, hello)
-	if _, err := nc.Write(buf); err != nil {
-		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, err)
-	}
+	// A broker refusing the connection (max_connections, shutting down)
+	// may close it before our hello arrives, failing this write; its
+	// reason is still waiting to be read, so read before giving up.
+	_, werr := nc.Write(buf)
 	r := wire.NewReader(bufio.NewReaderSize(nc, clientReadBuf), maxMaxMessageSize+wire.FrameOverhead)
 	version, err := r.ReadPreamble()
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, err)
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, cmp.Or(werr, err))
 	}
 	t, body, err := r.ReadFrame()
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, err)
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, cmp.Or(werr, err))
 	}
 	switch {
 	case t == wire.TypeError:
 		return nil, decodeError(body)
+	case werr != nil:
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, werr)
 	case version != wire.Version:
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, "broker speaks protocol version %d, this client %d", version, wire.Version)
 	case t != wire.TypeHelloOK:
@@ -159,7 +167,7 @@ func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO_OK: %v", err)
 	}
 	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok,
-		names: make(map[string]string)}, nil
+		raw: rawConn(nc), names: make(map[string]string)}, nil
 }
 
 func decodeError(body []byte) error {
@@ -287,7 +295,7 @@ func (c *Client) shut(err error) {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		c.closeErr = fmt.Errorf("%w: %v", ErrClientClosed, err)
+		c.closeErr = fmt.Errorf("%w: %w", ErrClientClosed, err)
 	}
 	c.space.Broadcast()
 	c.mu.Unlock()
@@ -318,24 +326,35 @@ func (c *Client) writeLoop(cc *clientConn) {
 		frames, c.pending = c.pending, frames
 		pubs := c.pendingPubs
 		c.pendingPubs = 0
+		c.writing = frames.Len() > 0
 		c.space.Broadcast()
 		c.mu.Unlock()
 		if frames.Len() == 0 {
 			continue
 		}
-		if _, err := frames.WriteTo(cc.nc); err != nil {
-			c.mu.Lock()
+		_, err := frames.WriteTo(cc.nc)
+		c.mu.Lock()
+		c.writing = false
+		if err != nil {
 			c.pendingPubs += pubs // counted as lost by teardown
-			c.mu.Unlock()
+		}
+		c.mu.Unlock()
+		if err != nil {
 			cc.nc.Close()
 			return
 		}
 	}
 }
 
+// directSpacing: a publish this long after the previous one is written at
+// once rather than left for the writer goroutine. A trickle gets the
+// lowest latency; a stream still goes out in batches.
+const directSpacing = 20 * time.Microsecond
+
 // enqueueLocked appends a frame for the writer, waiting while the buffer
-// is over its bound. It fails if there is no connection.
-func (c *Client) enqueueLocked(t wire.Type, m wire.Message) error {
+// is over its bound, and writes it at once if direct and nothing else is
+// being written. It fails if there is no connection.
+func (c *Client) enqueueLocked(t wire.Type, m wire.Message, direct bool) error {
 	for {
 		if err := c.usableLocked(); err != nil {
 			return err
@@ -347,10 +366,29 @@ func (c *Client) enqueueLocked(t wire.Type, m wire.Message) error {
 	}
 	wasEmpty := c.pending.Len() == 0
 	c.appendLocked(t, m)
-	if wasEmpty {
+	if wasEmpty && !(direct && c.writeDirectLocked()) {
 		c.conn.signal()
 	}
 	return nil
+}
+
+// writeDirectLocked writes the pending frames now, without blocking; it
+// reports whether nothing is left for the writer goroutine. Holding mu
+// keeps the writer goroutine off the connection meanwhile.
+func (c *Client) writeDirectLocked() bool {
+	if c.writing || c.conn.raw == nil {
+		return false
+	}
+	n, err := tryWrite(c.conn.raw, c.pending.Chunks())
+	if err != nil {
+		return false // the writer goroutine meets the error and tears down
+	}
+	c.pending.Discard(n)
+	if c.pending.Len() > 0 {
+		return false
+	}
+	c.pendingPubs = 0
+	return true
 }
 
 func (c *Client) appendLocked(t wire.Type, m wire.Message) {
@@ -386,13 +424,17 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte) 
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "publish %s: message too large: %d bytes, limit %d",
 			topicName, len(payload), c.limits.MaxMessageSize)
 	}
-	c.env.Topic, c.env.Payload, c.env.PublishedAt = topicName, payload, time.Now().UnixNano()
-	err := c.enqueueLocked(wire.TypePublish, &c.env)
+	now := time.Now().UnixNano()
+	direct := now-c.lastPublish > int64(directSpacing)
+	c.lastPublish = now
+	c.env.Topic, c.env.Payload, c.env.PublishedAt = topicName, payload, now
+	c.pendingPubs++
+	err := c.enqueueLocked(wire.TypePublish, &c.env, direct)
 	c.env.Topic, c.env.Payload = "", nil
 	if err != nil {
+		c.pendingPubs--
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
 	}
-	c.pendingPubs++
 	return nil
 }
 
@@ -403,7 +445,7 @@ func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint6
 	c.nextID++
 	id := c.nextID
 	r := &request{ch: make(chan response, 1)}
-	if err := c.enqueueLocked(t, build(id)); err != nil {
+	if err := c.enqueueLocked(t, build(id), true); err != nil {
 		c.mu.Unlock()
 		return nil, err
 	}
@@ -432,6 +474,14 @@ func (c *Client) Flush(ctx context.Context) error {
 	c.asyncErrs = nil
 	c.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// MaxMessageSize is the largest payload the broker accepts, as it said in
+// the handshake.
+func (c *Client) MaxMessageSize() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(c.limits.MaxMessageSize)
 }
 
 // Stats asks the broker for its statistics.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -81,7 +82,7 @@ type Mode fs.FileMode
 func (m *Mode) UnmarshalYAML(n *yaml.Node) error {
 	v, err := strconv.ParseUint(n.Value, 8, 32)
 	if err != nil || v > 0o777 {
-		return fmt.Errorf("line %d: socket_mode: %q is not an octal mode like 0600", n.Line, n.Value)
+		return fmt.Errorf("line %d: %q is not an octal mode like 0600", n.Line, n.Value)
 	}
 	*m = Mode(v)
 	return nil
@@ -147,7 +148,7 @@ func (c Config) Validate() error {
 	}
 	for _, p := range positive {
 		if p.v < 0 {
-			return &ConfigError{Field: p.field, Msg: fmt.Sprintf("must be positive, got %d", p.v)}
+			return &ConfigError{Field: p.field, Msg: fmt.Sprintf("must not be negative, got %d (0 means the default)", p.v)}
 		}
 	}
 	switch {
@@ -160,7 +161,7 @@ func (c Config) Validate() error {
 	case c.SlowSubscriberPolicy != SlowDrop && c.SlowSubscriberPolicy != SlowDisconnect:
 		return &ConfigError{Field: "slow_subscriber_policy", Msg: fmt.Sprintf("%q is not one of drop, disconnect", c.SlowSubscriberPolicy)}
 	case c.HandshakeTimeout < 0:
-		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must be positive, got %v", c.HandshakeTimeout)}
+		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
 	case fs.FileMode(c.SocketMode)&^fs.ModePerm != 0:
 		return &ConfigError{Field: "socket_mode", Msg: fmt.Sprintf("%#o has bits beyond permissions", uint32(c.SocketMode))}
 	}
@@ -187,7 +188,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, &ConfigError{File: name, Msg: err.Error()}
+		return cfg, yamlError(name, &doc, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		var ce *ConfigError
@@ -197,6 +198,43 @@ func ParseConfig(name string, data []byte) (Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// yamlError turns yaml's decode error into a ConfigError naming the
+// first problem's line and field.
+func yamlError(name string, doc *yaml.Node, err error) error {
+	first := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		first = te.Errors[0]
+	}
+	var line int
+	if _, scanErr := fmt.Sscanf(first, "line %d:", &line); scanErr != nil {
+		return &ConfigError{File: name, Msg: first}
+	}
+	field := keyAtLine(doc, line)
+	if field == "" {
+		return &ConfigError{File: name, Msg: first}
+	}
+	msg := strings.TrimSpace(first[strings.Index(first, ":")+1:])
+	if strings.Contains(msg, "not found in type") {
+		msg = "unknown field"
+	}
+	return &ConfigError{File: name, Line: line, Field: field, Msg: msg}
+}
+
+// keyAtLine finds the top-level key on a line, or "".
+func keyAtLine(doc *yaml.Node, line int) string {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return ""
+	}
+	m := doc.Content[0].Content
+	for i := 0; i+1 < len(m); i += 2 {
+		if m[i].Line == line {
+			return m[i].Value
+		}
+	}
+	return ""
 }
 
 // keyLine finds the line of a top-level key, or 0.

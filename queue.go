@@ -25,6 +25,19 @@ type outQueue struct {
 	missedSubs []*subscription // subscriptions with drops not yet reported
 	closed     bool            // no more frames are accepted
 	overflow   bool            // a drop happened under the disconnect policy
+	// writing: the writer goroutine or a direct write from a publisher's
+	// reader holds the connection's write side; the other stays off it.
+	writing bool
+	// handoff is a direct write's unwritten rest, passed to the writer
+	// goroutine together with the write side.
+	handoff *chunkbuf.Buffer
+}
+
+// batch describes frames taken for writing.
+type batch struct {
+	msgs     int     // DELIVER frames taken
+	stamps   []int64 // their receive times, when statistics are on
+	overflow bool    // a drop happened under the disconnect policy
 }
 
 func newOutQueue(maxMsgs, maxBytes int, timed bool) *outQueue {
@@ -107,18 +120,58 @@ func (q *outQueue) signal() {
 	}
 }
 
-// take moves the pending frames into into, which must be empty, for the
-// writer; stamps is the writer's emptied stamp slice, reused.
-func (q *outQueue) take(into *chunkbuf.Buffer, stamps []int64) (msgs int, taken []int64, overflow bool) {
+// acquire takes the write side and moves the pending frames into into,
+// which must be empty; stamps is an emptied slice to reuse. It fails if
+// the write side is held or nothing is pending.
+func (q *outQueue) acquire(into *chunkbuf.Buffer, stamps []int64) (batch, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.writing || q.closed || (q.buf.Len() == 0 && len(q.missedSubs) == 0) {
+		return batch{}, false
+	}
+	q.writing = true
 	// Missed frames go out with this batch even over the byte bound: they
 	// are small, one per subscription, and a drop must never go unreported.
 	q.appendMissedLocked()
 	*into, q.buf = q.buf, *into
-	msgs, taken, overflow = q.msgs, q.stamps, q.overflow
+	b := batch{msgs: q.msgs, stamps: q.stamps, overflow: q.overflow}
 	q.msgs, q.stamps, q.overflow = 0, stamps[:0], false
-	return msgs, taken, overflow
+	return b, true
+}
+
+// release gives the write side back and reports whether frames wait.
+func (q *outQueue) release() (more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.writing = false
+	return q.buf.Len() > 0 || len(q.missedSubs) > 0
+}
+
+// handOff passes the write side and rest, the unwritten part of a direct
+// write, to the writer goroutine, which must write rest first.
+func (q *outQueue) handOff(rest *chunkbuf.Buffer) {
+	q.mu.Lock()
+	q.handoff = rest
+	q.mu.Unlock()
+	q.signal()
+}
+
+// takeHandoff returns a handed-off rest, if any; the caller then holds
+// the write side.
+func (q *outQueue) takeHandoff() *chunkbuf.Buffer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	rest := q.handoff
+	q.handoff = nil
+	return rest
+}
+
+// restoreOverflow puts back an overflow a direct write took but leaves to
+// the writer goroutine.
+func (q *outQueue) restoreOverflow() {
+	q.mu.Lock()
+	q.overflow = true
+	q.mu.Unlock()
 }
 
 // close stops the queue accepting frames and frees what it held.
@@ -135,4 +188,11 @@ func (q *outQueue) pending() (msgs, bytes int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.msgs, q.buf.Len()
+}
+
+// idle reports that nothing is queued or being written.
+func (q *outQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.writing && q.handoff == nil && q.buf.Len() == 0 && len(q.missedSubs) == 0
 }

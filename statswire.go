@@ -72,6 +72,9 @@ func statsFromWire(w *wire.Stats) stats.Snapshot {
 		ConnectionsTotal:   w.ConnectionsTotal,
 		ConnectionsRefused: w.ConnectionsRefused,
 		PublishedUntracked: w.PublishedUntracked,
+		Topics:             []stats.TopicCount{},
+		Patterns:           []stats.PatternCount{},
+		ConnectionList:     []stats.Connection{},
 	}
 	if l := w.DeliveryLatency; l != nil {
 		s.DeliveryLatency = stats.LatencySnapshot{Count: l.Count, P50: time.Duration(l.P50Ns), P90: time.Duration(l.P90Ns),

@@ -144,9 +144,11 @@ type DeliverView struct {
 }
 
 // DecodeDeliver decodes a DELIVER body without allocating: the hot path of
-// every subscriber. It agrees with the generated Deliver.UnmarshalVT on
-// every input that decodes (FuzzDecodeDeliver checks this); unknown fields
-// from a newer broker are skipped.
+// every subscriber. On input both accept, it agrees with the generated
+// Deliver.UnmarshalVT (FuzzDecodeDeliver checks this); on malformed input
+// the two may differ in what they accept, which is harmless since a broker
+// only sends what AppendDeliver builds. Unknown fields from a newer broker
+// are skipped.
 func DecodeDeliver(body []byte, v *DeliverView) error {
 	*v = DeliverView{}
 	var env []byte

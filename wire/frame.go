@@ -128,7 +128,7 @@ func (r *Reader) HasFrame() bool {
 		return false
 	}
 	hdr, _ := r.br.Peek(HeaderSize)
-	return r.br.Buffered() >= 4+int(binary.BigEndian.Uint32(hdr))
+	return int64(r.br.Buffered()) >= 4+int64(binary.BigEndian.Uint32(hdr))
 }
 
 // ReadFrame returns the next frame's type and body. A frame longer than
@@ -142,15 +142,16 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 		}
 		return 0, nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr))
+	n := binary.BigEndian.Uint32(hdr)
 	t := Type(hdr[4])
 	if n == 0 {
 		return 0, nil, Errorf(ErrorCode_ERROR_CODE_MALFORMED_FRAME, "frame length 0: a frame holds at least its type byte")
 	}
-	if n > r.maxFrame {
+	// Compared as int64: a length of 2 GiB or more is negative as a 32-bit int.
+	if int64(n) > int64(r.maxFrame) {
 		return 0, nil, Errorf(ErrorCode_ERROR_CODE_FRAME_TOO_LARGE, "frame too large: %d bytes, limit %d", n, r.maxFrame)
 	}
-	bodyLen := n - 1
+	bodyLen := int(n) - 1
 	if _, err := r.br.Discard(HeaderSize); err != nil {
 		return 0, nil, err
 	}

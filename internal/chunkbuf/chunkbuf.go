@@ -56,6 +56,33 @@ func (b *Buffer) Commit(tail []byte) {
 	b.chunks[k] = tail
 }
 
+// Chunks returns the held bytes as a list of slices, for a vectored
+// write; they stay valid until the next call that changes b.
+func (b *Buffer) Chunks() [][]byte { return b.chunks }
+
+// Discard drops the first n bytes, as after a partial write.
+func (b *Buffer) Discard(n int) {
+	b.n -= n
+	for n > 0 {
+		if c := b.chunks[0]; len(c) > n {
+			b.chunks[0] = c[n:]
+			return
+		} else {
+			n -= len(c)
+		}
+		b.release(0)
+		b.chunks, b.boxes = b.chunks[1:], b.boxes[1:]
+	}
+}
+
+func (b *Buffer) release(i int) {
+	if box := b.boxes[i]; box != nil {
+		*box = (*box)[:0]
+		pool.Put(box)
+	}
+	b.chunks[i], b.boxes[i] = nil, nil
+}
+
 // WriteTo writes everything held in as few calls as the writer allows
 // (writev on sockets) and empties the buffer, even on error.
 func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
@@ -69,12 +96,8 @@ func (b *Buffer) WriteTo(w io.Writer) (int64, error) {
 
 // Reset empties the buffer and returns its chunks to the pool.
 func (b *Buffer) Reset() {
-	for i, box := range b.boxes {
-		if box != nil {
-			*box = b.chunks[i][:0]
-			pool.Put(box)
-		}
-		b.chunks[i], b.boxes[i] = nil, nil
+	for i := range b.boxes {
+		b.release(i)
 	}
 	b.chunks, b.boxes = b.chunks[:0], b.boxes[:0]
 	b.n = 0

@@ -60,3 +60,36 @@ func TestSteadyStateAllocationFree(t *testing.T) {
 		t.Errorf("append+write cycle allocates %.1f times; want 0", allocs)
 	}
 }
+
+func TestDiscard(t *testing.T) {
+	tests := []struct {
+		sizes   []int
+		discard int
+	}{
+		{[]int{10}, 0},
+		{[]int{10}, 4},
+		{[]int{10}, 10},
+		{[]int{ChunkSize, 100}, ChunkSize},
+		{[]int{ChunkSize, 100}, ChunkSize + 50},
+		{[]int{ChunkSize, ChunkSize, 7}, 2*ChunkSize + 7},
+	}
+	for _, tt := range tests {
+		var b Buffer
+		var want []byte
+		for i, n := range tt.sizes {
+			p := bytes.Repeat([]byte{byte('a' + i)}, n)
+			b.Commit(append(b.Tail(n), p...))
+			want = append(want, p...)
+		}
+		b.Discard(tt.discard)
+		want = want[tt.discard:]
+		var got bytes.Buffer
+		for _, c := range b.Chunks() {
+			got.Write(c)
+		}
+		if b.Len() != len(want) || !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("sizes %v, Discard(%d): Len() = %d, chunks hold %d bytes; want %d", tt.sizes, tt.discard, b.Len(), got.Len(), len(want))
+		}
+		b.Reset()
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/transport"
+)
+
+// shutdownTimeout bounds the graceful drain after SIGINT/SIGTERM; then
+// the remaining connections are cut.
+const shutdownTimeout = 5 * time.Second
+
+type brokerFlags struct {
+	config         string
+	maxConnections int
+	buffer         int
+	maxMessageSize int
+	slowPolicy     string
+	noStats        bool
+	verbose        bool
+}
+
+func newBrokerCmd() *cobra.Command {
+	var f brokerFlags
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "run a broker until SIGINT or SIGTERM",
+		Long: `Run a broker on the socket until SIGINT or SIGTERM, then shut down
+gracefully (at most 5s) and remove the socket file.
+
+Settings come from --config FILE (YAML, see eventbus.Config), then from
+the flags given on the command line, which override the file. The socket
+is --socket if given, else the file's socket_path, else the default.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBroker(cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "YAML config `FILE`")
+	fl.IntVar(&f.maxConnections, "max-connections", eventbus.DefaultMaxConnections, "most client connections at once (max_connections)")
+	fl.IntVar(&f.buffer, "buffer", eventbus.DefaultMessageBufferSize, "messages queued per subscriber (message_buffer_size)")
+	fl.IntVar(&f.maxMessageSize, "max-message-size", eventbus.DefaultMaxMessageSize, "largest payload in `BYTES` (max_message_size)")
+	fl.StringVar(&f.slowPolicy, "slow-policy", string(eventbus.SlowDrop), "when a subscriber's queue is full: drop or disconnect (slow_subscriber_policy)")
+	fl.BoolVar(&f.noStats, "no-stats", false, "turn off per-topic statistics and latency histograms (enable_statistics: false)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
+	return cmd
+}
+
+// brokerConfig loads --config and applies the flags the user set over it.
+func brokerConfig(cmd *cobra.Command, f *brokerFlags) (eventbus.Config, error) {
+	var cfg eventbus.Config
+	if f.config != "" {
+		var err error
+		if cfg, err = eventbus.LoadConfig(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	fl := cmd.Flags()
+	setIf(fl, "max-connections", &cfg.MaxConnections, f.maxConnections)
+	setIf(fl, "buffer", &cfg.MessageBufferSize, f.buffer)
+	setIf(fl, "max-message-size", &cfg.MaxMessageSize, f.maxMessageSize)
+	setIf(fl, "slow-policy", &cfg.SlowSubscriberPolicy, eventbus.SlowPolicy(f.slowPolicy))
+	if fl.Changed("no-stats") {
+		on := !f.noStats
+		cfg.EnableStatistics = &on
+	}
+	if fl.Changed("socket") || cfg.SocketPath == "" {
+		cfg.SocketPath = socketPath(cmd)
+	}
+	return cfg, nil
+}
+
+// configFlags names the flag that sets each config field.
+var configFlags = map[string]string{
+	"max_connections":        "max-connections",
+	"message_buffer_size":    "buffer",
+	"max_message_size":       "max-message-size",
+	"slow_subscriber_policy": "slow-policy",
+}
+
+// flagError attributes a config error to the flag that set the field, if
+// the user gave it: "--slow-policy: ..." rather than "config: ...".
+func flagError(cmd *cobra.Command, err error) error {
+	var ce *eventbus.ConfigError
+	if !errors.As(err, &ce) || ce.File != "" {
+		return err
+	}
+	if name, ok := configFlags[ce.Field]; ok && cmd.Flags().Changed(name) {
+		return usageErrorf("--%s: %s", name, ce.Msg)
+	}
+	return err
+}
+
+// setIf sets *dst to v if the flag was given on the command line.
+func setIf[T any](fl *pflag.FlagSet, name string, dst *T, v T) {
+	if fl.Changed(name) {
+		*dst = v
+	}
+}
+
+func runBroker(cmd *cobra.Command, f *brokerFlags) error {
+	cfg, err := brokerConfig(cmd, f)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cmd.ErrOrStderr(), f.verbose)
+	cfg.Logger = log
+	b, err := eventbus.New(cfg)
+	if err != nil {
+		return flagError(cmd, err)
+	}
+	ln, err := transport.Listen(cfg.SocketPath, transport.WithMode(os.FileMode(b.Config().SocketMode)))
+	if err != nil {
+		b.Close()
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "eventbus broker %s listening on %s (pid %d)\n", eventbus.Version, ln.Addr(), os.Getpid())
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(ln) }()
+	select {
+	case err := <-served: // the listener failed under us
+		b.Close()
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills at once
+	log.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := b.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown timed out; remaining connections cut", "err", err)
+	}
+	if err := <-served; !errors.Is(err, eventbus.ErrBrokerClosed) {
+		return err
+	}
+	log.Info("broker stopped")
+	return nil
+}
+
+// newLogger logs text to w at Info, or Debug when verbose.
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

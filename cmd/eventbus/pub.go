@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/topic"
+)
+
+// maxLineBytes bounds one input line: the largest max_message_size any
+// broker accepts (64 MiB). The broker's actual limit is checked by
+// Client.Publish, which knows it from the handshake.
+const maxLineBytes = 64 << 20
+
+type pubFlags struct {
+	count int
+	file  string
+	name  string
+}
+
+func newPubCmd() *cobra.Command {
+	var f pubFlags
+	cmd := &cobra.Command{
+		Use:   "pub [flags] TOPIC [PAYLOAD]",
+		Short: "publish messages",
+		Long: `Publish PAYLOAD on TOPIC. Without PAYLOAD, publish each line of --file
+(or of standard input) as one message. --count publishes each message
+that many times.
+
+pub waits until the broker has processed every message and fails if it
+refused any.`,
+		Args: rangeArgs(1, 2, "TOPIC", "[PAYLOAD]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPub(cmd, &f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.count, "count", 1, "publish each message `N` times")
+	fl.StringVar(&f.file, "file", "", "read messages from `PATH`, one per line (- for standard input)")
+	fl.StringVar(&f.name, "name", "", "client `NAME` shown in broker stats (default eventbus-pub)")
+	return cmd
+}
+
+func runPub(cmd *cobra.Command, f *pubFlags, args []string) error {
+	topicName := args[0]
+	switch {
+	case f.count < 1:
+		return usageErrorf("--count must be at least 1, got %d", f.count)
+	case len(args) == 2 && f.file != "":
+		return usageErrorf("give PAYLOAD or --file, not both")
+	}
+	if err := topic.Validate(topicName); err != nil {
+		return err
+	}
+	// No signal handling: Ctrl-C ends pub at once, even while it waits on
+	// standard input; buffered messages die with it, as they would anyway.
+	ctx := cmd.Context()
+	var opts []eventbus.ClientOption
+	if f.name != "" {
+		opts = append(opts, eventbus.WithName(f.name))
+	}
+	c, err := dial(ctx, cmd, opts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p := publisher{ctx: ctx, c: c, topic: topicName, count: f.count}
+	if len(args) == 2 {
+		err = p.publish([]byte(args[1]))
+	} else {
+		err = p.publishLines(cmd.InOrStdin(), f.file)
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.Flush(ctx); err != nil {
+		return fmt.Errorf("the broker refused messages: %w", err)
+	}
+	return nil
+}
+
+// publisher publishes each message count times.
+type publisher struct {
+	ctx   context.Context
+	c     *eventbus.Client
+	topic string
+	count int
+}
+
+func (p *publisher) publish(payload []byte) error {
+	for range p.count {
+		if err := p.c.Publish(p.ctx, p.topic, payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishLines publishes each line of file, or of stdin when file is ""
+// or "-". Errors name the line.
+func (p *publisher) publishLines(stdin io.Reader, file string) error {
+	in, name := stdin, "standard input"
+	if file != "" && file != "-" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		in, name = fh, file
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		// Publish copies the payload into its buffer, so the scanner may
+		// reuse it.
+		if err := p.publish(sc.Bytes()); err != nil {
+			return fmt.Errorf("%s line %d: %w", name, line, err)
+		}
+	}
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return fmt.Errorf("%s line %d: message too large: longer than %d bytes, the most any broker accepts", name, line+1, maxLineBytes)
+	case err != nil:
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	return nil
+}

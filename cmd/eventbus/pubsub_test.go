@@ -1,0 +1,184 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"daemoneye.dev/eventbus/stats"
+)
+
+func TestPubSubJSON(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t)
+	sub := startCLI(t, "sub", "--socket", sock, "--count", "3", "--timeout", "10s", "--json", "events.#")
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	before := time.Now()
+	pub := runCLI(t, "", "pub", "--socket", sock, "--count", "3", "events.process.lifecycle", "hello")
+	if pub.code != 0 {
+		t.Fatalf("pub = %d, stderr %q", pub.code, pub.stderr)
+	}
+	if code := sub.wait(); code != 0 {
+		t.Fatalf("sub = %d, stderr %q", code, sub.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(sub.stdout.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("sub printed %d lines; want 3:\n%s", len(lines), sub.stdout.String())
+	}
+	for _, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		checkJSONMessage(t, m, pub.pid, before)
+	}
+}
+
+func checkJSONMessage(t *testing.T, m map[string]any, pubPID int, before time.Time) {
+	t.Helper()
+	want := map[string]any{
+		"topic":               "events.process.lifecycle",
+		"payload":             "hello",
+		"publisher_pid":       float64(pubPID),
+		"publisher_uid":       float64(os.Getuid()),
+		"publisher_component": "",
+		"missed":              float64(0),
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v; want %v", k, m[k], v)
+		}
+	}
+	for _, k := range []string{"published_at", "received_at"} {
+		s, _ := m[k].(string)
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || ts.Before(before.Add(-time.Second)) || ts.After(time.Now().Add(time.Second)) {
+			t.Errorf("%s = %q (%v); want an RFC 3339 time of the publish", k, s, err)
+		}
+	}
+	if _, ok := m["payload_base64"]; ok {
+		t.Errorf("payload_base64 set for a UTF-8 payload")
+	}
+}
+
+// TestPubLinesSubText publishes stdin lines, some not text, and reads them
+// back as text and as JSON.
+func TestPubLinesSubText(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t)
+	text := startCLI(t, "sub", "--socket", sock, "--count", "4", "--timeout", "10s", "events.+.lifecycle")
+	js := startCLI(t, "sub", "--socket", sock, "--count", "4", "--timeout", "10s", "--json", "events.#")
+	waitForSubscribers(t, sock, "events.+.lifecycle", 1, text)
+	waitForSubscribers(t, sock, "events.#", 1, js)
+	pub := runCLI(t, "one\ntwo words\n\xff\xfe\n\n", "pub", "--socket", sock, "events.net.lifecycle")
+	if pub.code != 0 {
+		t.Fatalf("pub = %d, stderr %q", pub.code, pub.stderr)
+	}
+	if code := text.wait(); code != 0 {
+		t.Fatalf("sub = %d, stderr %q", code, text.stderr.String())
+	}
+	want := "events.net.lifecycle one\nevents.net.lifecycle two words\nevents.net.lifecycle \"\\xff\\xfe\"\nevents.net.lifecycle \n"
+	if got := text.stdout.String(); got != want {
+		t.Errorf("sub printed %q; want %q", got, want)
+	}
+	js.wait()
+	lines := strings.Split(js.stdout.String(), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[2]), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["payload_base64"] != base64.StdEncoding.EncodeToString([]byte("\xff\xfe")) || m["payload"] != nil {
+		t.Errorf("binary payload as JSON = %v; want only payload_base64", m)
+	}
+}
+
+func TestSubTimeout(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t)
+	r := runCLI(t, "", "sub", "--socket", sock, "--count", "2", "--timeout", "200ms", "events.#")
+	want := "eventbus: timed out after 200ms waiting for messages (got 0 of 2)\n"
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("sub = %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	}
+}
+
+func TestSubInterrupt(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t)
+	sub := startCLI(t, "sub", "--socket", sock, "events.#")
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	sub.signal(syscall.SIGINT)
+	if code := sub.wait(); code != 0 {
+		t.Errorf("sub after SIGINT = %d, stderr %q; want 0", code, sub.stderr.String())
+	}
+}
+
+func TestSubBrokerGone(t *testing.T) {
+	t.Parallel()
+	b, sock := startBroker(t)
+	sub := startCLI(t, "sub", "--socket", sock, "events.#")
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	b.signal(syscall.SIGTERM)
+	code := sub.wait()
+	if want := "the connection to the broker was lost"; code != 1 || !strings.Contains(sub.stderr.String(), want) {
+		t.Errorf("sub after broker shutdown = %d, stderr %q; want 1 and %q", code, sub.stderr.String(), want)
+	}
+}
+
+func TestPubOversizeFile(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t)
+	file := filepath.Join(t.TempDir(), "big.txt")
+	line := append(bytes.Repeat([]byte("x"), 1<<20+1), '\n')
+	if err := os.WriteFile(file, append([]byte("small\n"), line...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "pub", "--socket", sock, "--file", file, "events.a")
+	want := "eventbus: " + file + " line 2: publish events.a: message too large: 1048577 bytes, limit 1048576\n"
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("pub --file = %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	}
+}
+
+// TestSubMissed fills a stopped subscriber's queue so the broker drops,
+// and checks that sub reports the loss before the next message.
+func TestSubMissed(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t, "--buffer", "1")
+	sub := startCLI(t, "sub", "--socket", sock, "events.#")
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	sub.signal(syscall.SIGSTOP)
+	// 100 messages of 64 KiB overflow the socket buffers and the broker's
+	// one-message queue while sub is stopped.
+	payload := strings.Repeat("p", 64<<10)
+	if r := runCLI(t, "", "pub", "--socket", sock, "--count", "100", "events.a", payload); r.code != 0 {
+		t.Fatalf("pub = %d, %q", r.code, r.stderr)
+	}
+	sub.signal(syscall.SIGCONT)
+	waitFor(t, "sub's queue to drain", func() bool {
+		s := brokerStats(t, sock)
+		i := slices.IndexFunc(s.ConnectionList, func(c stats.Connection) bool { return c.PID == sub.cmd.Process.Pid })
+		return i >= 0 && s.ConnectionList[i].QueuedMessages == 0 && s.ConnectionList[i].Dropped > 0
+	})
+	if r := runCLI(t, "", "pub", "--socket", sock, "events.last", "x"); r.code != 0 {
+		t.Fatalf("pub = %d, %q", r.code, r.stderr)
+	}
+	waitFor(t, "the last message", func() bool { return strings.HasSuffix(sub.stdout.String(), "events.last x\n") })
+	sub.signal(syscall.SIGINT)
+	if code := sub.wait(); code != 0 {
+		t.Errorf("sub after SIGINT = %d; want 0", code)
+	}
+	if !regexp.MustCompile(`^(# missed [1-9]\d* messages\n)+$`).MatchString(sub.stderr.String()) {
+		t.Errorf("sub stderr %q; want # missed N messages lines", sub.stderr.String())
+	}
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"daemoneye.dev/eventbus/stats"
+)
+
+func newStatsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "show the broker's statistics",
+		Long: `Show the broker's statistics: uptime, message totals, connections with
+their kernel-verified identity, topics, patterns and delivery latency.
+With --json, print the stats.Snapshot as indented JSON.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), dialTimeout)
+			defer cancel()
+			c, err := dial(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			s, err := c.Stats(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(s)
+			}
+			return writeStats(cmd.OutOrStdout(), &s)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshot as JSON")
+	return cmd
+}
+
+// writeStats writes s as text for a person.
+func writeStats(w io.Writer, s *stats.Snapshot) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "uptime\t%v (since %s)\n", roundDuration(s.Uptime()), s.StartedAt.Format(time.RFC3339))
+	fmt.Fprintf(tw, "messages\t%d published, %d delivered, %d dropped\n", s.Published, s.Delivered, s.Dropped)
+	fmt.Fprintf(tw, "connections\t%d open (limit %d), %d since start, %d refused\n",
+		s.Connections, s.MaxConnections, s.ConnectionsTotal, s.ConnectionsRefused)
+	fmt.Fprintf(tw, "protocol errors\t%d\n", s.ProtocolErrors)
+	tw.Flush()
+	writeConnections(w, s.ConnectionList)
+	if !s.StatisticsEnabled {
+		fmt.Fprintln(w, "\nper-topic counts and latency are off (enable_statistics: false)")
+	} else {
+		writeTopics(w, s)
+	}
+	writePatterns(w, s.Patterns)
+	if s.StatisticsEnabled {
+		writeLatency(w, &s.DeliveryLatency)
+	}
+	return nil
+}
+
+func writeConnections(w io.Writer, cs []stats.Connection) {
+	fmt.Fprintln(w, "\nCONNECTIONS")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPID\tUID\tGID\tNAME\tCOMPONENT\tSUBS\tPUBLISHED\tDELIVERED\tDROPPED\tQUEUED")
+	for _, c := range cs {
+		pid := strconv.Itoa(c.PID)
+		if c.InProcess {
+			pid += " (in-process)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d (%s)\n",
+			c.ID, pid, c.UID, c.GID, orDash(c.ClientName), orDash(c.Component), c.Subscriptions,
+			c.Published, c.Delivered, c.Dropped, c.QueuedMessages, byteSize(c.QueuedBytes))
+	}
+	tw.Flush()
+}
+
+func writeTopics(w io.Writer, s *stats.Snapshot) {
+	fmt.Fprintln(w, "\nTOPICS")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPUBLISHED")
+	for _, t := range s.Topics {
+		fmt.Fprintf(tw, "%s\t%d\n", t.Topic, t.Published)
+	}
+	if s.PublishedUntracked > 0 {
+		fmt.Fprintf(tw, "(other topics, over the tracking limit)\t%d\n", s.PublishedUntracked)
+	}
+	tw.Flush()
+}
+
+func writePatterns(w io.Writer, ps []stats.PatternCount) {
+	fmt.Fprintln(w, "\nPATTERNS")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATTERN\tSUBSCRIBERS")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%d\n", p.Pattern, p.Subscribers)
+	}
+	tw.Flush()
+}
+
+func writeLatency(w io.Writer, l *stats.LatencySnapshot) {
+	fmt.Fprintf(w, "\nDELIVERY LATENCY (%d messages)\n", l.Count)
+	if l.Count == 0 {
+		return
+	}
+	fmt.Fprintf(w, "p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+}
+
+// roundDuration keeps an uptime readable: seconds once past a minute.
+func roundDuration(d time.Duration) time.Duration {
+	if d > time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// byteSize formats n bytes with a binary unit.
+func byteSize(n int) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := unit, 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

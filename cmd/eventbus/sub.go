@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/topic"
+)
+
+type subFlags struct {
+	count   int
+	timeout time.Duration
+	json    bool
+}
+
+func newSubCmd() *cobra.Command {
+	var f subFlags
+	cmd := &cobra.Command{
+		Use:   "sub [flags] PATTERN...",
+		Short: "print messages matching patterns",
+		Long: `Subscribe to the patterns and print each message on one line: the topic,
+a space and the payload. A payload that is not printable UTF-8 text is
+printed Go-quoted. With --json, print one JSON object per message instead.
+
+When the broker or this client dropped messages, "# missed N messages" is
+printed on standard error before the next message.
+
+sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
+--timeout passes first.`,
+		Args: rangeArgs(1, -1, "PATTERN..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSub(cmd, &f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&f.count, "count", 0, "exit after `N` messages (0: run until interrupted)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "fail if the messages have not arrived within `DURATION` (0: wait forever)")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object per message")
+	return cmd
+}
+
+func runSub(cmd *cobra.Command, f *subFlags, patterns []string) error {
+	switch {
+	case f.count < 0:
+		return usageErrorf("--count must not be negative, got %d", f.count)
+	case f.timeout < 0:
+		return usageErrorf("--timeout must not be negative, got %v", f.timeout)
+	}
+	for _, p := range patterns {
+		if err := topic.ValidatePattern(p); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := dial(ctx, cmd)
+	if err != nil {
+		return interrupted(ctx, err, f.count == 0)
+	}
+	defer c.Close()
+	s, err := c.Subscribe(ctx, patterns...)
+	if err != nil {
+		return interrupted(ctx, err, f.count == 0)
+	}
+	p := printer{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: f.json}
+	return receive(ctx, c, s, &p, f)
+}
+
+// receive prints messages until the count is reached, the timeout passes,
+// the context ends or the connection is lost.
+func receive(ctx context.Context, c *eventbus.Client, s *eventbus.Subscription, p *printer, f *subFlags) error {
+	var timeout <-chan time.Time
+	if f.timeout > 0 {
+		t := time.NewTimer(f.timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	got := 0
+	for f.count == 0 || got < f.count {
+		select {
+		case m, ok := <-s.C:
+			if !ok {
+				return connectionLost(c, got, f.count)
+			}
+			if err := p.print(m); err != nil {
+				return err
+			}
+			got++
+		case <-timeout:
+			return fmt.Errorf("timed out after %v waiting for messages (%s)", f.timeout, progress(got, f.count))
+		case <-ctx.Done():
+			if f.count == 0 {
+				return nil
+			}
+			return fmt.Errorf("interrupted waiting for messages (%s)", progress(got, f.count))
+		}
+	}
+	return nil
+}
+
+func progress(got, count int) string {
+	if count == 0 {
+		return fmt.Sprintf("got %d", got)
+	}
+	return fmt.Sprintf("got %d of %d", got, count)
+}
+
+// connectionLost explains why the subscription's channel closed: the
+// client is closed, and any call reports the error that closed it.
+func connectionLost(c *eventbus.Client, got, count int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := c.Flush(ctx)
+	why := "the connection to the broker was lost"
+	if reason := closeReason(err); reason != "" {
+		why += ": " + reason
+	}
+	return fmt.Errorf("%s (%s)", why, progress(got, count))
+}
+
+// closeReason is the useful part of the error a closed client reports,
+// e.g. "broker is shutting down"; "" when the broker just hung up. The
+// client keeps the cause only as text (ErrClientClosed: cause).
+func closeReason(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := message(err)
+	if _, after, ok := strings.Cut(msg, "client closed: "); ok {
+		msg = after
+	}
+	if msg == "EOF" {
+		return ""
+	}
+	return msg
+}

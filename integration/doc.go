@@ -1,0 +1,7 @@
+// Package integration holds tests that run the broker, publishers and
+// subscribers as separate OS processes.
+//
+// The test binary is its own helper: TestMain runs a role (broker, pub or
+// sub) instead of the tests when EVENTBUS_HELPER names one, so the tests
+// need nothing built beforehand and no CLI.
+package integration

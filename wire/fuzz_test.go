@@ -1,0 +1,255 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// goldenSeeds returns the golden files' contents: whole frames (and the
+// preamble). Every fuzz target is seeded from them.
+func goldenSeeds(f *testing.F) [][]byte {
+	f.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.bin"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no golden files in testdata (%v)", err)
+	}
+	var seeds [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	return seeds
+}
+
+// goldenBodies returns the type and body of every golden frame.
+func goldenBodies(f *testing.F) (types []Type, bodies [][]byte) {
+	f.Helper()
+	for _, seed := range goldenSeeds(f) {
+		if bytes.HasPrefix(seed, []byte(Magic)) {
+			continue
+		}
+		r := NewReader(bufio.NewReader(bytes.NewReader(seed)), len(seed))
+		typ, body, err := r.ReadFrame()
+		if err != nil {
+			f.Fatalf("golden frame % x: %v", seed, err)
+		}
+		types = append(types, typ)
+		bodies = append(bodies, bytes.Clone(body))
+	}
+	return types, bodies
+}
+
+// FuzzReadFrame reads arbitrary bytes as a frame stream with a small frame
+// limit and a minimal bufio buffer, so both the buffered and the large
+// path run. It checks that ReadFrame never panics, never returns or keeps
+// more than the limit, fails only with the documented errors, honours
+// HasFrame, and returns exactly the bytes of the stream.
+func FuzzReadFrame(f *testing.F) {
+	const maxFrame = 256
+	seeds := goldenSeeds(f)
+	var all []byte
+	for _, s := range seeds {
+		f.Add(s)
+		if !bytes.HasPrefix(s, []byte(Magic)) {
+			all = append(all, s...)
+		}
+	}
+	f.Add(all)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 3})
+	f.Add([]byte{0, 0, 0, 0, 3})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		src := &countingReader{r: bytes.NewReader(in)}
+		r := NewReader(bufio.NewReaderSize(src, minBufio), maxFrame)
+		var rebuilt []byte
+		for {
+			ready := r.HasFrame()
+			reads := src.reads
+			typ, body, err := r.ReadFrame()
+			if err != nil {
+				checkReadError(t, err, in, rebuilt)
+				break
+			}
+			if ready && src.reads != reads {
+				t.Fatalf("HasFrame() = true but ReadFrame read from the source")
+			}
+			if len(body)+1 > maxFrame {
+				t.Fatalf("ReadFrame returned a %d-byte body; limit %d", len(body), maxFrame)
+			}
+			rebuilt = append(AppendHeader(rebuilt, typ, len(body)), body...)
+			if !bytes.HasPrefix(in, rebuilt) {
+				t.Fatalf("frames read so far re-encode to % x; not a prefix of the input % x", rebuilt, in)
+			}
+		}
+		if cap(r.large) > maxFrame {
+			t.Fatalf("Reader keeps a %d-byte buffer; limit %d", cap(r.large), maxFrame)
+		}
+	})
+}
+
+func checkReadError(t *testing.T, err error, in, consumed []byte) {
+	t.Helper()
+	switch {
+	case err == io.EOF:
+		if len(consumed) != len(in) {
+			t.Fatalf("io.EOF after %d of %d bytes", len(consumed), len(in))
+		}
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, ErrMalformedFrame), errors.Is(err, ErrFrameTooLarge):
+		if len(consumed) == len(in) {
+			t.Fatalf("ReadFrame error %v at the end of the input; want io.EOF", err)
+		}
+	default:
+		t.Fatalf("ReadFrame error %v; want io.EOF, io.ErrUnexpectedEOF, ErrMalformedFrame or ErrFrameTooLarge", err)
+	}
+}
+
+// FuzzScanPublish checks ScanPublish against the generated decoder: what
+// ScanPublish accepts, Envelope.UnmarshalVT accepts and reads the same
+// way, with no broker-owned field set; and the DELIVER the broker would
+// build from it decodes to the publisher's fields plus the broker's.
+func FuzzScanPublish(f *testing.F) {
+	_, bodies := goldenBodies(f)
+	for _, b := range bodies {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		v, err := ScanPublish(body)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedFrame) && !errors.Is(err, ErrInvalidTopic) {
+				t.Fatalf("ScanPublish(% x) error %v; want ErrMalformedFrame or ErrInvalidTopic", body, err)
+			}
+			return
+		}
+		var e Envelope
+		if err := e.UnmarshalVT(body); err != nil {
+			t.Fatalf("ScanPublish accepted % x but Envelope.UnmarshalVT says %v", body, err)
+		}
+		if e.Topic != string(v.Topic) || len(e.Payload) != v.PayloadLen {
+			t.Fatalf("ScanPublish(% x) = {%q, %d}; UnmarshalVT = {%q, %d}", body, v.Topic, v.PayloadLen, e.Topic, len(e.Payload))
+		}
+		if e.ReceivedAt != 0 || e.PublisherPid != 0 || e.PublisherUid != 0 || e.PublisherComponent != "" || len(e.unknownFields) != 0 {
+			t.Fatalf("ScanPublish accepted % x, which sets broker-owned or unknown fields: %v", body, &e)
+		}
+
+		pub := AppendPublisherFields(nil, -7, 1000, "")
+		frame := AppendDeliver(nil, 42, body, 5, pub)
+		if len(frame) != DeliverSize(42, len(body), len(pub)) {
+			t.Fatalf("len(AppendDeliver) = %d; DeliverSize = %d", len(frame), DeliverSize(42, len(body), len(pub)))
+		}
+		var d Deliver
+		if err := d.UnmarshalVT(frame[HeaderSize:]); err != nil {
+			t.Fatalf("Deliver.UnmarshalVT(AppendDeliver(% x)) error = %v", body, err)
+		}
+		got := d.Envelope
+		if d.SubscriptionId != 42 || got == nil || got.Topic != e.Topic || !bytes.Equal(got.Payload, e.Payload) ||
+			got.PublishedAt != e.PublishedAt || got.ReceivedAt != 5 || got.PublisherPid != -7 || got.PublisherUid != 1000 || got.PublisherComponent != "" {
+			t.Fatalf("DELIVER of % x decodes to %v; want subscription 42 and %v with the broker's fields", body, &d, &e)
+		}
+		var view DeliverView
+		if err := DecodeDeliver(frame[HeaderSize:], &view); err != nil {
+			t.Fatalf("DecodeDeliver(AppendDeliver(% x)) error = %v", body, err)
+		}
+		if diff := diffDeliver(&view, &d); diff != "" {
+			t.Fatalf("DELIVER of % x: DecodeDeliver and Deliver.UnmarshalVT disagree: %s", body, diff)
+		}
+	})
+}
+
+// FuzzDecodeDeliver checks the client's allocation-free DecodeDeliver
+// against the generated Deliver.UnmarshalVT: it never panics, and when both
+// accept a body they agree on every field. (They do not accept the same
+// set: DecodeDeliver, parsing with protowire, refuses some non-canonical
+// encodings the generated code tolerates, such as a 10-byte varint whose
+// last byte exceeds 1 or a group closed with another field's number; and
+// it accepts an envelope split across two fields that is malformed in
+// either half. A broker never sends those: its envelope bytes passed
+// ScanPublish, which parses with protowire too.)
+func FuzzDecodeDeliver(f *testing.F) {
+	_, bodies := goldenBodies(f)
+	for _, b := range bodies {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v DeliverView
+		errView := DecodeDeliver(body, &v)
+		if errView != nil && !errors.Is(errView, ErrMalformedFrame) {
+			t.Fatalf("DecodeDeliver(% x) error %v; want ErrMalformedFrame", body, errView)
+		}
+		var d Deliver
+		if err := d.UnmarshalVT(body); err != nil || errView != nil {
+			return
+		}
+		if diff := diffDeliver(&v, &d); diff != "" {
+			t.Fatalf("DecodeDeliver(% x) and Deliver.UnmarshalVT disagree: %s", body, diff)
+		}
+	})
+}
+
+// diffDeliver describes how v differs from d, or returns "".
+func diffDeliver(v *DeliverView, d *Deliver) string {
+	e := d.Envelope
+	if e == nil {
+		e = new(Envelope)
+	}
+	got := fmt.Sprintf("sub %d topic %q payload %x published %d received %d pid %d uid %d component %q",
+		v.SubscriptionID, v.Topic, v.Payload, v.PublishedAt, v.ReceivedAt, v.PublisherPID, v.PublisherUID, v.Component)
+	want := fmt.Sprintf("sub %d topic %q payload %x published %d received %d pid %d uid %d component %q",
+		d.SubscriptionId, e.Topic, e.Payload, e.PublishedAt, e.ReceivedAt, e.PublisherPid, e.PublisherUid, e.PublisherComponent)
+	if got == want {
+		return ""
+	}
+	return "DecodeDeliver: " + got + "; UnmarshalVT: " + want
+}
+
+// allMessages returns a fresh value of every generated message type.
+func allMessages() []Message {
+	return []Message{
+		new(Hello), new(HelloOK), new(Envelope), new(Subscribe), new(Unsubscribe), new(Deliver),
+		new(Missed), new(OK), new(ErrorFrame), new(Ping), new(Pong), new(StatsRequest),
+		new(StatsResponse), new(Stats), new(TopicStats), new(PatternStats), new(ConnectionStats), new(Latency),
+	}
+}
+
+// FuzzDecodeBodies feeds arbitrary bytes to every generated message's
+// UnmarshalVT. It must never panic, and what it accepts must survive a
+// marshal and a second decode unchanged.
+func FuzzDecodeBodies(f *testing.F) {
+	_, bodies := goldenBodies(f)
+	for _, b := range bodies {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, m := range allMessages() {
+			if err := m.UnmarshalVT(body); err != nil {
+				continue
+			}
+			out := make([]byte, m.SizeVT())
+			n, err := m.MarshalToSizedBufferVT(out)
+			if err != nil || n != len(out) {
+				t.Fatalf("%T: marshal after decoding % x = %d bytes, %v; want %d, nil", m, body, n, err, len(out))
+			}
+			again := newLike(m)
+			if err := again.UnmarshalVT(out); err != nil {
+				t.Fatalf("%T: decoding its own encoding % x: %v", m, out, err)
+			}
+			if !proto.Equal(m.(proto.Message), again.(proto.Message)) {
+				t.Fatalf("%T: % x decodes to %v, re-encodes to % x, decodes to %v", m, body, m, out, again)
+			}
+		}
+	})
+}
+
+// newLike returns an empty message of m's type.
+func newLike(m Message) Message {
+	return m.(proto.Message).ProtoReflect().Type().New().Interface().(Message)
+}
