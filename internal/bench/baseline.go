@@ -78,13 +78,16 @@ func writeFrames(c net.Conn, cfg Config) error {
 	if cfg.Rate > 0 {
 		interval = time.Second / time.Duration(cfg.Rate)
 	}
+	var p *pacer
+	if interval > 0 {
+		p = newPacer()
+		defer p.stop()
+	}
 	next := time.Now()
 	for i := 0; i < cfg.Msgs; i++ {
-		if interval > 0 {
+		if p != nil {
 			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
-				time.Sleep(d)
-			}
+			p.sleepUntil(next)
 		}
 		binary.BigEndian.PutUint64(frame[4:], uint64(time.Now().UnixNano()))
 		if _, err := bw.Write(frame); err != nil {

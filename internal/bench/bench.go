@@ -267,13 +267,16 @@ func publishAll(ctx context.Context, pubs []*eventbus.Client, cfg Config) error 
 
 func publish(ctx context.Context, c *eventbus.Client, topicName string, size, n int, interval time.Duration) error {
 	payload := make([]byte, size)
+	var p *pacer
+	if interval > 0 {
+		p = newPacer()
+		defer p.stop()
+	}
 	next := time.Now()
 	for i := 0; i < n; i++ {
-		if interval > 0 {
+		if p != nil {
 			next = next.Add(interval)
-			if d := time.Until(next); d > 0 {
-				time.Sleep(d)
-			}
+			p.sleepUntil(next)
 		}
 		if err := c.Publish(ctx, topicName, payload); err != nil {
 			return err
