@@ -41,7 +41,9 @@ type conn struct {
 	out       *outQueue
 	done      chan struct{} // closed by closeWith
 
-	// Set during the handshake, read-only afterwards.
+	// Set during the handshake, read-only afterwards. clientName and
+	// component are set under subsMu: Stats and closeWith may read them
+	// from other goroutines while the handshake runs.
 	clientName      string
 	component       string
 	publisherFields []byte // broker-owned envelope fields for this publisher
@@ -149,7 +151,9 @@ func (c *conn) handshake() error {
 	if err := checkHello(&hello); err != nil {
 		return c.refuseHandshake(err)
 	}
+	c.subsMu.Lock()
 	c.clientName, c.component = hello.ClientName, hello.Component
+	c.subsMu.Unlock()
 	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
 	ok := &wire.HelloOK{
 		ConnectionId:     c.id,
@@ -580,6 +584,7 @@ func (c *conn) closeWith(reason CloseReason, err error) {
 			c.removeSubLocked(s)
 		}
 		c.subsDone = true
+		component := c.component
 		c.subsMu.Unlock()
 		c.b.removeConn(c)
 		level := slog.LevelInfo
@@ -587,7 +592,7 @@ func (c *conn) closeWith(reason CloseReason, err error) {
 			level = slog.LevelDebug // a dial that sent nothing, such as a liveness probe
 		}
 		c.b.cfg.Logger.Log(context.Background(), level, "connection closed", "conn", c.id, "pid", c.peer.PID, "uid", c.peer.UID,
-			"component", c.component, "reason", CloseReason(c.reason.Load()), "err", err)
+			"component", component, "reason", CloseReason(c.reason.Load()), "err", err)
 	})
 }
 
@@ -600,10 +605,11 @@ func (c *conn) snapshot(counts map[string]int) stats.Connection {
 		}
 	}
 	nsubs := len(c.subs)
+	name, component := c.clientName, c.component
 	c.subsMu.Unlock()
 	msgs, bytes := c.out.pending()
 	return stats.Connection{
-		ID: c.id, ClientName: c.clientName, Component: c.component,
+		ID: c.id, ClientName: name, Component: component,
 		UID: c.peer.UID, GID: c.peer.GID, PID: c.peer.PID, InProcess: c.inProcess,
 		ConnectedAt: c.start, Subscriptions: nsubs,
 		Published: c.published.Load(), Delivered: c.delivered.Load(), Dropped: c.dropped.Load(),

@@ -12,9 +12,9 @@ import (
 )
 
 // closedWithin reports whether s.C is closed, discarding what it still
-// holds, waiting at most timeout.
+// holds, waiting at most testTimeout.
 func closedWithin(s *Subscription) bool {
-	deadline := time.After(timeout)
+	deadline := time.After(testTimeout)
 	for {
 		select {
 		case _, ok := <-s.C:
@@ -162,8 +162,8 @@ func TestReconnect(t *testing.T) {
 	}
 	select {
 	case <-disconnected:
-	case <-time.After(timeout):
-		t.Fatalf("no disconnect reported within %v", timeout)
+	case <-time.After(testTimeout):
+		t.Fatalf("no disconnect reported within %v", testTimeout)
 	}
 	// No broker listens now: operations fail, none silently.
 	if err := c.Publish(testCtx(t), "re.x", []byte("lost")); !errors.Is(err, ErrDisconnected) {
@@ -183,8 +183,8 @@ func TestReconnect(t *testing.T) {
 	testutil.ServeAt(t, bb, path)
 	select {
 	case <-reconnected:
-	case <-time.After(timeout):
-		t.Fatalf("no reconnect within %v", timeout)
+	case <-time.After(testTimeout):
+		t.Fatalf("no reconnect within %v", testTimeout)
 	}
 	flush(t, c) // the restoring SUBSCRIBEs went first
 	if n := findPattern(bb.Stats(), "re.#"); n != 1 {
@@ -201,7 +201,7 @@ func TestReconnect(t *testing.T) {
 		if string(m.Payload) != "after" {
 			t.Errorf("old handler received %q; want after", m.Payload)
 		}
-	case <-time.After(timeout):
+	case <-time.After(testTimeout):
 		t.Errorf("old handler subscription received nothing after reconnect")
 	}
 	// And the client publishes again.

@@ -63,7 +63,10 @@ func (s *Subscription) Missed() uint64 { return s.missed.Load() }
 func (c *Client) Subscribe(ctx context.Context, patterns ...string) (*Subscription, error) {
 	ch := make(chan *Message, c.opts.channelSize)
 	s := &Subscription{c: c, patterns: patterns, ch: ch, C: ch}
-	return s, c.subscribe(ctx, s)
+	if err := c.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // SubscribeFunc subscribes to patterns and calls handler for each
@@ -71,7 +74,10 @@ func (c *Client) Subscribe(ctx context.Context, patterns ...string) (*Subscripti
 // and must not call the Client's blocking methods.
 func (c *Client) SubscribeFunc(ctx context.Context, handler func(*Message), patterns ...string) (*Subscription, error) {
 	s := &Subscription{c: c, patterns: patterns, handler: handler}
-	return s, c.subscribe(ctx, s)
+	if err := c.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
@@ -284,7 +290,7 @@ func (c *Client) handleError(body []byte) error {
 	case f.Fatal:
 		return e
 	default:
-		c.reportAsync(fmt.Errorf("eventbus: publish #%d refused: %w", f.PublishSeq, e))
+		c.reportAsync(fmt.Errorf("eventbus: publish #%d to %s refused: %w", f.PublishSeq, f.Topic, e))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -359,14 +358,9 @@ func brokerStats(t *testing.T, path string) stats.Snapshot {
 
 // TestSlowDisconnectStoppedSubscriber: under the disconnect policy a
 // subscriber that stops reading altogether must be disconnected once its
-// queue overflows. Skipped by default: the broker's writer blocks in
-// conn.writeLoop's Write with no deadline and only looks at the overflow
-// flag between writes, so a stopped subscriber is never disconnected and
-// its drops simply accumulate. Run with EVENTBUS_KNOWN_BUGS=1.
+// queue overflows, even though its writer is stuck in a write to a full
+// socket (the first drop gives that write a deadline).
 func TestSlowDisconnectStoppedSubscriber(t *testing.T) {
-	if os.Getenv("EVENTBUS_KNOWN_BUGS") == "" {
-		t.Skip("known broker bug: a subscriber that stops reading is never disconnected under slow_subscriber_policy=disconnect; set EVENTBUS_KNOWN_BUGS=1 to run")
-	}
 	path := socketPath(t)
 	startBroker(t, path, envBuffer+"=1000", envPolicy+"=disconnect")
 	slow := startSub(t, "slow", path, "-patterns", "events.#")

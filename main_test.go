@@ -1,0 +1,13 @@
+package eventbus
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the run if any test leaves a goroutine behind: every
+// broker and client a test starts must be closed and waited for.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
