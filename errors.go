@@ -19,16 +19,16 @@ var (
 	// may not have reached the broker.
 	ErrPublishLost = errors.New("eventbus: publishes lost with the connection")
 
-	ErrMessageTooLarge     = wire.ErrMessageTooLarge
-	ErrInvalidTopic        = wire.ErrInvalidTopic
-	ErrInvalidPattern      = wire.ErrInvalidPattern
-	ErrReservedTopic       = wire.ErrReservedTopic
-	ErrForbidden           = wire.ErrForbidden
-	ErrTooManyConnections  = wire.ErrTooManyConnections
-	ErrTooManySubscription = wire.ErrTooManySubs
-	ErrSlowConsumer        = wire.ErrSlowConsumer
-	ErrShuttingDown        = wire.ErrShuttingDown
-	ErrUnsupportedVersion  = wire.ErrUnsupportedVersion
+	ErrMessageTooLarge      = wire.ErrMessageTooLarge
+	ErrInvalidTopic         = wire.ErrInvalidTopic
+	ErrInvalidPattern       = wire.ErrInvalidPattern
+	ErrReservedTopic        = wire.ErrReservedTopic
+	ErrForbidden            = wire.ErrForbidden
+	ErrTooManyConnections   = wire.ErrTooManyConnections
+	ErrTooManySubscriptions = wire.ErrTooManySubs
+	ErrSlowConsumer         = wire.ErrSlowConsumer
+	ErrShuttingDown         = wire.ErrShuttingDown
+	ErrUnsupportedVersion   = wire.ErrUnsupportedVersion
 )
 
 // CloseReason says why the broker closed a connection; it is recorded in

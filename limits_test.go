@@ -173,10 +173,10 @@ func TestMaxSubscriptions(t *testing.T) {
 		patterns []string
 		want     error
 	}{
-		{[]string{"c", "d"}, ErrTooManySubscription},
+		{[]string{"c", "d"}, ErrTooManySubscriptions},
 		{[]string{"c"}, nil},
-		{[]string{"d"}, ErrTooManySubscription},
-		{[]string{"x.#", "y.#", "z.#", "w.#"}, ErrTooManySubscription},
+		{[]string{"d"}, ErrTooManySubscriptions},
+		{[]string{"x.#", "y.#", "z.#", "w.#"}, ErrTooManySubscriptions},
 	}
 	for i, st := range steps {
 		_, err := c.Subscribe(testCtx(t), st.patterns...)

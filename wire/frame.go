@@ -105,12 +105,18 @@ func AppendFrame(dst []byte, t Type, m Message) []byte {
 	return dst
 }
 
+// keepLarge is the largest buffer a Reader keeps for reuse between
+// oversize frames; a bigger one is replaced at the next oversize frame and
+// otherwise collected, so one huge message does not pin its size for the
+// connection's life.
+const keepLarge = 256 << 10
+
 // Reader reads frames. Bodies it returns alias its buffers and are valid
 // until the next ReadFrame.
 type Reader struct {
 	br       *bufio.Reader
 	maxFrame int
-	large    []byte // for frames bigger than br's buffer
+	large    []byte // for frames bigger than br's buffer; see keepLarge
 }
 
 // NewReader reads frames of at most maxFrame bytes (type + body) from br.
@@ -163,7 +169,7 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 		r.br.Discard(bodyLen)
 		return t, body, nil
 	}
-	if cap(r.large) < bodyLen {
+	if cap(r.large) < bodyLen || cap(r.large) > keepLarge {
 		r.large = make([]byte, bodyLen)
 	}
 	body := r.large[:bodyLen]
@@ -173,9 +179,6 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 	return t, body, nil
 }
 
-// ReleaseLarge drops the buffer kept for oversize frames, so one large
-// message does not pin its size in memory for the connection's life.
-func (r *Reader) ReleaseLarge() { r.large = nil }
 
 func unexpectedEOF(err error) error {
 	if errors.Is(err, io.EOF) {

@@ -309,7 +309,7 @@ func TestReadFramePassesReadErrors(t *testing.T) {
 }
 
 // TestReadFrameLargePath reads frames longer than the bufio buffer, mixed
-// with small ones, and checks the large buffer is reused and released.
+// with small ones, and checks the large buffer is reused.
 func TestReadFrameLargePath(t *testing.T) {
 	large1 := &Envelope{Topic: "events.process.batch", Payload: bytes.Repeat([]byte{1}, 300)}
 	small := &Ping{Id: 7}
@@ -344,9 +344,26 @@ func TestReadFrameLargePath(t *testing.T) {
 			}
 		}
 	}
-	r.ReleaseLarge()
-	if r.large != nil {
-		t.Errorf("after ReleaseLarge, large = %d bytes; want nil", cap(r.large))
+}
+
+// TestReadFrameDropsHugeBuffer: a buffer above keepLarge is not reused, so
+// it can be collected.
+func TestReadFrameDropsHugeBuffer(t *testing.T) {
+	big := &Envelope{Topic: "events.process.batch", Payload: make([]byte, keepLarge+10)}
+	var in []byte
+	in = AppendFrame(in, TypePublish, big)
+	in = AppendFrame(in, TypePublish, big)
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), minBufio), 2*keepLarge)
+	_, first, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, second, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &first[0] == &second[0] {
+		t.Errorf("a %d-byte buffer was reused; want buffers above %d bytes replaced", len(first), keepLarge)
 	}
 }
 
