@@ -4,4 +4,5 @@
 // The test binary is its own helper: TestMain runs a role (broker, pub or
 // sub) instead of the tests when EVENTBUS_HELPER names one, so the tests
 // need nothing built beforehand and no CLI.
+// The tests run on Linux: they read /proc and use Pdeathsig and SIGSTOP.
 package integration
