@@ -179,7 +179,6 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 	return t, body, nil
 }
 
-
 func unexpectedEOF(err error) error {
 	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
