@@ -1,0 +1,159 @@
+package acl
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/transport"
+)
+
+// ErrRefused matches every [*RefusedError] with errors.Is.
+var ErrRefused = errors.New("acl: refused")
+
+// Identity is a peer as the broker verified it at hello.
+type Identity struct {
+	Component  string // the admitted claim; "" for an anonymous peer
+	UID, GID   uint32 // from the kernel
+	PID        int    // from the kernel
+	Exe        string // executable path where the OS reveals it, else ""
+	Agent      bool   // proved the agent credential, or is the broker's in-process client
+	Registered bool   // a component the policy admitted (the agent included)
+}
+
+// registered reports whether id counts as a registered component.
+func (id Identity) registered() bool { return id.Registered || id.Agent }
+
+// grantee is the component whose grants apply to id.
+func (id Identity) grantee() string {
+	if id.Agent {
+		return AgentComponent
+	}
+	return id.Component
+}
+
+func (id Identity) String() string {
+	who := "anonymous peer"
+	switch {
+	case id.Agent:
+		who = "agent"
+	case id.Component != "":
+		who = "component " + id.Component
+	}
+	return fmt.Sprintf("%s (uid %d, gid %d, pid %d)", who, id.UID, id.GID, id.PID)
+}
+
+// InProcessIdentity is the identity of the broker's in-process client: the
+// agent, with peer as the broker's own process.
+func InProcessIdentity(peer transport.Peer) Identity {
+	exe, _ := os.Executable()
+	return Identity{
+		Component: AgentComponent, UID: peer.UID, GID: peer.GID, PID: peer.PID,
+		Exe: exe, Agent: true, Registered: true,
+	}
+}
+
+// RefusedError is a component claim that does not fit the policy. Its
+// message names the component and the mismatch, never the agent token.
+type RefusedError struct {
+	Component string // the claim, as the peer sent it
+	Peer      transport.Peer
+	Exe       string
+	Reason    string // e.g. "uid 1000 not in [0]"
+}
+
+func (e *RefusedError) Error() string {
+	name := e.Component
+	if !validComponent(name) {
+		name = strconv.Quote(name)
+	}
+	return fmt.Sprintf("acl: component %s refused: %s", name, e.Reason)
+}
+
+// Is reports whether target is ErrRefused.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// validComponent reports whether name is a valid component name: one topic
+// segment, 1-64 bytes of a-z 0-9 - _, as the broker's hello requires.
+func validComponent(name string) bool {
+	return !strings.ContainsAny(name, ".$") && topic.Validate(name) == nil
+}
+
+// Admit checks the component a peer claims at hello against the policy and
+// returns the identity to use for the connection.
+//
+// An empty claim admits the peer as anonymous (not registered; token is
+// ignored). The claim "agent" needs token to equal the configured agent
+// token (compared in constant time over SHA-256 digests, so neither the
+// token nor its length leaks); it is refused when no token is configured.
+// Every claim must then fit its component's entry: peer.UID in uids,
+// peer.GID in gids and exe in executables, each where the policy gives a
+// list. A policy listing executables refuses a peer whose exe is unknown
+// (""), failing closed. An unknown component is refused. The error is a
+// [*RefusedError].
+func (p *Policy) Admit(peer transport.Peer, exe, claim string, token []byte) (Identity, error) {
+	id := Identity{UID: peer.UID, GID: peer.GID, PID: peer.PID, Exe: exe}
+	if claim == "" {
+		return id, nil
+	}
+	refuse := func(format string, args ...any) (Identity, error) {
+		return Identity{}, &RefusedError{Component: claim, Peer: peer, Exe: exe, Reason: fmt.Sprintf(format, args...)}
+	}
+	if !validComponent(claim) {
+		return refuse("invalid component name: want 1-64 bytes of a-z 0-9 - _")
+	}
+	c := p.comps[claim]
+	if c == nil {
+		return refuse("not in the policy (components: %v)", p.names)
+	}
+	if claim == AgentComponent {
+		if reason := p.checkToken(token); reason != "" {
+			return refuse("%s", reason)
+		}
+		id.Agent = true
+	}
+	if reason := c.fits(peer, exe); reason != "" {
+		return refuse("%s", reason)
+	}
+	id.Component, id.Registered = claim, true
+	return id, nil
+}
+
+// checkToken returns why token is not the agent token, or "".
+func (p *Policy) checkToken(token []byte) string {
+	switch {
+	case p.tokenSum == nil:
+		return "no agent token is configured (agent.token_file)"
+	case len(token) == 0:
+		return "no agent token presented"
+	}
+	sum := sha256.Sum256(token)
+	if subtle.ConstantTimeCompare(sum[:], p.tokenSum[:]) != 1 {
+		return "wrong agent token"
+	}
+	return ""
+}
+
+// fits returns why peer and exe do not fit c, or "".
+func (c *component) fits(peer transport.Peer, exe string) string {
+	switch {
+	case len(c.uids) > 0 && !slices.Contains(c.uids, peer.UID):
+		return fmt.Sprintf("uid %d not in %v", peer.UID, c.uids)
+	case len(c.gids) > 0 && !slices.Contains(c.gids, peer.GID):
+		return fmt.Sprintf("gid %d not in %v", peer.GID, c.gids)
+	case len(c.executables) == 0:
+		return ""
+	case exe == "":
+		return fmt.Sprintf("executable unknown (the OS did not reveal it), policy requires one of %v", c.executables)
+	case !slices.Contains(c.executables, filepath.Clean(exe)):
+		return fmt.Sprintf("executable %s not in %v", exe, c.executables)
+	}
+	return ""
+}

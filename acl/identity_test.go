@@ -1,0 +1,209 @@
+package acl
+
+import (
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"daemoneye.dev/eventbus/transport"
+)
+
+func TestAdmit(t *testing.T) {
+	token := []byte(strings.Repeat("ab", 32))
+	p := mustParse(t, testPolicyYAML).WithAgentToken(token)
+	root := transport.Peer{UID: 0, GID: 0, PID: 10}
+	user := transport.Peer{UID: 1000, GID: 1000, PID: 11}
+	tests := []struct {
+		name  string
+		peer  transport.Peer
+		exe   string
+		claim string
+		token []byte
+		want  Identity // when err is ""
+		err   string
+	}{
+		{name: "anonymous", peer: user, exe: "/usr/bin/sh", want: Identity{UID: 1000, GID: 1000, PID: 11, Exe: "/usr/bin/sh"}},
+		{name: "anonymous ignores token", peer: user, token: []byte("x"), want: Identity{UID: 1000, GID: 1000, PID: 11}},
+		{name: "component fits", peer: root, exe: "/usr/bin/procmond", claim: "procmond",
+			want: Identity{Component: "procmond", PID: 10, Exe: "/usr/bin/procmond", Registered: true}},
+		{name: "uid mismatch", peer: user, exe: "/usr/bin/procmond", claim: "procmond",
+			err: "acl: component procmond refused: uid 1000 not in [0]"},
+		{name: "gid mismatch", peer: transport.Peer{UID: 0, GID: 5}, exe: "/usr/bin/procmond", claim: "procmond",
+			err: "acl: component procmond refused: gid 5 not in [0]"},
+		{name: "exe mismatch", peer: root, exe: "/tmp/procmond", claim: "procmond",
+			err: "acl: component procmond refused: executable /tmp/procmond not in [/usr/bin/procmond]"},
+		{name: "exe unknown", peer: root, claim: "procmond",
+			err: "acl: component procmond refused: executable unknown"},
+		{name: "no exe requirement", peer: user, claim: "netmond",
+			want: Identity{Component: "netmond", UID: 1000, GID: 1000, PID: 11, Registered: true}},
+		{name: "unknown component", peer: root, claim: "evilmond",
+			err: "acl: component evilmond refused: not in the policy (components: [agent netmond procmond])"},
+		{name: "invalid claim", peer: root, claim: "Evil\nName",
+			err: `acl: component "Evil\nName" refused: invalid component name`},
+		{name: "agent with token", peer: user, claim: "agent", token: token,
+			want: Identity{Component: "agent", UID: 1000, GID: 1000, PID: 11, Agent: true, Registered: true}},
+		{name: "agent wrong token", peer: user, claim: "agent", token: []byte(strings.Repeat("ab", 31) + "ac"),
+			err: "acl: component agent refused: wrong agent token"},
+		{name: "agent short token", peer: user, claim: "agent", token: []byte("ab"),
+			err: "acl: component agent refused: wrong agent token"},
+		{name: "agent missing token", peer: user, claim: "agent",
+			err: "acl: component agent refused: no agent token presented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := p.Admit(tt.peer, tt.exe, tt.claim, tt.token)
+			if tt.err != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.err) || !errors.Is(err, ErrRefused) {
+					t.Fatalf("Admit = %+v, %v; want error %q matching ErrRefused", got, err, tt.err)
+				}
+				if strings.Contains(err.Error(), string(token)) {
+					t.Errorf("error %q reveals the token", err)
+				}
+				var re *RefusedError
+				if !errors.As(err, &re) || re.Component != tt.claim || re.Peer != tt.peer {
+					t.Errorf("RefusedError = %+v; want component %q, peer %v", re, tt.claim, tt.peer)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("Admit = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAdmitAgentTokenConfig(t *testing.T) {
+	token := []byte(strings.Repeat("0", 64))
+	tests := []struct {
+		name string
+		p    *Policy
+		err  string
+	}{
+		{"none configured", mustParse(t, ""), "no agent token is configured"},
+		{"configured then cleared", mustParse(t, "").WithAgentToken(token).WithAgentToken(nil), "no agent token is configured"},
+		{"agent uid checked too", Default(1000).WithAgentToken(token), "uid 5 not in [1000 0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.p.Admit(transport.Peer{UID: 5}, "", AgentComponent, token)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("Admit(agent) = %v; want %q", err, tt.err)
+			}
+		})
+	}
+	p := Default(1000)
+	if q := p.WithAgentToken(token); q == p || p.tokenSum != nil {
+		t.Error("WithAgentToken changed its receiver")
+	}
+}
+
+func TestInProcessIdentity(t *testing.T) {
+	id := InProcessIdentity(transport.Peer{UID: 7, GID: 8, PID: 9})
+	if !id.Agent || !id.Registered || id.Component != AgentComponent || id.UID != 7 || id.PID != 9 {
+		t.Errorf("InProcessIdentity = %+v; want the agent", id)
+	}
+	if err := Default(0).Check(id, Publish, "control.agent.policy"); err != nil {
+		t.Errorf("in-process publish to a privileged topic = %v; want nil", err)
+	}
+}
+
+func TestEnsureTokenFile(t *testing.T) {
+	if os.Getuid() < 0 {
+		t.Skip("no Unix ownership on this OS")
+	}
+	t.Run("creates", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "run", "eventbus", "agent.token")
+		tok, err := EnsureTokenFile(path)
+		if err != nil {
+			t.Fatalf("EnsureTokenFile: %v", err)
+		}
+		if raw, err := hex.DecodeString(string(tok)); err != nil || len(raw) != 32 {
+			t.Errorf("token %q is not 32 hex-encoded bytes", tok)
+		}
+		for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700} {
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+				t.Errorf("mode of %s = %v, %v; want %v", p, fi.Mode().Perm(), err, want)
+			}
+		}
+		again, err := EnsureTokenFile(path)
+		if err != nil || string(again) != string(tok) {
+			t.Errorf("second EnsureTokenFile = %q, %v; want the same token %q", again, err, tok)
+		}
+		if read, err := ReadTokenFile(path); err != nil || string(read) != string(tok) {
+			t.Errorf("ReadTokenFile = %q, %v; want %q", read, err, tok)
+		}
+		entries, _ := os.ReadDir(filepath.Dir(path))
+		if len(entries) != 1 {
+			t.Errorf("directory holds %d entries; want just the token (no temporary files)", len(entries))
+		}
+	})
+	good := strings.Repeat("5", 64) + "\n"
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, path string)
+		err   string
+	}{
+		{"0644 file", func(t *testing.T, path string) { write(t, path, good, 0o644) }, "group or other permission bits"},
+		{"0640 file", func(t *testing.T, path string) { write(t, path, good, 0o640) }, "group or other permission bits"},
+		{"symlink", func(t *testing.T, path string) {
+			target := filepath.Join(filepath.Dir(path), "real")
+			write(t, target, good, 0o600)
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a symlink"},
+		{"directory", func(t *testing.T, path string) { os.Mkdir(path, 0o700) }, "not a regular file"},
+		{"short token", func(t *testing.T, path string) { write(t, path, "secret\n", 0o600) }, "want at least 32"},
+		{"open directory", func(t *testing.T, path string) { os.Chmod(filepath.Dir(path), 0o777) }, "lets group or others write"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "agent.token")
+			tt.setup(t, path)
+			tok, err := EnsureTokenFile(path)
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), path) {
+				t.Errorf("EnsureTokenFile = %q, %v; want an error naming %s and %q", tok, err, path, tt.err)
+			}
+		})
+	}
+	if _, err := EnsureTokenFile(""); err == nil {
+		t.Error("EnsureTokenFile(\"\") = nil error")
+	}
+}
+
+func write(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // beat the umask
+		t.Fatal(err)
+	}
+}
+
+func TestEnsureTokenFileConcurrent(t *testing.T) {
+	if os.Getuid() < 0 {
+		t.Skip("no Unix ownership on this OS")
+	}
+	path := filepath.Join(t.TempDir(), "d", "agent.token")
+	const n = 8
+	toks := make(chan string, n)
+	for range n {
+		go func() {
+			tok, err := EnsureTokenFile(path)
+			if err != nil {
+				t.Error(err)
+			}
+			toks <- string(tok)
+		}()
+	}
+	first := <-toks
+	for range n - 1 {
+		if tok := <-toks; tok != first {
+			t.Errorf("concurrent callers got %q and %q; want one token", first, tok)
+		}
+	}
+}
