@@ -15,5 +15,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helperMain(mode))
 	}
-	goleak.VerifyTestMain(m)
+	// go-winio serves every pipe's I/O from one goroutine that it starts
+	// on first use and never stops (Windows only).
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/Microsoft/go-winio.ioCompletionProcessor"))
 }

@@ -22,9 +22,17 @@ var (
 )
 
 // Peer is a connected process's identity as the kernel reports it.
+//
+// On Linux, macOS and FreeBSD UID and GID are the peer's effective ids and
+// SID is empty. PID is the peer's process id on Linux and macOS; FreeBSD
+// records it too, but golang.org/x/sys does not expose it yet, so PID is 0
+// there. On Windows PID is the pipe client's process id, SID its user's
+// security identifier in string form ("S-1-5-21-..."), and UID and GID are
+// both ^uint32(0), which is also what uint32(os.Getuid()) gives there.
 type Peer struct {
 	UID, GID uint32
 	PID      int
+	SID      string
 }
 
 const (
@@ -36,6 +44,12 @@ const (
 	defaultMode os.FileMode = 0o600
 	dirMode     os.FileMode = 0o700
 )
+
+// DefaultSDDL is the security descriptor a Windows pipe gets unless
+// [WithSDDL] says otherwise: a protected DACL granting full access to the
+// pipe's owner (the user the broker runs as), SYSTEM and the
+// Administrators group, and nothing to anyone else (SPEC.md §7).
+const DefaultSDDL = "D:P(A;;GA;;;OW)(A;;GA;;;SY)(A;;GA;;;BA)"
 
 // DefaultPath returns the socket path a broker and its clients agree on
 // without configuration: $EVENTBUS_SOCKET if set, else
@@ -69,6 +83,7 @@ func tmpDirName() string {
 
 type listenConfig struct {
 	mode os.FileMode
+	sddl string
 }
 
 // ListenOption configures [Listen].
@@ -76,21 +91,37 @@ type ListenOption func(*listenConfig)
 
 // WithMode sets the socket file's permission bits; the default is 0600
 // (owner only). Use 0660 to admit the owner's group as well. Bits other
-// than permissions make Listen fail.
+// than permissions make Listen fail. Windows pipes have no mode: there
+// the option is checked the same way and otherwise ignored (see
+// [WithSDDL]).
 func WithMode(perm os.FileMode) ListenOption {
 	return func(c *listenConfig) { c.mode = perm }
 }
 
-// Listen creates a Unix domain socket at path and listens on it, following
-// the steps in the package documentation. Connections it accepts are
-// *net.UnixConn, ready for [PeerOf]. A relative path is made absolute first,
-// and the absolute path must fit the system's limit (107 bytes on Linux).
+// WithSDDL sets the security descriptor of a Windows pipe, in SDDL form;
+// the default is [DefaultSDDL]. An empty string means the default. A
+// descriptor Windows cannot parse makes Listen fail. Unix sockets ignore
+// it (see [WithMode]).
+func WithSDDL(sddl string) ListenOption {
+	return func(c *listenConfig) { c.sddl = sddl }
+}
+
+// Listen creates the broker's endpoint at path and listens on it, following
+// the steps in the package documentation.
 //
-// The listener's Close stops accepting and removes the socket file unless
+// On Linux, macOS and FreeBSD path is a Unix domain socket path and the
+// connections Listen accepts are *net.UnixConn, ready for [PeerOf]. A
+// relative path is made absolute first, and the absolute path must fit the
+// system's limit (107 bytes on Linux, 103 on macOS and FreeBSD). The
+// listener's Close stops accepting and removes the socket file unless
 // another listener has replaced it; calling it again returns the first
 // result.
+//
+// On Windows path is a named pipe, \\.\pipe\NAME. If a pipe of that name
+// exists the error matches [ErrBrokerRunning]: a pipe lives only as long as
+// a process holds it open, so it is never stale.
 func Listen(path string, opts ...ListenOption) (net.Listener, error) {
-	cfg := listenConfig{mode: defaultMode}
+	cfg := listenConfig{mode: defaultMode, sddl: DefaultSDDL}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&cfg)
@@ -99,20 +130,35 @@ func Listen(path string, opts ...ListenOption) (net.Listener, error) {
 	if cfg.mode&^os.ModePerm != 0 {
 		return nil, fmt.Errorf("transport: listen %s: socket mode %v is not just permission bits (want e.g. 0600)", path, cfg.mode)
 	}
+	if cfg.sddl == "" {
+		cfg.sddl = DefaultSDDL
+	}
 	return listen(path, cfg)
 }
 
 // Dial connects to the broker listening at path. The error matches
 // [ErrNoBroker] if nothing listens there and [ErrPermission] (and
-// os.ErrPermission) if the socket's mode keeps the caller out.
+// os.ErrPermission) if the socket's mode or the pipe's security descriptor
+// keeps the caller out.
+//
+// On Windows a pipe whose instances are all busy is retried until ctx ends,
+// but for at most 2 seconds: then the error matches [ErrNoBroker] too,
+// since a pipe that stays busy that long belongs to a broker that has
+// stopped accepting (it is shutting down) or is overloaded.
 func Dial(ctx context.Context, path string) (net.Conn, error) {
 	return dial(ctx, path)
 }
 
 // PeerOf returns the identity of the process at the other end of conn, which
-// must be a *net.UnixConn such as Listen's Accept returns; for any other conn
-// the error matches [ErrUnsupported]. The kernel records the identity when
-// the peer connects, so it cannot be forged by what the peer later sends.
+// must be a connection Listen's Accept or Dial returned (a *net.UnixConn on
+// Unix systems, a named pipe connection on Windows); for any other conn the
+// error matches [ErrUnsupported]. The kernel records the identity when the
+// peer connects, so it cannot be forged by what the peer later sends.
+//
+// On Windows the server end reads the client's process id from the pipe
+// and its user from the token it presents: [Dial] allows the broker to
+// identify (not impersonate) it. A client that dialed at the anonymous
+// level is identified by its process's token instead.
 func PeerOf(conn net.Conn) (Peer, error) {
 	return peerOf(conn)
 }

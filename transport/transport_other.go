@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin && !freebsd && !windows
 
 package transport
 
@@ -8,9 +8,8 @@ import (
 	"runtime"
 )
 
-// A later issue implements darwin and freebsd (Unix sockets with their own
-// peer credential calls) and windows (a named pipe with an owner-only
-// security descriptor, SPEC.md §7).
+// Systems without a transport yet: other Unix systems need a peer
+// credential call (peer_GOOS.go) and a sys_GOOS.go to join transport_unix.go.
 
 func listen(string, listenConfig) (net.Listener, error) { return nil, unsupported() }
 
@@ -19,5 +18,5 @@ func dial(context.Context, string) (net.Conn, error) { return nil, unsupported()
 func peerOf(net.Conn) (Peer, error) { return Peer{}, unsupported() }
 
 func unsupported() error {
-	return newError(ErrUnsupported, nil, "%s is not supported yet (Linux only; see README)", runtime.GOOS)
+	return newError(ErrUnsupported, nil, "%s is not supported yet (Linux, macOS, FreeBSD and Windows are; see README)", runtime.GOOS)
 }

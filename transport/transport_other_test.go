@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin && !freebsd && !windows
 
 package transport
 
@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 )
-
-func helperMain(string) int { return 2 }
 
 func TestUnsupportedOS(t *testing.T) {
 	_, listenErr := Listen("eventbus.sock")

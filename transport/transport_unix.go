@@ -1,7 +1,8 @@
-//go:build linux
+//go:build linux || darwin || freebsd
 
-// Linux only for now: darwin and freebsd join this file's build tag once
-// they have peer credential code and their own sun_path limit.
+// The Unix domain socket transport, shared by every Unix system that has a
+// peer credential call in peer_GOOS.go. Another Unix joins the build tag
+// with such a file (and a check of sockCloexec and refusedMeansStale).
 
 package transport
 
@@ -22,13 +23,19 @@ import (
 )
 
 const (
-	// maxPathLen is sun_path (108 bytes on Linux) less its terminating NUL.
-	maxPathLen = 107
+	// sunPathLen is the size of sun_path: 108 bytes on Linux, 104 on macOS
+	// and FreeBSD.
+	sunPathLen = len(unix.RawSockaddrUnix{}.Path)
+	// maxPathLen is sun_path less its terminating NUL.
+	maxPathLen = sunPathLen - 1
 	// backlog is the listen queue length; the kernel caps it at
 	// net.core.somaxconn.
 	backlog = 4096
 	// probeTimeout bounds the dial that tells a live socket from a stale one.
 	probeTimeout = time.Second
+	// staleRetry is the pause between probes where one refusal is not proof
+	// (staleProbes > 1).
+	staleRetry = 50 * time.Millisecond
 )
 
 func listen(path string, cfg listenConfig) (net.Listener, error) {
@@ -72,8 +79,8 @@ func socketPath(op, path string) (string, error) {
 		return "", fmt.Errorf("transport: %s %s: %w", op, path, err)
 	}
 	if len(abs) > maxPathLen {
-		return "", fmt.Errorf("transport: %s %s: socket path is %d bytes; Linux allows at most %d (sun_path is 108 bytes including the NUL)",
-			op, abs, len(abs), maxPathLen)
+		return "", fmt.Errorf("transport: %s %s: socket path is %d bytes; %s allows at most %d (sun_path is %d bytes including the NUL)",
+			op, abs, len(abs), osName, maxPathLen, sunPathLen)
 	}
 	return abs, nil
 }
@@ -131,7 +138,8 @@ func checkPrivateDir(dir string) error {
 
 // clearStale makes way for a new socket at path: nothing there is fine; a
 // non-socket is refused; a socket is removed only if a dial is refused,
-// which proves no process listens on it (SPEC.md §7).
+// which proves no process listens on it (SPEC.md §7). Where a full accept
+// queue is refused too (the BSDs), the dial is tried staleProbes times.
 func clearStale(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -144,7 +152,7 @@ func clearStale(path string) error {
 		return newError(fs.ErrExist, nil,
 			"listen %s: the path exists and is not a socket (mode %v); refusing to replace it", path, fi.Mode())
 	}
-	conn, err := net.DialTimeout("unix", path, probeTimeout)
+	conn, err := probe(path)
 	switch {
 	case err == nil:
 		conn.Close()
@@ -163,11 +171,26 @@ func clearStale(path string) error {
 	return nil
 }
 
+// probe dials path to tell a live socket from a stale one. Linux refuses a
+// connection only when nobody listens (a full queue gives EAGAIN); macOS and
+// FreeBSD also refuse one when the listener's queue is full, so there a
+// refusal counts only if it persists for staleProbes dials, staleRetry
+// apart, long enough for a live broker to drain its queue.
+func probe(path string) (net.Conn, error) {
+	for i := 1; ; i++ {
+		conn, err := net.DialTimeout("unix", path, probeTimeout)
+		if i >= staleProbes || !errors.Is(err, syscall.ECONNREFUSED) {
+			return conn, err
+		}
+		time.Sleep(staleRetry)
+	}
+}
+
 // bindAndListen creates the socket so that no client can connect before
 // its mode is set: bind creates the file, chmod restricts it, and only then
 // does listen let connections in (before listen, connect is refused).
 func bindAndListen(path string, mode os.FileMode) (_ net.Listener, err error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := socketCloexec()
 	if err != nil {
 		return nil, listenError(path, os.NewSyscallError("socket", err))
 	}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# test.sh runs the Windows (amd64) build of Go tests under Wine, after
+# setup.sh has made sure Wine is ready, and prints every test that ran.
+#
+#   scripts/wine/test.sh [go test flags and packages]   default: ./transport/...
+#
+# It stops the wineserver when done, so nothing outlives the run; set
+# EVENTBUS_WINE_KEEP=1 to leave it up for more runs (or for running
+# `GOOS=windows go test -exec wine ...` by hand).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export WINEDEBUG=${WINEDEBUG:--all}
+export WINEPREFIX=${WINEPREFIX:-$HOME/.wine}
+
+log=$(mktemp)
+cleanup() {
+	rm -f "$log"
+	if [ "${EVENTBUS_WINE_KEEP:-}" != 1 ]; then
+		wineserver -k </dev/null >/dev/null 2>&1 || true
+	fi
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+"$root/scripts/wine/setup.sh"
+echo "wine: $(wine --version 2>/dev/null), prefix $WINEPREFIX, ready in $(($(date +%s) - start))s"
+
+[ $# -gt 0 ] || set -- ./transport/...
+cd "$root"
+
+echo "GOOS=windows GOARCH=amd64 go test -exec wine -count=1 -v $*"
+status=0
+GOOS=windows GOARCH=amd64 go test -exec wine -count=1 -v "$@" >"$log" 2>&1 || status=$?
+
+# What ran: every test and subtest with its result, and each package.
+grep -E '^ *--- (PASS|FAIL|SKIP)|^(ok|FAIL|---) |^FAIL$' "$log" || true
+if [ "$status" != 0 ]; then
+	echo "--- full output of the failed run:"
+	cat "$log"
+fi
+passed=$(grep -cE '^ *--- PASS' "$log" || true)
+failed=$(grep -cE '^ *--- FAIL' "$log" || true)
+skipped=$(grep -cE '^ *--- SKIP' "$log" || true)
+echo "wine: took $(($(date +%s) - start))s in all"
+echo "wine: $passed passed, $failed failed, $skipped skipped"
+exit "$status"

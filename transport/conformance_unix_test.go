@@ -1,0 +1,78 @@
+//go:build linux || darwin || freebsd
+
+package transport_test
+
+import (
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/transport/transporttest"
+)
+
+func TestConformance(t *testing.T) {
+	f := transporttest.Factory{
+		Addr: socketAddr,
+		Self: transport.Peer{
+			UID: uint32(os.Geteuid()),
+			GID: uint32(os.Getegid()),
+			PID: os.Getpid(),
+		},
+		CheckAccess: checkSocketMode,
+		Deny:        transport.WithMode(0),
+		MakeStale:   staleSocket,
+	}
+	if runtime.GOOS == "freebsd" {
+		f.Self.PID = 0 // see transport.Peer
+	}
+	if os.Geteuid() == 0 {
+		f.Deny = nil // root ignores the socket's mode
+	}
+	transporttest.Run(t, f)
+}
+
+// socketAddr returns a socket path in a private directory short enough for
+// sun_path (104 bytes on macOS and FreeBSD, 108 on Linux).
+func socketAddr(t *testing.T) string {
+	dir := t.TempDir()
+	if len(dir) > 60 {
+		var err error
+		if dir, err = os.MkdirTemp("", "eb"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	return filepath.Join(dir, "eventbus.sock")
+}
+
+func checkSocketMode(t *testing.T, _ net.Listener, path string) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v; want a socket with mode 0600", fi.Mode())
+	}
+}
+
+// staleSocket leaves a socket file at path that nobody listens on, as a
+// broker that crashed would.
+func staleSocket(t *testing.T, path string) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+}
