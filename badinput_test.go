@@ -166,7 +166,7 @@ func TestBadInput(t *testing.T) {
 			}},
 		{name: "hello with invalid component", send: wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, &wire.Hello{Component: "Bad Component"}),
 			expect: func(t *testing.T, raw *testutil.Raw) {
-				expectPreambleError(t, raw, wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME)
+				expectPreambleError(t, raw, wire.ErrorCode_ERROR_CODE_FORBIDDEN)
 			}},
 		{name: "malformed hello", send: append(wire.AppendPreamble(nil, wire.Version), rawFrame(wire.TypeHello, []byte{0x0a, 0x05, 'a'})...),
 			expect: func(t *testing.T, raw *testutil.Raw) {

@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/transport"
 	"daemoneye.dev/eventbus/wire"
 )
@@ -26,7 +28,13 @@ type benchRig struct {
 }
 
 func newBenchRig(b *testing.B, subs int, pattern string) *benchRig {
-	br, err := New(Config{})
+	return newBenchRigPolicy(b, subs, pattern, acl.Open(), acl.InProcessIdentity(inProcessPeer()))
+}
+
+// newBenchRigPolicy builds a rig whose broker enforces policy, with the
+// publisher holding identity pubID and subscribers being the agent.
+func newBenchRigPolicy(b *testing.B, subs int, pattern string, policy *acl.Policy, pubID acl.Identity) *benchRig {
+	br, err := New(Config{Policy: policy})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,6 +46,8 @@ func newBenchRig(b *testing.B, subs int, pattern string) *benchRig {
 			b.Fatal(err)
 		}
 		c.publisherFields = wire.AppendPublisherFields(nil, 1, 0, "")
+		c.identity = acl.InProcessIdentity(inProcessPeer())
+		c.access = acl.NewCache(br.policy, c.identity, 0)
 		if err := c.subscribe(&wire.Subscribe{SubscriptionId: 1, Patterns: []string{pattern}}); err != nil {
 			b.Fatal(err)
 		}
@@ -52,6 +62,8 @@ func newBenchRig(b *testing.B, subs int, pattern string) *benchRig {
 	_, server := net.Pipe()
 	rig.pub = newConn(br, server, inProcessPeer(), true)
 	rig.pub.publisherFields = wire.AppendPublisherFields(nil, 2, 0, "procmond")
+	rig.pub.identity = pubID
+	rig.pub.access = acl.NewCache(br.policy, pubID, 0)
 	return rig
 }
 
@@ -102,6 +114,70 @@ func BenchmarkBrokerPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkBrokerPublishPolicy compares the publish path with every topic
+// public against a 50-rule policy under which the publisher is a
+// registered component and the topic restricted: the cost of enforcement
+// once each connection's decision cache is warm (issue 4: within 5%).
+func BenchmarkBrokerPublishPolicy(b *testing.B) {
+	rules50 := fiftyRulePolicy(b)
+	procmond := acl.Identity{Component: "procmond", UID: uint32(os.Geteuid()), PID: 1, Registered: true}
+	for _, bc := range []struct {
+		name   string
+		policy *acl.Policy
+		id     acl.Identity
+	}{
+		{"open", acl.Open(), acl.Identity{UID: uint32(os.Geteuid()), PID: 1}},
+		{"rules=50", rules50, procmond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			rig := newBenchRigPolicy(b, 1, "events.#", bc.policy, bc.id)
+			defer rig.close()
+			body := publishBody("events.process.lifecycle", 128)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rig.pub.readAt = int64(i)
+				rig.pub.handlePublish(body)
+				if i%64 == 63 {
+					rig.pub.wakeSubscribers()
+				}
+				if i%4096 == 4095 {
+					rig.waitDrained()
+				}
+			}
+			rig.pub.wakeSubscribers()
+			rig.waitDrained()
+			b.StopTimer()
+			if got := rig.b.Stats().Denials; len(got) != 0 {
+				b.Fatalf("denials %v: the publish was refused, so nothing was measured", got)
+			}
+		})
+	}
+}
+
+// fiftyRulePolicy is a policy of 50 rules: 30 topic rules and 20 grants.
+func fiftyRulePolicy(b *testing.B) *acl.Policy {
+	var y strings.Builder
+	y.WriteString("default_access: restricted\ntopics:\n")
+	for i := 0; i < 28; i++ {
+		fmt.Fprintf(&y, "  - pattern: events.kind%d.#\n    access: restricted\n", i)
+	}
+	y.WriteString("  - pattern: events.+.anomaly\n    access: public\n  - pattern: control.health.#\n    access: public\n")
+	fmt.Fprintf(&y, "components:\n  procmond:\n    uids: [%d]\n    publish: [events.process.#", os.Geteuid())
+	for i := 0; i < 17; i++ {
+		fmt.Fprintf(&y, ", events.kind%d.+", i)
+	}
+	y.WriteString("]\n    deny_publish: [events.process.secret]\n    subscribe: [control.collector.task.process.#]\n")
+	p, err := acl.Parse("rules50", []byte(y.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := len(p.Rules()); n < 50 {
+		b.Fatalf("policy has %d rules; want at least 50", n)
+	}
+	return p
+}
+
 // waitDrained waits for the subscribers' queues to empty, so the
 // benchmark measures delivery rather than drops.
 func (r *benchRig) waitDrained() {
@@ -130,7 +206,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "b.sock")
-	br, err := New(Config{MessageBufferSize: 1 << 20, MaxPendingBytes: 512 << 20})
+	br, err := New(open(Config{MessageBufferSize: 1 << 20, MaxPendingBytes: 512 << 20}))
 	if err != nil {
 		b.Fatal(err)
 	}

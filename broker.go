@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
@@ -25,6 +26,8 @@ const Version = "0.1.0"
 // Shutdown or Close.
 type Broker struct {
 	cfg     Config
+	policy  *acl.Policy
+	denials *acl.DenialLog
 	index   *topic.Index[*subscription]
 	started time.Time
 	topics  *stats.Topics  // nil when statistics are off
@@ -55,8 +58,14 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	policy, err := loadPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{
 		cfg:       cfg,
+		policy:    policy,
+		denials:   acl.NewDenialLog(cfg.Logger, denialLogsPerSecond),
 		index:     topic.NewIndex[*subscription](topic.DefaultCacheSize),
 		started:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
@@ -69,6 +78,40 @@ func New(cfg Config) (*Broker, error) {
 	}
 	return b, nil
 }
+
+// denialLogsPerSecond bounds denial log lines per component; every denial
+// is still counted.
+const denialLogsPerSecond = 5
+
+// loadPolicy returns the configured policy, or the built-in one, with the
+// agent token loaded (and its file created if missing).
+func loadPolicy(cfg Config) (*acl.Policy, error) {
+	p := cfg.Policy
+	if p == nil && cfg.PolicyFile != "" {
+		var err error
+		if p, err = acl.Load(cfg.PolicyFile); err != nil {
+			return nil, err
+		}
+	}
+	if p == nil {
+		p = acl.Default(uint32(os.Geteuid()))
+	}
+	tokenFile := p.TokenFile()
+	if tokenFile == "" {
+		tokenFile = cfg.AgentTokenFile
+	}
+	if tokenFile == "" {
+		return p, nil
+	}
+	token, err := acl.EnsureTokenFile(tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: agent token: %w", err)
+	}
+	return p.WithAgentToken(token), nil
+}
+
+// Policy returns the access-control policy in force.
+func (b *Broker) Policy() *acl.Policy { return b.policy }
 
 // Config returns the broker's effective configuration.
 func (b *Broker) Config() Config { return b.cfg }
@@ -129,6 +172,7 @@ func (b *Broker) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(b, nc, peer, false)
+	c.exe = peerExe(peer.PID)
 	if err := b.addConn(c); err != nil {
 		b.refuse(nc, err)
 		return
@@ -294,6 +338,9 @@ func (b *Broker) cut() {
 func (b *Broker) route(from *conn, envelope, topicName []byte) {
 	for _, s := range b.index.MatchBytes(topicName) {
 		sc := s.c
+		if s.filtered && sc.access.CheckBytes(acl.Subscribe, topicName) != nil {
+			continue
+		}
 		switch sc.out.deliver(s, envelope, from.readAt, from.publisherFields) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
@@ -346,6 +393,7 @@ func (b *Broker) Stats() stats.Snapshot {
 	}
 	s.Published, s.Delivered, s.Dropped = totals.published, totals.delivered, totals.dropped
 	s.Patterns = sortedPatterns(patterns)
+	s.Denials = sortedDenials(b.denials.Snapshot())
 	sortConnections(s.ConnectionList)
 	if b.topics != nil {
 		s.Topics, s.PublishedUntracked = b.topics.Snapshot()

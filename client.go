@@ -137,7 +137,7 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 }
 
 func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
-	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component}
+	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component, Token: c.opts.token}
 	buf := wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, hello)
 	// A broker refusing the connection (max_connections, shutting down)
 	// may close it before our hello arrives, failing this write; its

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"daemoneye.dev/eventbus/acl"
 )
 
 // Defaults for Config's zero values.
@@ -70,6 +72,17 @@ type Config struct {
 	// HandshakeTimeout bounds the time from accept to a complete hello;
 	// default 5s.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// PolicyFile is the access-control policy (docs/SECURITY.md); empty
+	// means the built-in policy of SPEC §3, which admits components from
+	// the broker's own uid and root.
+	PolicyFile string `yaml:"policy_file"`
+	// AgentTokenFile holds the credential a client presents to prove it is
+	// the agent; the broker creates it (0600) if missing. The policy's
+	// agent.token_file takes precedence. Empty, with no policy setting,
+	// means only the in-process client is the agent.
+	AgentTokenFile string `yaml:"agent_token_file"`
+	// Policy, if set, is used instead of PolicyFile.
+	Policy *acl.Policy `yaml:"-"`
 	// Logger receives the broker's logs; default discards them.
 	Logger *slog.Logger `yaml:"-"`
 }

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/internal/chunkbuf"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
@@ -41,12 +41,15 @@ type conn struct {
 	out       *outQueue
 	done      chan struct{} // closed by closeWith
 
-	// Set during the handshake, read-only afterwards. clientName and
-	// component are set under subsMu: Stats and closeWith may read them
-	// from other goroutines while the handshake runs.
+	// Set during the handshake, read-only afterwards. clientName,
+	// component and identity are set under subsMu: Stats and closeWith may
+	// read them from other goroutines while the handshake runs.
 	clientName      string
 	component       string
 	publisherFields []byte // broker-owned envelope fields for this publisher
+	exe             string // read at accept
+	identity        acl.Identity
+	access          *acl.Cache // this connection's access decisions
 
 	// Reader-goroutine state.
 	r            *wire.Reader
@@ -79,6 +82,7 @@ type subscription struct {
 	c        *conn
 	id       uint64
 	patterns []string
+	filtered bool   // each delivery is checked against the subscriber's rights
 	missed   uint64 // drops not yet reported; guarded by c.out.mu
 }
 
@@ -151,8 +155,13 @@ func (c *conn) handshake() error {
 	if err := checkHello(&hello); err != nil {
 		return c.refuseHandshake(err)
 	}
+	id, err := c.admit(&hello)
+	if err != nil {
+		return c.refuseHandshake(err)
+	}
+	c.access = acl.NewCache(c.b.policy, id, 0)
 	c.subsMu.Lock()
-	c.clientName, c.component = hello.ClientName, hello.Component
+	c.clientName, c.component, c.identity = hello.ClientName, id.Component, id
 	c.subsMu.Unlock()
 	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
 	ok := &wire.HelloOK{
@@ -171,16 +180,22 @@ func checkHello(h *wire.Hello) error {
 	if len(h.ClientName) > maxNameLen {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "client name too long: %d bytes, limit %d", len(h.ClientName), maxNameLen)
 	}
-	if h.Component != "" && !validComponent(h.Component) {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "invalid component name %q: want 1-64 bytes of a-z 0-9 - _", h.Component)
-	}
 	return nil
 }
 
-// validComponent reports whether name is one topic segment: component
-// names appear in topics and policy files.
-func validComponent(name string) bool {
-	return !strings.ContainsAny(name, ".$") && len(name) <= topic.MaxSegmentBytes && topic.Validate(name) == nil
+// admit decides who the peer is (SPEC §3): the in-process client is the
+// agent; a socket peer's claimed component is checked against the policy
+// with the kernel's view of the peer.
+func (c *conn) admit(h *wire.Hello) (acl.Identity, error) {
+	if c.inProcess {
+		return acl.InProcessIdentity(c.peer), nil
+	}
+	id, err := c.b.policy.Admit(c.peer, c.exe, h.Component, h.Token)
+	if err != nil {
+		c.b.denials.Record(err)
+		return id, wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "%v", err)
+	}
+	return id, nil
 }
 
 // refuseHandshake sends our preamble and a fatal error, if the error is
@@ -311,6 +326,10 @@ func (c *conn) handlePublish(body []byte) {
 		c.refusePublish(v.Topic, err)
 		return
 	}
+	if err := c.access.CheckBytes(acl.Publish, v.Topic); err != nil {
+		c.refusePublish(v.Topic, c.denied(err))
+		return
+	}
 	c.b.route(c, body, v.Topic)
 }
 
@@ -334,6 +353,12 @@ func (c *conn) refusePublish(topicName []byte, err error) {
 	}
 	c.b.cfg.Logger.Debug("publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
 	c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq))
+}
+
+// denied counts and logs an access denial and returns it for the wire.
+func (c *conn) denied(err error) *wire.Error {
+	c.b.denials.Record(err)
+	return wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "%v", err)
 }
 
 func (c *conn) reply(requestID uint64, err error) {
@@ -360,6 +385,10 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 	if err != nil {
 		return err
 	}
+	filtered, err := c.checkSubscribe(patterns)
+	if err != nil {
+		return err
+	}
 	c.subsMu.Lock()
 	defer c.subsMu.Unlock()
 	switch {
@@ -371,13 +400,28 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
 			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
 	}
-	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns}
+	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered}
 	for _, p := range patterns {
 		c.b.index.Insert(p, s) // cannot fail: checkPatterns validated p
 	}
 	c.subs[s.id] = s
 	c.patterns += len(patterns)
 	return nil
+}
+
+// checkSubscribe applies the policy to each pattern: a pattern nothing
+// allowed can match is refused; one that can match both allowed and
+// restricted topics is accepted with every delivery checked (filtered), so
+// no wildcard leaks a topic the subscriber may not see.
+func (c *conn) checkSubscribe(patterns []string) (filtered bool, err error) {
+	for _, p := range patterns {
+		d, err := c.b.policy.CheckSubscribe(c.identity, p)
+		if err != nil {
+			return false, c.denied(err)
+		}
+		filtered = filtered || d == acl.Filter
+	}
+	return filtered, nil
 }
 
 // checkPatterns validates patterns and removes duplicates.
@@ -470,62 +514,6 @@ func (c *conn) wrote(b batch) {
 	}
 }
 
-// Direct writes: at the end of a small read batch the publisher's reader
-// writes to an idle subscriber itself, sparing a goroutine handoff per
-// message at low rates. Bigger batches leave the writing to the
-// subscribers' writer goroutines, which batch and run in parallel.
-const (
-	directMaxFrames      = 8 // frames in the read batch
-	directMaxSubscribers = 8 // subscribers woken by the batch
-	directMaxChunks      = 4 // chunks to write: a small write, far below IOV_MAX
-)
-
-// flushSubscriber writes sc's queue from the publisher's reader goroutine
-// if sc's write side is free, without ever blocking: what the socket does
-// not take now goes to sc's writer goroutine with the write side.
-func (c *conn) flushSubscriber(sc *conn) {
-	if sc.raw == nil {
-		sc.out.signal()
-		return
-	}
-	b, ok := sc.out.acquire(&c.direct, c.directStamps)
-	if !ok {
-		return // the current writer will see the new frames when it releases
-	}
-	if (b.overflow && c.b.cfg.SlowSubscriberPolicy == SlowDisconnect) || len(c.direct.Chunks()) > directMaxChunks {
-		if b.overflow {
-			sc.out.restoreOverflow()
-		}
-		c.handOff(sc, b)
-		return
-	}
-	n, err := tryWrite(sc.raw, c.direct.Chunks())
-	switch {
-	case err != nil:
-		c.direct.Reset()
-		sc.out.release()
-		sc.closeWith(CloseWriteError, err)
-	case n < c.direct.Len():
-		c.direct.Discard(n)
-		c.handOff(sc, b)
-	default:
-		c.direct.Reset()
-		sc.wrote(b)
-		if sc.out.release() {
-			sc.out.signal()
-		}
-	}
-	c.directStamps = b.stamps[:0]
-}
-
-// handOff gives c.direct's frames and the write side to sc's writer.
-func (c *conn) handOff(sc *conn, b batch) {
-	rest := c.direct
-	c.direct = chunkbuf.Buffer{}
-	sc.wrote(b)
-	sc.out.handOff(&rest)
-}
-
 // slowOverflow is called on each drop under the disconnect policy. The
 // writer closes the connection when it next takes frames, but it may be
 // stuck in a write to a peer that stopped reading and never get there: the
@@ -605,12 +593,13 @@ func (c *conn) snapshot(counts map[string]int) stats.Connection {
 		}
 	}
 	nsubs := len(c.subs)
-	name, component := c.clientName, c.component
+	name, component, agent := c.clientName, c.component, c.identity.Agent
 	c.subsMu.Unlock()
 	msgs, bytes := c.out.pending()
 	return stats.Connection{
 		ID: c.id, ClientName: name, Component: component,
 		UID: c.peer.UID, GID: c.peer.GID, PID: c.peer.PID, InProcess: c.inProcess,
+		Exe: c.exe, Agent: agent,
 		ConnectedAt: c.start, Subscriptions: nsubs,
 		Published: c.published.Load(), Delivered: c.delivered.Load(), Dropped: c.dropped.Load(),
 		QueuedMessages: msgs, QueuedBytes: bytes,

@@ -2,7 +2,10 @@ package eventbus
 
 import (
 	"context"
+	"daemoneye.dev/eventbus/acl"
 	"encoding/binary"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -21,14 +24,34 @@ func testCtx(t testing.TB) context.Context {
 }
 
 // startBroker starts a broker with cfg on a fresh socket; the test's
-// cleanup closes it and waits for Serve.
+// cleanup closes it and waits for Serve. Without a policy in cfg it uses
+// acl.Open: these tests are about routing, not access control.
 func startBroker(t testing.TB, cfg Config) (*Broker, string) {
 	t.Helper()
-	b, err := New(cfg)
+	b, err := New(open(cfg))
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
 	return b, testutil.Serve(t, b).Path
+}
+
+// open sets an all-public policy unless cfg has one.
+func open(cfg Config) Config {
+	if cfg.Policy == nil && cfg.PolicyFile == "" {
+		cfg.Policy = acl.Open()
+	}
+	return cfg
+}
+
+// procmondPolicy is open but also knows the procmond component, admitted
+// from this process's uid, so tests can see a verified component.
+func procmondPolicy(t testing.TB) *acl.Policy {
+	t.Helper()
+	p, err := acl.Parse("test", []byte(fmt.Sprintf("default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n    publish: ['#']\n", os.Geteuid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // dial connects a socket client that is closed when the test ends.

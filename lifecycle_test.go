@@ -139,7 +139,7 @@ func TestClientClose(t *testing.T) {
 // path and its subscriptions work again.
 func TestReconnect(t *testing.T) {
 	path := testutil.SocketPath(t)
-	a, err := New(Config{})
+	a, err := New(open(Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestReconnect(t *testing.T) {
 		t.Errorf("Dial with no broker = %v; want %v", err, transport.ErrNoBroker)
 	}
 
-	bb, err := New(Config{})
+	bb, err := New(open(Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

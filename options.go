@@ -19,6 +19,7 @@ const (
 type clientOptions struct {
 	name         string
 	component    string
+	token        []byte
 	channelSize  int
 	reconnect    bool
 	minBackoff   time.Duration
@@ -51,6 +52,14 @@ func WithName(name string) ClientOption { return func(o *clientOptions) { o.name
 // WithComponent sets the component this client claims to be (procmond,
 // agent, ...); default none.
 func WithComponent(c string) ClientOption { return func(o *clientOptions) { o.component = c } }
+
+// WithToken sets the credential sent at hello; the broker checks it when
+// the client claims the component "agent" (docs/SECURITY.md) and ignores
+// it otherwise. Default none. The slice is copied.
+func WithToken(token []byte) ClientOption {
+	token = append([]byte(nil), token...)
+	return func(o *clientOptions) { o.token = token }
+}
 
 // WithChannelSize sets the capacity of each Subscription's channel;
 // default DefaultChannelSize.

@@ -108,17 +108,20 @@ func TestTwoSubscriptionsOnOneConnection(t *testing.T) {
 // TestMessageComplete checks every field of a delivered message, over a
 // socket and in process.
 func TestMessageComplete(t *testing.T) {
-	b, path := startBroker(t, Config{})
+	b, path := startBroker(t, Config{Policy: procmondPolicy(t)})
 	sock := dial(t, path)
 	inproc := inProcess(t, b)
 	payload := bytes.Repeat([]byte{0, 1, 2, 0xff}, 1000)
 
+	// The component is the one the broker verified: the claim for a socket
+	// client, always the agent for the in-process client.
 	tests := []struct {
-		name string
-		pub  func(t *testing.T) *Client
+		name      string
+		pub       func(t *testing.T) *Client
+		component string
 	}{
-		{"socket publisher", func(t *testing.T) *Client { return dial(t, path, WithComponent("procmond")) }},
-		{"in-process publisher", func(t *testing.T) *Client { return inProcess(t, b, WithComponent("procmond")) }},
+		{"socket publisher", func(t *testing.T) *Client { return dial(t, path, WithComponent("procmond")) }, "procmond"},
+		{"in-process publisher", func(t *testing.T) *Client { return inProcess(t, b, WithComponent("procmond")) }, "agent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,8 +152,8 @@ func TestMessageComplete(t *testing.T) {
 				if m.PublisherUID != uint32(os.Getuid()) {
 					t.Errorf("PublisherUID = %d; want %d", m.PublisherUID, os.Getuid())
 				}
-				if m.PublisherComponent != "procmond" {
-					t.Errorf("PublisherComponent = %q; want procmond", m.PublisherComponent)
+				if m.PublisherComponent != tt.component {
+					t.Errorf("PublisherComponent = %q; want %s", m.PublisherComponent, tt.component)
 				}
 				if m.Missed != 0 {
 					t.Errorf("Missed = %d; want 0", m.Missed)

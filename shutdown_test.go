@@ -24,7 +24,7 @@ type shutdownRig struct {
 }
 
 func newShutdownRig(t *testing.T, n int) *shutdownRig {
-	b, err := New(Config{})
+	b, err := New(open(Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestShutdownExpiredContext(t *testing.T) {
 				b, run = r.b, r.run
 			} else {
 				var err error
-				if b, err = New(Config{}); err != nil {
+				if b, err = New(open(Config{})); err != nil {
 					t.Fatal(err)
 				}
 				run = testutil.Serve(t, b)
@@ -182,7 +182,7 @@ func TestShutdownExpiredContext(t *testing.T) {
 // TestCloseStopsServe: Close cuts connections and Serve returns
 // ErrBrokerClosed.
 func TestCloseStopsServe(t *testing.T) {
-	b, err := New(Config{})
+	b, err := New(open(Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

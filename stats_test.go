@@ -75,7 +75,7 @@ func TestFlushReturnsRefusals(t *testing.T) {
 }
 
 func TestStatsOverSocket(t *testing.T) {
-	b, path := startBroker(t, Config{})
+	b, path := startBroker(t, Config{Policy: procmondPolicy(t)})
 	pub := dial(t, path, WithName("pub"), WithComponent("procmond"))
 	sub1 := dial(t, path, WithName("sub1"))
 	sub2 := dial(t, path, WithName("sub2"))
@@ -144,7 +144,7 @@ func TestStatsOverSocket(t *testing.T) {
 				{"pub", "procmond", false, 0, 6, 0},
 				{"sub1", "", false, 2, 0, 8},
 				{"sub2", "", false, 1, 0, 5},
-				{"inproc", "", true, 1, 0, 1},
+				{"inproc", "agent", true, 1, 0, 1},
 			}
 			for _, w := range wantConns {
 				c, ok := findConn(st, w.name)

@@ -18,6 +18,15 @@ func sortedPatterns(counts map[string]int) []stats.PatternCount {
 	return out
 }
 
+func sortedDenials(counts map[string]uint64) []stats.DenialCount {
+	out := make([]stats.DenialCount, 0, len(counts))
+	for c, n := range counts {
+		out = append(out, stats.DenialCount{Component: c, Count: n})
+	}
+	slices.SortFunc(out, func(a, b stats.DenialCount) int { return cmp.Compare(a.Component, b.Component) })
+	return out
+}
+
 func sortConnections(cs []stats.Connection) {
 	slices.SortFunc(cs, func(a, b stats.Connection) int { return cmp.Compare(a.ID, b.ID) })
 }
@@ -44,13 +53,16 @@ func statsToWire(s *stats.Snapshot) *wire.Stats {
 	for _, t := range s.Topics {
 		w.Topics = append(w.Topics, &wire.TopicStats{Topic: t.Topic, Published: t.Published})
 	}
+	for _, d := range s.Denials {
+		w.Denials = append(w.Denials, &wire.DenialStats{Component: d.Component, Count: d.Count})
+	}
 	for _, p := range s.Patterns {
 		w.Patterns = append(w.Patterns, &wire.PatternStats{Pattern: p.Pattern, Subscribers: uint32(p.Subscribers)})
 	}
 	for _, c := range s.ConnectionList {
 		w.ConnectionList = append(w.ConnectionList, &wire.ConnectionStats{
 			Id: c.ID, ClientName: c.ClientName, Component: c.Component, Uid: c.UID, Gid: c.GID, Pid: int32(c.PID),
-			InProcess: c.InProcess, ConnectedAt: c.ConnectedAt.UnixNano(), Subscriptions: uint32(c.Subscriptions),
+			InProcess: c.InProcess, Exe: c.Exe, Agent: c.Agent, ConnectedAt: c.ConnectedAt.UnixNano(), Subscriptions: uint32(c.Subscriptions),
 			Published: c.Published, Delivered: c.Delivered, Dropped: c.Dropped,
 			QueuedMessages: uint64(c.QueuedMessages), QueuedBytes: uint64(c.QueuedBytes),
 		})
@@ -75,6 +87,7 @@ func statsFromWire(w *wire.Stats) stats.Snapshot {
 		Topics:             []stats.TopicCount{},
 		Patterns:           []stats.PatternCount{},
 		ConnectionList:     []stats.Connection{},
+		Denials:            []stats.DenialCount{},
 	}
 	if l := w.DeliveryLatency; l != nil {
 		s.DeliveryLatency = stats.LatencySnapshot{Count: l.Count, P50: time.Duration(l.P50Ns), P90: time.Duration(l.P90Ns),
@@ -83,13 +96,16 @@ func statsFromWire(w *wire.Stats) stats.Snapshot {
 	for _, t := range w.Topics {
 		s.Topics = append(s.Topics, stats.TopicCount{Topic: t.Topic, Published: t.Published})
 	}
+	for _, d := range w.Denials {
+		s.Denials = append(s.Denials, stats.DenialCount{Component: d.Component, Count: d.Count})
+	}
 	for _, p := range w.Patterns {
 		s.Patterns = append(s.Patterns, stats.PatternCount{Pattern: p.Pattern, Subscribers: int(p.Subscribers)})
 	}
 	for _, c := range w.ConnectionList {
 		s.ConnectionList = append(s.ConnectionList, stats.Connection{
 			ID: c.Id, ClientName: c.ClientName, Component: c.Component, UID: c.Uid, GID: c.Gid, PID: int(c.Pid),
-			InProcess: c.InProcess, ConnectedAt: time.Unix(0, c.ConnectedAt), Subscriptions: int(c.Subscriptions),
+			InProcess: c.InProcess, Exe: c.Exe, Agent: c.Agent, ConnectedAt: time.Unix(0, c.ConnectedAt), Subscriptions: int(c.Subscriptions),
 			Published: c.Published, Delivered: c.Delivered, Dropped: c.Dropped,
 			QueuedMessages: int(c.QueuedMessages), QueuedBytes: int(c.QueuedBytes),
 		})

@@ -67,3 +67,16 @@ func Default(brokerUID uint32) *Policy {
 	}
 	return p
 }
+
+// Open returns a policy under which every topic is public: any peer may
+// publish and subscribe to anything (the broker itself still refuses
+// publishes to its `$` topics). It is for tests and for machines where
+// every local process is trusted; production deployments use a policy file
+// or Default.
+func Open() *Policy {
+	p, err := Parse("open", []byte("default_access: public\n"))
+	if err != nil {
+		panic("acl: open policy: " + err.Error()) // a constant that parses
+	}
+	return p
+}

@@ -129,3 +129,16 @@ func TestDefaultAdmission(t *testing.T) {
 }
 
 func peerWithUID(uid uint32) transport.Peer { return transport.Peer{UID: uid, GID: uid, PID: 1} }
+
+func TestOpen(t *testing.T) {
+	p := Open()
+	anon := Identity{UID: 1000, PID: 1}
+	for _, topicName := range []string{"events.process.lifecycle", "control.agent.policy", "anything.at.all"} {
+		if err := p.Check(anon, Publish, topicName); err != nil {
+			t.Errorf("Open: anonymous publish %s = %v; want allowed", topicName, err)
+		}
+	}
+	if d, err := p.CheckSubscribe(anon, "#"); err != nil || d != Allow {
+		t.Errorf("Open: anonymous subscribe # = %v, %v; want Allow", d, err)
+	}
+}

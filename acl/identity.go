@@ -119,12 +119,19 @@ func (p *Policy) Admit(peer transport.Peer, exe, claim string, token []byte) (Id
 		}
 		id.Agent = true
 	}
+	if claim != AgentComponent && len(c.uids) == 0 && len(c.gids) == 0 && len(c.executables) == 0 {
+		// Nothing to check the claim against: any peer could make it.
+		return refuse("the policy names no uids, gids or executables for it, so no peer can prove it")
+	}
 	if reason := c.fits(peer, exe); reason != "" {
 		return refuse("%s", reason)
 	}
 	id.Component, id.Registered = claim, true
 	return id, nil
 }
+
+// unknownID is the uid and gid of a peer whose OS reports none.
+const unknownID = ^uint32(0)
 
 // checkToken returns why token is not the agent token, or "".
 func (p *Policy) checkToken(token []byte) string {
@@ -144,6 +151,10 @@ func (p *Policy) checkToken(token []byte) string {
 // fits returns why peer and exe do not fit c, or "".
 func (c *component) fits(peer transport.Peer, exe string) string {
 	switch {
+	case peer.UID == unknownID && (len(c.uids) > 0 || len(c.gids) > 0):
+		// Windows pipe peers have no uid; matching unknownID would admit
+		// every one of them.
+		return "the OS reports no uid or gid for this peer, so the policy cannot admit it by uid or gid"
 	case len(c.uids) > 0 && !slices.Contains(c.uids, peer.UID):
 		return fmt.Sprintf("uid %d not in %v", peer.UID, c.uids)
 	case len(c.gids) > 0 && !slices.Contains(c.gids, peer.GID):
@@ -151,7 +162,7 @@ func (c *component) fits(peer transport.Peer, exe string) string {
 	case len(c.executables) == 0:
 		return ""
 	case exe == "":
-		return fmt.Sprintf("executable unknown (the OS did not reveal it), policy requires one of %v", c.executables)
+		return fmt.Sprintf("executable unknown (the OS did not reveal it; on Linux a broker reads another user's /proc/<pid>/exe only as root or with CAP_SYS_PTRACE), policy requires one of %v", c.executables)
 	case !slices.Contains(c.executables, filepath.Clean(exe)):
 		return fmt.Sprintf("executable %s not in %v", exe, c.executables)
 	}

@@ -37,6 +37,8 @@ func TestAdmit(t *testing.T) {
 			err: "acl: component procmond refused: executable /tmp/procmond not in [/usr/bin/procmond]"},
 		{name: "exe unknown", peer: root, claim: "procmond",
 			err: "acl: component procmond refused: executable unknown"},
+		{name: "no uid from the OS (windows pipe)", peer: transport.Peer{UID: ^uint32(0), GID: ^uint32(0), PID: 12}, claim: "netmond",
+			err: "acl: component netmond refused: the OS reports no uid or gid for this peer"},
 		{name: "no exe requirement", peer: user, claim: "netmond",
 			want: Identity{Component: "netmond", UID: 1000, GID: 1000, PID: 11, Registered: true}},
 		{name: "unknown component", peer: root, claim: "evilmond",
@@ -72,6 +74,16 @@ func TestAdmit(t *testing.T) {
 				t.Errorf("Admit = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestAdmitUnconstrainedComponent: a component with nothing to check a
+// claim against cannot be claimed at all, or any peer could claim it.
+func TestAdmitUnconstrainedComponent(t *testing.T) {
+	p := mustParse(t, "components:\n  fsmond:\n    publish: [events.filesystem.#]\n")
+	_, err := p.Admit(transport.Peer{UID: 1000, PID: 5}, "/usr/bin/fsmond", "fsmond", nil)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no uids, gids or executables") {
+		t.Errorf("Admit(fsmond with no constraints) = %v; want a refusal naming the missing constraints", err)
 	}
 }
 

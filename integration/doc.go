@@ -1,8 +1,8 @@
 // Package integration holds tests that run the broker, publishers and
 // subscribers as separate OS processes.
 //
-// The test binary is its own helper: TestMain runs a role (broker, pub or
-// sub) instead of the tests when EVENTBUS_HELPER names one, so the tests
+// The test binary is its own helper: TestMain runs a role (broker, pub, sub
+// or peer) instead of the tests when EVENTBUS_HELPER names one, so the tests
 // need nothing built beforehand and no CLI.
 // The tests run on Linux: they read /proc and use Pdeathsig and SIGSTOP.
 package integration

@@ -124,10 +124,31 @@ func socketPath(t *testing.T) string {
 // process is killed and waited for when the test ends.
 func start(t *testing.T, name, role string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	return startAs(t, nil, name, role, env, args...)
+}
+
+// runAs runs a helper as another user: exe is a copy of the test binary
+// that user can execute, dir a working directory it can enter.
+type runAs struct {
+	uid, gid uint32
+	exe, dir string
+}
+
+// startAs is start, as the user as describes when as is not nil.
+func startAs(t *testing.T, as *runAs, name, role string, env []string, args ...string) *proc {
+	t.Helper()
+	exe := os.Args[0]
+	if as != nil {
+		exe = as.exe
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), append([]string{envHelper + "=" + role}, env...)...)
 	// If the test binary dies, its helpers die with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if as != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: as.uid, Gid: as.gid}
+		cmd.Dir = as.dir
+	}
 	p := &proc{t: t, name: name, cmd: cmd, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	out, err := cmd.StdoutPipe()

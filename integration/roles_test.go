@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/transport"
 )
 
@@ -50,6 +51,8 @@ func runHelper(role string, args []string) int {
 		err = subMain(args)
 	case "pub":
 		err = pubMain(args)
+	case "peer":
+		err = peerMain(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -105,16 +108,41 @@ func parsePayload(p []byte) (seq int64, ok bool) {
 // --- broker ---
 
 // brokerMain serves a broker on -socket until SIGTERM, then shuts it down
-// gracefully. Config comes from EVENTBUS_BUFFER and EVENTBUS_POLICY.
+// gracefully. Config comes from EVENTBUS_BUFFER and EVENTBUS_POLICY, and
+// from the flags:
+//
+//	-policy FILE       access-control policy (Config.PolicyFile); default:
+//	                   every topic public (acl.Open)
+//	-socket-mode MODE  socket file mode, octal (Config.SocketMode)
+//	-agent-topic T     on each SIGUSR1 the broker's in-process client (the
+//	                   agent) publishes one message on T and prints
+//	                   "agent-published <seq>" once Flush succeeded, or
+//	                   "agent-error <seq> <error>"
 func brokerMain(args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	path := fs.String("socket", "", "socket path")
+	policyFile := fs.String("policy", "", "access-control policy file (default: every topic public)")
+	socketMode := fs.String("socket-mode", "", "socket file mode, octal (default 0600)")
+	agentTopic := fs.String("agent-topic", "", "topic the in-process client publishes on at each SIGUSR1")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Routing tests run with every topic public; the access-control tests
+	// name a policy file.
 	cfg := eventbus.Config{
+		Policy:               acl.Open(),
 		SlowSubscriberPolicy: eventbus.SlowPolicy(os.Getenv(envPolicy)),
 		Logger:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	if *policyFile != "" {
+		cfg.Policy, cfg.PolicyFile = nil, *policyFile
+	}
+	if *socketMode != "" {
+		m, err := strconv.ParseUint(*socketMode, 8, 32)
+		if err != nil {
+			return fmt.Errorf("-socket-mode %q: %w", *socketMode, err)
+		}
+		cfg.SocketMode = eventbus.Mode(m)
 	}
 	if v := os.Getenv(envBuffer); v != "" {
 		n, err := strconv.Atoi(v)
@@ -129,28 +157,96 @@ func brokerMain(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	ln, err := transport.Listen(*path)
+	ln, err := transport.Listen(*path, transport.WithMode(os.FileMode(b.Config().SocketMode)))
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(ln) }()
-	say("ready")
-	select {
-	case <-sig:
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			return fmt.Errorf("shutdown: %w", err)
+	var agent *eventbus.Client
+	usr1 := make(chan os.Signal, 1)
+	if *agentTopic != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		agent, err = b.Client(ctx, eventbus.WithName("agent"))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("in-process client: %w", err)
 		}
-		if err := <-served; !errors.Is(err, eventbus.ErrBrokerClosed) {
-			return fmt.Errorf("serve returned %v; want ErrBrokerClosed", err)
-		}
-		say("stopped")
-		return nil
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
+		defer agent.Close()
+		signal.Notify(usr1, syscall.SIGUSR1)
 	}
+	say("ready")
+	for seq := int64(0); ; seq++ {
+		select {
+		case <-usr1:
+			agentPublish(agent, *agentTopic, seq)
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case <-sig:
+			if agent != nil {
+				agent.Close()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := b.Shutdown(ctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			if err := <-served; !errors.Is(err, eventbus.ErrBrokerClosed) {
+				return fmt.Errorf("serve returned %v; want ErrBrokerClosed", err)
+			}
+			say("stopped")
+			return nil
+		}
+	}
+}
+
+// agentPublish publishes message seq on topicName from the broker's
+// in-process client and reports the outcome on stdout.
+func agentPublish(c *eventbus.Client, topicName string, seq int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.Publish(ctx, topicName, payload(seq, 0))
+	if err == nil {
+		err = c.Flush(ctx)
+	}
+	if err != nil {
+		say("agent-error %d %s", seq, oneLine(err))
+		return
+	}
+	say("agent-published %d", seq)
+}
+
+// oneLine returns err's text on one line.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// identityFlags are the flags a client role uses to claim a component.
+type identityFlags struct {
+	component, token, tokenFile string
+}
+
+func (f *identityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.component, "component", "", "component to claim (default: none, anonymous)")
+	fs.StringVar(&f.token, "token", "", "agent token to present")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file to read the agent token from")
+}
+
+// options returns the client options for the claim.
+func (f *identityFlags) options() ([]eventbus.ClientOption, error) {
+	var opts []eventbus.ClientOption
+	if f.component != "" {
+		opts = append(opts, eventbus.WithComponent(f.component))
+	}
+	token := []byte(f.token)
+	if f.tokenFile != "" {
+		var err error
+		if token, err = acl.ReadTokenFile(f.tokenFile); err != nil {
+			return nil, err
+		}
+	}
+	if len(token) > 0 {
+		opts = append(opts, eventbus.WithToken(token))
+	}
+	return opts, nil
 }
 
 // --- subscriber ---
@@ -170,15 +266,21 @@ func subMain(args []string) error {
 	ackTopic := fs.String("ack-topic", "", "publish the number of messages received to this topic")
 	ackEvery := fs.Int("ack-every", 100, "messages between acks")
 	chanSize := fs.Int("chan", 1<<17, "subscription channel size")
+	var id identityFlags
+	id.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	idOpts, err := id.options()
+	if err != nil {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := eventbus.Dial(ctx, *path, eventbus.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
-		eventbus.WithChannelSize(*chanSize), eventbus.WithName("sub"))
+	c, err := eventbus.Dial(ctx, *path, append(idOpts, eventbus.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		eventbus.WithChannelSize(*chanSize), eventbus.WithName("sub"))...)
 	if err != nil {
 		return err
 	}
@@ -488,4 +590,71 @@ func pubOversize(c *eventbus.Client, f *pubFlags, acks *ackTracker) error {
 	}
 	say("done 2")
 	return nil
+}
+
+// --- peer ---
+
+// peerMain is a client that claims an identity (-component, -token,
+// -token-file) and reports what the broker let it do, one line each:
+//
+//	dial ok | dial err forbidden=<bool> <error>
+//	sub ok <pattern> | sub err <pattern> forbidden=<bool> <error>
+//	pub ok <topic> <seq> | pub err <topic> <seq> forbidden=<bool> <error>
+//	done
+//
+// It tries each -subscribe pattern as its own subscription, then publishes
+// one message on each -publish topic in order (message i has sequence
+// number i) and flushes after each, so every refusal is reported with its
+// topic. A refused dial is reported, not an error: "done" follows it.
+func peerMain(args []string) error {
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	path := fs.String("socket", "", "socket path")
+	subscribe := fs.String("subscribe", "", "comma-separated patterns, each tried as its own subscription")
+	publish := fs.String("publish", "", "comma-separated topics to publish on, in order")
+	var id identityFlags
+	id.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts, err := id.options()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := eventbus.Dial(ctx, *path, append(opts, eventbus.WithName("peer"), eventbus.WithReconnect(false))...)
+	if err != nil {
+		say("dial err forbidden=%t %s", errors.Is(err, eventbus.ErrForbidden), oneLine(err))
+		say("done")
+		return nil
+	}
+	defer c.Close()
+	say("dial ok")
+	for _, p := range splitList(*subscribe) {
+		if _, err := c.SubscribeFunc(ctx, func(*eventbus.Message) {}, p); err != nil {
+			say("sub err %s forbidden=%t %s", p, errors.Is(err, eventbus.ErrForbidden), oneLine(err))
+		} else {
+			say("sub ok %s", p)
+		}
+	}
+	for i, topicName := range splitList(*publish) {
+		err := c.Publish(ctx, topicName, payload(int64(i), 0))
+		if err == nil {
+			err = c.Flush(ctx)
+		}
+		if err != nil {
+			say("pub err %s %d forbidden=%t %s", topicName, i, errors.Is(err, eventbus.ErrForbidden), oneLine(err))
+		} else {
+			say("pub ok %s %d", topicName, i)
+		}
+	}
+	say("done")
+	return nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

@@ -20,6 +20,15 @@ type Snapshot struct {
 	Patterns           []PatternCount  `json:"patterns"`
 	ConnectionList     []Connection    `json:"connection_list"`
 	DeliveryLatency    LatencySnapshot `json:"delivery_latency"`
+	Denials            []DenialCount   `json:"denials"`
+}
+
+// DenialCount is how many operations the access policy refused for one
+// component ("(anonymous)" for unregistered peers, "(refused)" for
+// claims refused at hello).
+type DenialCount struct {
+	Component string `json:"component"`
+	Count     uint64 `json:"count"`
 }
 
 // Uptime is how long the broker had run when the snapshot was taken.
@@ -39,6 +48,8 @@ type Connection struct {
 	UID            uint32    `json:"uid"`
 	GID            uint32    `json:"gid"`
 	PID            int       `json:"pid"`
+	Exe            string    `json:"exe,omitempty"`
+	Agent          bool      `json:"agent"`
 	InProcess      bool      `json:"in_process"`
 	ConnectedAt    time.Time `json:"connected_at"`
 	Subscriptions  int       `json:"subscriptions"`

@@ -30,6 +30,8 @@ type brokerFlags struct {
 	slowPolicy     string
 	noStats        bool
 	verbose        bool
+	policy         string
+	agentTokenFile string
 }
 
 func newBrokerCmd() *cobra.Command {
@@ -42,7 +44,17 @@ gracefully (at most 5s) and remove the socket file.
 
 Settings come from --config FILE (YAML, see eventbus.Config), then from
 the flags given on the command line, which override the file. The socket
-is --socket if given, else the file's socket_path, else the default.`,
+is --socket if given, else the file's socket_path, else the default.
+
+Access control (docs/SECURITY.md): --policy FILE (policy_file) is the
+policy; without one the broker runs the built-in policy of SPEC §3, which
+admits the components procmond, netmond, fsmond, perfmond and agent from
+this user's uid and root and lets anonymous clients use only the public
+topics (events.+.anomaly, control.health.#). A client proves it is the
+agent with the token in --agent-token-file (agent_token_file; the policy's
+agent.token_file takes precedence), default agent.token beside the socket;
+the broker creates it (mode 0600) if it is missing. The second line the
+broker prints says which policy and token file are in force.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBroker(cmd, &f)
@@ -56,6 +68,8 @@ is --socket if given, else the file's socket_path, else the default.`,
 	fl.StringVar(&f.slowPolicy, "slow-policy", string(eventbus.SlowDrop), "when a subscriber's queue is full: drop or disconnect (slow_subscriber_policy)")
 	fl.BoolVar(&f.noStats, "no-stats", false, "turn off per-topic statistics and latency histograms (enable_statistics: false)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
+	fl.StringVar(&f.policy, "policy", "", "access policy `FILE` (policy_file; default: the built-in policy of SPEC §3)")
+	fl.StringVar(&f.agentTokenFile, "agent-token-file", "", "agent token `PATH`, created if missing (agent_token_file; default agent.token beside the socket)")
 	return cmd
 }
 
@@ -77,6 +91,8 @@ func brokerConfig(cmd *cobra.Command, f *brokerFlags) (eventbus.Config, error) {
 		on := !f.noStats
 		cfg.EnableStatistics = &on
 	}
+	setIf(fl, "policy", &cfg.PolicyFile, f.policy)
+	setIf(fl, "agent-token-file", &cfg.AgentTokenFile, f.agentTokenFile)
 	if fl.Changed("socket") || cfg.SocketPath == "" {
 		cfg.SocketPath = socketPath(cmd)
 	}
@@ -118,7 +134,7 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	}
 	log := newLogger(cmd.ErrOrStderr(), f.verbose)
 	cfg.Logger = log
-	b, err := eventbus.New(cfg)
+	b, err := newBroker(cfg, log)
 	if err != nil {
 		return flagError(cmd, err)
 	}
@@ -128,6 +144,7 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "eventbus broker %s listening on %s (pid %d)\n", eventbus.Version, ln.Addr(), os.Getpid())
+	fmt.Fprintln(cmd.ErrOrStderr(), accessLine(b))
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -151,6 +168,45 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	}
 	log.Info("broker stopped")
 	return nil
+}
+
+// newBroker creates the broker. Unless a token file is configured, it
+// uses agent.token beside the socket (a policy's agent.token_file still
+// takes precedence); if that default is unusable, for example a socket in
+// a directory others can write, the broker runs without an agent token and
+// says why, rather than fail for a file nobody asked for.
+func newBroker(cfg eventbus.Config, log *slog.Logger) (*eventbus.Broker, error) {
+	if cfg.AgentTokenFile != "" {
+		return eventbus.New(cfg)
+	}
+	def := cfg
+	def.AgentTokenFile = defaultTokenFile(cfg.SocketPath)
+	b, err := eventbus.New(def)
+	if err == nil || def.AgentTokenFile == "" {
+		return b, err
+	}
+	b, err2 := eventbus.New(cfg)
+	if err2 != nil {
+		return nil, err // the same problem, or one the token file hid
+	}
+	log.Warn("no agent token: only the in-process client is the agent (set --agent-token-file)", "err", err)
+	return b, nil
+}
+
+// accessLine says which policy and agent token file b enforces.
+func accessLine(b *eventbus.Broker) string {
+	policy := b.Config().PolicyFile
+	if policy == "" {
+		policy = "built-in (SPEC §3)"
+	}
+	token := b.Policy().TokenFile()
+	if token == "" {
+		token = b.Config().AgentTokenFile
+	}
+	if token == "" {
+		token = "none (only the in-process client is the agent)"
+	}
+	return fmt.Sprintf("access policy: %s; agent token file: %s", policy, token)
 }
 
 // newLogger logs text to w at Info, or Debug when verbose.

@@ -31,7 +31,7 @@ func TestBrokerSIGTERM(t *testing.T) {
 
 func TestSecondBrokerRefused(t *testing.T) {
 	t.Parallel()
-	first, sock := startBroker(t)
+	first, sock := startOpenBroker(t)
 	r := runCLI(t, "", "broker", "--socket", sock)
 	want := "eventbus: a broker is already listening at " + sock + "\n"
 	if r.code != 1 || r.stderr != want {

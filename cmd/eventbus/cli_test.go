@@ -60,6 +60,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--count", "0", "a", "b"}, "--count must be at least 1, got 0"},
 		{[]string{"pub", "--file", "x", "a", "b"}, "give PAYLOAD or --file, not both"},
 		{[]string{"broker", "--slow-policy", "never"}, `--slow-policy: "never" is not one of drop, disconnect`},
+		{[]string{"pub", "--token-file", "x", "a", "b"}, "--token-file is for --as agent"},
+		{[]string{"sub", "--as", "procmond", "--token-file", "x", "a"}, "--token-file is for --as agent, not --as procmond"},
+		{[]string{"policy", "explain", "frob", "a"}, `ACTION must be publish or subscribe, not "frob"`},
+		{[]string{"policy", "explain", "publish"}, "takes ACTION TOPIC"},
+		{[]string{"policy", "explain", "publish", "a.#"}, "wildcard '#' is not allowed in a topic"},
+		{[]string{"policy", "explain", "--uid", "-1", "publish", "a"}, `invalid argument "-1" for "--uid"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -74,7 +80,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, sub := range []string{"broker", "pub", "sub", "stats", "topic", "version", "bench"} {
+	for _, sub := range []string{"broker", "pub", "sub", "stats", "topic", "policy", "version", "bench"} {
 		r := runCLI(t, "", sub, "--help")
 		if r.code != 0 || !strings.Contains(r.stdout, "--socket") {
 			t.Errorf("eventbus %s --help = %d, %q; want 0 and the --socket flag", sub, r.code, r.stdout)

@@ -1,5 +1,5 @@
 // Command eventbus runs an eventbus broker and talks to one: publish,
-// subscribe, statistics, topic checks. It is a thin layer over the
+// subscribe, statistics, topic and access-policy checks. It is a thin layer over the
 // daemoneye.dev/eventbus packages (STYLE.md rule 15): it parses flags, calls
 // the library and formats what comes back.
 //
@@ -52,7 +52,11 @@ func newRootCmd(started *bool) *cobra.Command {
 		Use:   "eventbus",
 		Short: "local publish/subscribe event bus",
 		Long: `eventbus runs a local publish/subscribe broker over a Unix domain socket
-and talks to one: publish, subscribe, statistics, topic checks.
+and talks to one: publish, subscribe, statistics, topic and policy checks.
+
+The broker enforces an access policy (docs/SECURITY.md): a client is
+anonymous, and may use only public topics, unless it claims a component
+with --as COMPONENT that the broker admits from the kernel's view of it.
 
 The socket is --socket, else $EVENTBUS_SOCKET, else
 $XDG_RUNTIME_DIR/eventbus/eventbus.sock, else /tmp/eventbus-<uid>/eventbus.sock.
@@ -71,6 +75,7 @@ topic or pattern.`,
 		newSubCmd(),
 		newStatsCmd(),
 		newTopicCmd(),
+		newPolicyCmd(),
 		newVersionCmd(),
 		newBenchCmd(),
 	)

@@ -158,6 +158,27 @@ func startBroker(t *testing.T, args ...string) (*proc, string) {
 	return b, sock
 }
 
+// startOpenBroker starts a broker whose policy makes every topic public,
+// for tests of delivery rather than access control.
+func startOpenBroker(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
+	return startBroker(t, append([]string{"--policy", writeFile(t, "open.yaml", "default_access: public\n", 0o600)}, args...)...)
+}
+
+// writeFile writes content to a new file named name in a temporary
+// directory and returns its path.
+func writeFile(t *testing.T, name, content string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // beat the umask
+		t.Fatal(err)
+	}
+	return path
+}
+
 // waitForBroker polls Dial until the broker at sock completes a handshake.
 func waitForBroker(t *testing.T, b *proc, sock string) {
 	t.Helper()

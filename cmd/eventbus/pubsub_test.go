@@ -18,13 +18,15 @@ import (
 	"daemoneye.dev/eventbus/stats"
 )
 
+// TestPubSubJSON runs on the built-in policy: procmond publishes its
+// events, the agent (with the token beside the socket) receives them.
 func TestPubSubJSON(t *testing.T) {
 	t.Parallel()
 	_, sock := startBroker(t)
-	sub := startCLI(t, "sub", "--socket", sock, "--count", "3", "--timeout", "10s", "--json", "events.#")
+	sub := startCLI(t, "sub", "--socket", sock, "--as", "agent", "--count", "3", "--timeout", "10s", "--json", "events.#")
 	waitForSubscribers(t, sock, "events.#", 1, sub)
 	before := time.Now()
-	pub := runCLI(t, "", "pub", "--socket", sock, "--count", "3", "events.process.lifecycle", "hello")
+	pub := runCLI(t, "", "pub", "--socket", sock, "--as", "procmond", "--count", "3", "events.process.lifecycle", "hello")
 	if pub.code != 0 {
 		t.Fatalf("pub = %d, stderr %q", pub.code, pub.stderr)
 	}
@@ -51,7 +53,7 @@ func checkJSONMessage(t *testing.T, m map[string]any, pubPID int, before time.Ti
 		"payload":             "hello",
 		"publisher_pid":       float64(pubPID),
 		"publisher_uid":       float64(os.Getuid()),
-		"publisher_component": "",
+		"publisher_component": "procmond",
 		"missed":              float64(0),
 	}
 	for k, v := range want {
@@ -75,7 +77,7 @@ func checkJSONMessage(t *testing.T, m map[string]any, pubPID int, before time.Ti
 // back as text and as JSON.
 func TestPubLinesSubText(t *testing.T) {
 	t.Parallel()
-	_, sock := startBroker(t)
+	_, sock := startOpenBroker(t)
 	text := startCLI(t, "sub", "--socket", sock, "--count", "4", "--timeout", "10s", "events.+.lifecycle")
 	js := startCLI(t, "sub", "--socket", sock, "--count", "4", "--timeout", "10s", "--json", "events.#")
 	waitForSubscribers(t, sock, "events.+.lifecycle", 1, text)
@@ -137,7 +139,7 @@ func TestSubBrokerGone(t *testing.T) {
 
 func TestPubOversizeFile(t *testing.T) {
 	t.Parallel()
-	_, sock := startBroker(t)
+	_, sock := startOpenBroker(t)
 	file := filepath.Join(t.TempDir(), "big.txt")
 	line := append(bytes.Repeat([]byte("x"), 1<<20+1), '\n')
 	if err := os.WriteFile(file, append([]byte("small\n"), line...), 0o600); err != nil {
@@ -154,7 +156,7 @@ func TestPubOversizeFile(t *testing.T) {
 // and checks that sub reports the loss before the next message.
 func TestSubMissed(t *testing.T) {
 	t.Parallel()
-	_, sock := startBroker(t, "--buffer", "1")
+	_, sock := startOpenBroker(t, "--buffer", "1")
 	sub := startCLI(t, "sub", "--socket", sock, "events.#")
 	waitForSubscribers(t, sock, "events.#", 1, sub)
 	sub.signal(syscall.SIGSTOP)

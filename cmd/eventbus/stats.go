@@ -16,17 +16,24 @@ import (
 
 func newStatsCmd() *cobra.Command {
 	var asJSON bool
+	var id identityFlags
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "show the broker's statistics",
 		Long: `Show the broker's statistics: uptime, message totals, connections with
-their kernel-verified identity, topics, patterns and delivery latency.
-With --json, print the stats.Snapshot as indented JSON.`,
+their kernel-verified identity (uid, gid, pid, executable, the component
+the policy admitted and whether it is the agent), access denials per
+component, topics, patterns and delivery latency. With --json, print the
+stats.Snapshot as indented JSON.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := id.options(cmd)
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), dialTimeout)
 			defer cancel()
-			c, err := dial(ctx, cmd)
+			c, err := dial(ctx, cmd, opts...)
 			if err != nil {
 				return err
 			}
@@ -44,6 +51,7 @@ With --json, print the stats.Snapshot as indented JSON.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshot as JSON")
+	id.add(cmd.Flags())
 	return cmd
 }
 
@@ -55,8 +63,10 @@ func writeStats(w io.Writer, s *stats.Snapshot) error {
 	fmt.Fprintf(tw, "connections\t%d open (limit %d), %d since start, %d refused\n",
 		s.Connections, s.MaxConnections, s.ConnectionsTotal, s.ConnectionsRefused)
 	fmt.Fprintf(tw, "protocol errors\t%d\n", s.ProtocolErrors)
+	fmt.Fprintf(tw, "access denials\t%d\n", totalDenials(s.Denials))
 	tw.Flush()
 	writeConnections(w, s.ConnectionList)
+	writeDenials(w, s.Denials)
 	if !s.StatisticsEnabled {
 		fmt.Fprintln(w, "\nper-topic counts and latency are off (enable_statistics: false)")
 	} else {
@@ -72,17 +82,42 @@ func writeStats(w io.Writer, s *stats.Snapshot) error {
 func writeConnections(w io.Writer, cs []stats.Connection) {
 	fmt.Fprintln(w, "\nCONNECTIONS")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPID\tUID\tGID\tNAME\tCOMPONENT\tSUBS\tPUBLISHED\tDELIVERED\tDROPPED\tQUEUED")
+	fmt.Fprintln(tw, "ID\tPID\tUID\tGID\tNAME\tCOMPONENT\tAGENT\tSUBS\tPUBLISHED\tDELIVERED\tDROPPED\tQUEUED\tEXE")
 	for _, c := range cs {
 		pid := strconv.Itoa(c.PID)
 		if c.InProcess {
 			pid += " (in-process)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d (%s)\n",
-			c.ID, pid, c.UID, c.GID, orDash(c.ClientName), orDash(c.Component), c.Subscriptions,
-			c.Published, c.Delivered, c.Dropped, c.QueuedMessages, byteSize(c.QueuedBytes))
+		agent := "-"
+		if c.Agent {
+			agent = "yes"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d (%s)\t%s\n",
+			c.ID, pid, c.UID, c.GID, orDash(c.ClientName), orDash(c.Component), agent, c.Subscriptions,
+			c.Published, c.Delivered, c.Dropped, c.QueuedMessages, byteSize(c.QueuedBytes), orDash(c.Exe))
 	}
 	tw.Flush()
+}
+
+// writeDenials lists the operations the access policy refused, per
+// component: "(anonymous)" for unregistered peers, "(refused)" for claims
+// refused at hello.
+func writeDenials(w io.Writer, ds []stats.DenialCount) {
+	fmt.Fprintln(w, "\nDENIALS")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tDENIED")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%d\n", d.Component, d.Count)
+	}
+	tw.Flush()
+}
+
+func totalDenials(ds []stats.DenialCount) uint64 {
+	var n uint64
+	for _, d := range ds {
+		n += d.Count
+	}
+	return n
 }
 
 func writeTopics(w io.Writer, s *stats.Snapshot) {

@@ -19,6 +19,7 @@ type subFlags struct {
 	count   int
 	timeout time.Duration
 	json    bool
+	id      identityFlags
 }
 
 func newSubCmd() *cobra.Command {
@@ -33,6 +34,12 @@ printed Go-quoted. With --json, print one JSON object per message instead.
 When the broker or this client dropped messages, "# missed N messages" is
 printed on standard error before the next message.
 
+--as COMPONENT claims a component of the broker's policy (see pub --help).
+The broker refuses a pattern under which nothing may be delivered to this
+client (exit 1), and checks every delivery of a pattern that matches both
+allowed and restricted topics: an anonymous sub '#' receives only public
+topics.
+
 sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 --timeout passes first.`,
 		Args: rangeArgs(1, -1, "PATTERN..."),
@@ -44,6 +51,7 @@ sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 	fl.IntVar(&f.count, "count", 0, "exit after `N` messages (0: run until interrupted)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail if the messages have not arrived within `DURATION` (0: wait forever)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per message")
+	f.id.add(fl)
 	return cmd
 }
 
@@ -59,9 +67,13 @@ func runSub(cmd *cobra.Command, f *subFlags, patterns []string) error {
 			return err
 		}
 	}
+	opts, err := f.id.options(cmd)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := dial(ctx, cmd)
+	c, err := dial(ctx, cmd, opts...)
 	if err != nil {
 		return interrupted(ctx, err, f.count == 0)
 	}

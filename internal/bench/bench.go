@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/transport"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	Baseline bool
 	// Timeout bounds the wait for subscribers after publishing ends.
 	Timeout time.Duration
+	// Policy is the in-process broker's access policy; nil means
+	// acl.Open (every topic public, each publish still checked).
+	Policy *acl.Policy `json:"-"`
 }
 
 // Result is what one run measured.
@@ -69,7 +73,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	rep := Report{Config: cfg}
-	addr, stop, err := broker(cfg.Socket)
+	policy := cfg.Policy
+	if policy == nil {
+		policy = acl.Open()
+	}
+	addr, stop, err := broker(cfg.Socket, policy)
 	if err != nil {
 		return rep, err
 	}
@@ -105,8 +113,8 @@ func (c *Config) check() error {
 }
 
 // broker returns the address to dial, starting an in-process broker on a
-// temporary socket when socket is empty.
-func broker(socket string) (string, func(), error) {
+// temporary socket, with policy, when socket is empty.
+func broker(socket string, policy *acl.Policy) (string, func(), error) {
 	if socket != "" {
 		return socket, func() {}, nil
 	}
@@ -115,7 +123,7 @@ func broker(socket string) (string, func(), error) {
 		return "", nil, err
 	}
 	path := filepath.Join(dir, "bench.sock")
-	b, err := eventbus.New(eventbus.Config{})
+	b, err := eventbus.New(eventbus.Config{Policy: policy})
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err

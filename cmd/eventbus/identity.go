@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/acl"
+)
+
+// tokenFileName is the agent token's file name beside the socket, where
+// `eventbus broker` creates it and `--as agent` looks for it unless told
+// otherwise.
+const tokenFileName = "agent.token"
+
+// defaultTokenFile returns agent.token in socket's directory, or "" where
+// the endpoint is not a file (Windows named pipes).
+func defaultTokenFile(socket string) string {
+	if runtime.GOOS == "windows" || socket == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(socket); err == nil {
+		socket = abs
+	}
+	return filepath.Join(filepath.Dir(socket), tokenFileName)
+}
+
+// identityFlags are the client commands' --as and --token-file.
+type identityFlags struct {
+	as        string
+	tokenFile string
+}
+
+func (f *identityFlags) add(fl *pflag.FlagSet) {
+	fl.StringVar(&f.as, "as", "", "claim to be `COMPONENT` (procmond, agent, ...); the broker checks the claim against its policy")
+	fl.StringVar(&f.tokenFile, "token-file", "", "with --as agent: read the agent token from `PATH` (default agent.token beside the socket)")
+}
+
+// options returns the client options that make the claim, reading the
+// agent token when the claim is the agent.
+func (f *identityFlags) options(cmd *cobra.Command) ([]eventbus.ClientOption, error) {
+	if f.as == "" {
+		if cmd.Flags().Changed("token-file") {
+			return nil, usageErrorf("--token-file is for --as %s", acl.AgentComponent)
+		}
+		return nil, nil
+	}
+	opts := []eventbus.ClientOption{eventbus.WithComponent(f.as)}
+	if f.as != acl.AgentComponent {
+		if cmd.Flags().Changed("token-file") {
+			return nil, usageErrorf("--token-file is for --as %s, not --as %s", acl.AgentComponent, f.as)
+		}
+		return opts, nil
+	}
+	path := f.tokenFile
+	if path == "" {
+		path = defaultTokenFile(socketPath(cmd))
+	}
+	if path == "" {
+		return nil, usageErrorf("--as %s needs --token-file on %s", acl.AgentComponent, runtime.GOOS)
+	}
+	token, err := acl.ReadTokenFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--as %s: %w", acl.AgentComponent, err)
+	}
+	return append(opts, eventbus.WithToken(token)), nil
+}
