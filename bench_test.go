@@ -199,14 +199,31 @@ func (r *benchRig) waitDrained() {
 
 // BenchmarkEndToEnd publishes from one client to one subscribing client
 // through a broker over a real Unix socket and reports delivered msgs/s.
+// policy=open has every topic public; policy=rules50 enforces a 50-rule
+// policy with a registered publisher and the agent subscribing (issue 4:
+// within 5% of open).
 func BenchmarkEndToEnd(b *testing.B) {
+	token := []byte("0123456789abcdef0123456789abcdef")
+	pubOpts := []ClientOption{WithComponent("procmond")}
+	subOpts := []ClientOption{WithComponent("agent"), WithToken(token)}
+	// Both policies admit the same identities, so envelopes are the same
+	// size and only the rules differ.
+	open, err := acl.Parse("open", []byte(fmt.Sprintf("default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n", os.Geteuid())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("policy=open", func(b *testing.B) { endToEnd(b, open.WithAgentToken(token), pubOpts, subOpts) })
+	b.Run("policy=rules50", func(b *testing.B) { endToEnd(b, fiftyRulePolicy(b).WithAgentToken(token), pubOpts, subOpts) })
+}
+
+func endToEnd(b *testing.B, policy *acl.Policy, pubOpts, subOpts []ClientOption) {
 	dir, err := os.MkdirTemp("", "ebb")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "b.sock")
-	br, err := New(open(Config{MessageBufferSize: 1 << 20, MaxPendingBytes: 512 << 20}))
+	br, err := New(Config{Policy: policy, MessageBufferSize: 1 << 20, MaxPendingBytes: 512 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -219,7 +236,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	defer func() { br.Close(); <-served }()
 
 	ctx := context.Background()
-	sub, err := Dial(ctx, path, WithReconnect(false))
+	sub, err := Dial(ctx, path, append(subOpts, WithReconnect(false))...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -233,11 +250,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 			got <- struct{}{}
 		}
 		mu.Unlock()
-	}, "#")
+	}, "events.#")
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub, err := Dial(ctx, path, WithReconnect(false))
+	pub, err := Dial(ctx, path, append(pubOpts, WithReconnect(false))...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -252,6 +269,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		if err := pub.Publish(ctx, "events.process.lifecycle", payload); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		b.Fatalf("publishes refused, nothing measured: %v", err)
 	}
 	select {
 	case <-got:
