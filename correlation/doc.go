@@ -1,0 +1,45 @@
+// Package correlation carries correlation metadata between local processes
+// and tracks correlated events in a bounded, indexed history of workflows.
+//
+// It is the library core of SPEC.md §5:
+//
+//   - [Metadata] links a message to a correlation, its parent and its
+//     workflow root; [New] and [Metadata.NewChild] make it with time-ordered
+//     ids, [Metadata.Validate] enforces the limits (never truncating), and a
+//     [Sequencer] numbers a publisher's messages per correlation.
+//   - [Filter] selects messages by metadata; [Filter.Compile] validates it
+//     and returns a [Compiled] filter whose Match does not allocate.
+//   - [Tracker] records every correlated message the broker sees
+//     ([Tracker.Record]), keeps workflows keyed by root, answers history
+//     queries (by tags, correlation, root, stage, time range; timelines;
+//     workflow state) and lets a caller [Tracker.Wait] for a correlation's
+//     results.
+//
+// # History, indexes and eviction
+//
+// The history is a ring of events in receive order, bounded by a count and
+// a byte budget ([Config]). Each index (correlation id, root id, stage,
+// tag key=value) maps a key to a posting: the receive numbers of the
+// retained events with that key, ascending. The oldest event is always
+// evicted first, so it is at the front of every posting it is in: eviction
+// pops it from each in O(1) and deletes keys left empty, which keeps every
+// index equal to a scan of the retained history. Queries read postings, so
+// they never scan the history; receive times never decrease along the
+// ring, so time bounds are binary searches.
+//
+// Workflow state outlives the history's events: a workflow lives until it
+// has been idle for Config.IdleTimeout (expired lazily by Record and the
+// workflow queries, or by [Tracker.Expire]) or until MaxWorkflows pushes
+// out the least recently active one.
+//
+// # Locking
+//
+// One mutex, Tracker.mu, guards the history, the indexes, the workflows and
+// the waiters. Record holds it for work proportional to the event's tags
+// plus any eviction; it never waits on anything else while holding it.
+// Queries hold it only to find the events and copy their fields; they
+// build tag maps and payload copies after releasing it. Wait holds it
+// to register, to check its condition when woken and to unregister; it
+// sleeps without it. Config.Now is called without the lock. The Sequencer
+// has its own mutex and takes no other.
+package correlation

@@ -1,0 +1,304 @@
+package correlation
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// checkInvariants checks the tracker's internal consistency: byte and
+// count accounting, every index against the retained history, and the
+// workflow list.
+func checkInvariants(t testing.TB, tr *Tracker) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.n > tr.cfg.MaxEvents || tr.bytes > tr.cfg.MaxBytes {
+		t.Fatalf("history holds %d events, %d bytes; limits %d, %d", tr.n, tr.bytes, tr.cfg.MaxEvents, tr.cfg.MaxBytes)
+	}
+	var bytes int64
+	postings := 0
+	for i := range tr.n {
+		seq := tr.first + uint64(i)
+		e := tr.at(seq)
+		bytes += int64(e.size)
+		own := append([]*posting{&e.corr.posting, e.root}, e.tags...)
+		if e.stage != nil {
+			own = append(own, e.stage)
+		}
+		postings += len(own)
+		for _, p := range own {
+			if _, ok := slices.BinarySearch(p.ids, seq); !ok {
+				t.Fatalf("event %d missing from its posting %q", seq, p.key)
+			}
+		}
+	}
+	if bytes != tr.bytes {
+		t.Fatalf("bytes = %d; retained events add up to %d", tr.bytes, bytes)
+	}
+	total := 0
+	check := func(name, key string, p *posting) {
+		if len(p.ids) == 0 || p.key != key {
+			t.Fatalf("%s posting %q under map key %q with %d ids", name, p.key, key, len(p.ids))
+		}
+		if !slices.IsSorted(p.ids) || p.ids[0] < tr.first || p.ids[len(p.ids)-1] >= tr.first+uint64(tr.n) {
+			t.Fatalf("%s posting %q ids %v outside retained [%d, %d)", name, key, p.ids, tr.first, tr.first+uint64(tr.n))
+		}
+		total += len(p.ids)
+	}
+	for k, p := range tr.byCorr {
+		check("correlation", k, &p.posting)
+	}
+	for k, p := range tr.byRoot {
+		check("root", k, p)
+	}
+	for k, p := range tr.byStage {
+		check("stage", k, p)
+	}
+	for k, p := range tr.byTag {
+		check("tag", k, p)
+	}
+	if total != postings {
+		t.Fatalf("indexes hold %d postings; retained events have %d", total, postings)
+	}
+	if tr.activity.Len() != len(tr.flows) || len(tr.flows) > tr.cfg.MaxWorkflows {
+		t.Fatalf("%d workflows, %d in the activity list, limit %d", len(tr.flows), tr.activity.Len(), tr.cfg.MaxWorkflows)
+	}
+	last := int64(0)
+	for el := tr.activity.Front(); el != nil; el = el.Next() {
+		w := el.Value.(*workflow)
+		if w.last < last || tr.flows[w.root] != w {
+			t.Fatalf("activity list out of order or stale at workflow %q", w.root)
+		}
+		last = w.last
+	}
+	for id, ws := range tr.waiters {
+		if len(ws) == 0 {
+			t.Fatalf("waiters[%q] is empty but present", id)
+		}
+	}
+}
+
+// byteSource feeds the driver; exhausted, it returns zeros.
+type byteSource struct{ data []byte }
+
+func (s *byteSource) next() byte {
+	if len(s.data) == 0 {
+		return 0
+	}
+	b := s.data[0]
+	s.data = s.data[1:]
+	return b
+}
+
+func (s *byteSource) pick(n int) int { return int(s.next()) % n }
+
+// modelEvent is an event as the reference model holds it.
+type modelEvent struct {
+	ev   Event
+	size int64
+}
+
+// runTrackerOps drives a tracker with small limits by the operations data
+// encodes, and after each one compares every indexed query with a linear
+// scan of a reference model of the retained history.
+func runTrackerOps(t testing.TB, data []byte) {
+	src := &byteSource{data: data}
+	cfg := Config{
+		MaxEvents:    1 + src.pick(12),
+		MaxBytes:     eventOverhead + 40 + int64(src.pick(8))*200,
+		MaxWorkflows: 1 + src.pick(4),
+		IdleTimeout:  time.Duration(1+src.pick(20)) * time.Millisecond,
+	}
+	tr, clk := newTestTracker(t, cfg)
+	var model []modelEvent
+	lastRecv := time.Time{}
+	lastTags := make(map[string]map[string]string) // by correlation id
+	for step := 0; len(src.data) > 0 && step < 400; step++ {
+		switch op := src.pick(10); {
+		case op < 8:
+			ev := randomEvent(src, clk, step, lastTags)
+			recv := ev.ReceivedAt
+			if recv.Before(lastRecv) {
+				recv = lastRecv
+			}
+			err := tr.Record(ev)
+			if ev.Size() > cfg.MaxBytes {
+				if !errors.Is(err, ErrEventTooLarge) {
+					t.Fatalf("step %d: Record(%d bytes, limit %d) = %v; want ErrEventTooLarge", step, ev.Size(), cfg.MaxBytes, err)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("step %d: Record = %v", step, err)
+			}
+			lastRecv = recv
+			ev.ReceivedAt = recv
+			model = append(model, modelEvent{ev, ev.Size()})
+			model = evictModel(model, cfg)
+		case op == 8:
+			tr.Expire(clk.tick(time.Duration(src.pick(30)) * time.Millisecond))
+		default:
+			tr.Workflows()
+		}
+		checkInvariants(t, tr)
+		compareQueries(t, tr, model, src, clk, step)
+	}
+}
+
+func evictModel(model []modelEvent, cfg Config) []modelEvent {
+	var bytes int64
+	for _, m := range model {
+		bytes += m.size
+	}
+	for len(model) > cfg.MaxEvents || bytes > cfg.MaxBytes {
+		bytes -= model[0].size
+		model = model[1:]
+	}
+	return model
+}
+
+// randomEvent makes an event from src. Half the time it repeats the tags
+// of the correlation's previous event, as publishers usually do.
+func randomEvent(src *byteSource, clk *clock, step int, lastTags map[string]map[string]string) Event {
+	m := Metadata{
+		CorrelationID: fmt.Sprint("c", src.pick(5)),
+		RootID:        fmt.Sprint("r", src.pick(3)),
+		Stage:         []string{"", "s0", "s1"}[src.pick(3)],
+	}
+	if src.pick(2) == 0 {
+		m.ParentID = fmt.Sprint("c", src.pick(6))
+		if m.ParentID == m.CorrelationID {
+			m.ParentID = ""
+		}
+	}
+	if prev, ok := lastTags[m.CorrelationID]; ok && src.pick(2) == 0 {
+		m.Tags = maps.Clone(prev)
+	} else {
+		for range src.pick(4) {
+			if m.Tags == nil {
+				m.Tags = make(map[string]string)
+			}
+			m.Tags[fmt.Sprint("k", src.pick(3))] = fmt.Sprint("v", src.pick(2))
+		}
+	}
+	lastTags[m.CorrelationID] = m.Tags
+	// Mostly forward in time, sometimes backwards (clamped by Record).
+	recv := clk.tick(time.Duration(src.pick(3)) * time.Millisecond)
+	if src.pick(8) == 0 {
+		recv = recv.Add(-2 * time.Millisecond)
+	}
+	return Event{
+		Topic:        "t",
+		Payload:      fmt.Appendf(make([]byte, 0, 64), "#%d%*s", step, src.pick(40), ""),
+		ReceivedAt:   recv,
+		PublisherPID: src.pick(2),
+		Metadata:     m,
+		Final:        src.pick(4) == 0,
+	}
+}
+
+// compareQueries checks every query against a scan of the model.
+func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSource, clk *clock, step int) {
+	t.Helper()
+	scan := func(keep func(*Event) bool) []string {
+		var out []string
+		for i := range model {
+			if keep(&model[i].ev) {
+				out = append(out, string(model[i].ev.Payload))
+			}
+		}
+		return out
+	}
+	byPayload := make(map[string]*Event, len(model))
+	for i := range model {
+		byPayload[string(model[i].ev.Payload)] = &model[i].ev
+	}
+	same := func(what string, got []Event, want []string) {
+		t.Helper()
+		g := make([]string, len(got))
+		for i, e := range got {
+			g[i] = string(e.Payload)
+			if m := byPayload[g[i]]; m == nil || !eventsEqual(e, *m) {
+				t.Fatalf("step %d: %s returned %+v; recorded %+v", step, what, e, m)
+			}
+		}
+		if !slices.Equal(g, want) {
+			t.Fatalf("step %d: %s = %q; want %q", step, what, g, want)
+		}
+	}
+	same("history", tr.InRange(time.Time{}, time.Time{}), scan(func(*Event) bool { return true }))
+	for i := range 5 {
+		id := fmt.Sprint("c", i)
+		same("ByCorrelation "+id, tr.ByCorrelation(id), scan(func(e *Event) bool { return e.Metadata.CorrelationID == id }))
+	}
+	for i := range 3 {
+		id := fmt.Sprint("r", i)
+		same("ByRoot "+id, tr.ByRoot(id), scan(func(e *Event) bool { return e.Metadata.RootID == id }))
+	}
+	for _, s := range []string{"s0", "s1"} {
+		same("ByStage "+s, tr.ByStage(s), scan(func(e *Event) bool { return e.Metadata.Stage == s }))
+	}
+	// A random window: bounds near the clock, zero for unbounded.
+	bound := func() time.Time {
+		if src.pick(3) == 0 {
+			return time.Time{}
+		}
+		return clk.Now().Add(-time.Duration(src.pick(40)) * time.Millisecond)
+	}
+	q := Query{Since: bound(), Until: bound(), Limit: src.pick(4)}
+	inQ := func(e *Event) bool {
+		return (q.Since.IsZero() || !e.ReceivedAt.Before(q.Since)) && (q.Until.IsZero() || e.ReceivedAt.Before(q.Until))
+	}
+	same(fmt.Sprintf("InRange(%v, %v)", q.Since, q.Until), tr.InRange(q.Since, q.Until), scan(inQ))
+	tags := map[string]string{}
+	for range src.pick(3) {
+		tags[fmt.Sprint("k", src.pick(3))] = fmt.Sprint("v", src.pick(2))
+	}
+	want := scan(func(e *Event) bool {
+		for k, v := range tags {
+			if got, ok := e.Metadata.Tags[k]; !ok || got != v {
+				return false
+			}
+		}
+		return inQ(e)
+	})
+	if q.Limit > 0 && len(want) > q.Limit {
+		want = want[len(want)-q.Limit:]
+	}
+	same(fmt.Sprintf("ByTags(%v, %+v)", tags, q), tr.ByTags(tags, q), want)
+}
+
+func FuzzTracker(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{3, 1, 0, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	r := rand.New(rand.NewPCG(7, 7))
+	for range 4 {
+		seed := make([]byte, 300)
+		for i := range seed {
+			seed[i] = byte(r.Uint32())
+		}
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { runTrackerOps(t, data) })
+}
+
+// TestTrackerRandom runs the same checks on seeded random operations.
+func TestTrackerRandom(t *testing.T) {
+	runs := 200
+	if testing.Short() || raceEnabled {
+		runs = 40 // the checks are quadratic in history size; -race is slow
+	}
+	for seed := range uint64(runs) {
+		r := rand.New(rand.NewPCG(seed, 42))
+		data := make([]byte, 4000)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { runTrackerOps(t, data) })
+	}
+}

@@ -1,0 +1,250 @@
+package correlation
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Query narrows a history query.
+type Query struct {
+	// Since and Until bound ReceivedAt to [Since, Until); zero is unbounded.
+	Since, Until time.Time
+	// Limit > 0 keeps only the Limit most recent matches.
+	Limit int
+}
+
+func (q Query) bounds() (since, until int64) {
+	since, until = math.MinInt64, math.MaxInt64
+	if !q.Since.IsZero() {
+		since = q.Since.UnixNano()
+	}
+	if !q.Until.IsZero() {
+		until = q.Until.UnixNano()
+	}
+	return since, until
+}
+
+// Every query below returns events in receive order, copied: nothing
+// returned aliases the history. It holds the lock only to find the events
+// and copy their fields; tag maps and payload copies are made after.
+
+// ByTags returns the events carrying every one of tags (key and value);
+// empty tags match every event.
+func (t *Tracker) ByTags(tags map[string]string, q Query) []Event {
+	t.mu.Lock()
+	h := hitsOf(t.byTagsLocked(tags, q))
+	t.mu.Unlock()
+	return h.finish()
+}
+
+func (t *Tracker) byTagsLocked(tags map[string]string, q Query) []*entry {
+	if len(tags) == 0 {
+		return t.rangeLocked(q)
+	}
+	// Walk the shortest posting; check the others by posting identity,
+	// since each (key, value) has exactly one posting.
+	ps := make([]*posting, 0, len(tags))
+	for k, v := range tags {
+		if len(k) > MaxTagKeyBytes {
+			return nil // never recorded; and tagIndexKey needs the bound
+		}
+		t.keyBuf = tagIndexKey(t.keyBuf, k, v)
+		p := t.byTag[string(t.keyBuf)]
+		if p == nil {
+			return nil
+		}
+		ps = append(ps, p)
+	}
+	best := slices.MinFunc(ps, func(a, b *posting) int { return len(a.ids) - len(b.ids) })
+	if len(ps) == 1 {
+		return t.collectLocked(best.ids, q, nil)
+	}
+	return t.collectLocked(best.ids, q, func(e *entry) bool {
+		for _, p := range ps {
+			if !slices.Contains(e.tags, p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// ByCorrelation returns the events of one correlation.
+func (t *Tracker) ByCorrelation(id string) []Event {
+	t.mu.Lock()
+	var h hits
+	if c := t.byCorr[id]; c != nil {
+		h = hitsOf(t.collectLocked(c.ids, Query{}, nil))
+	}
+	t.mu.Unlock()
+	return h.finish()
+}
+
+// ByRoot returns the events of one workflow.
+func (t *Tracker) ByRoot(root string) []Event { return t.byKey(t.byRoot, root) }
+
+// ByStage returns the events of one stage, across workflows.
+func (t *Tracker) ByStage(stage string) []Event { return t.byKey(t.byStage, stage) }
+
+func (t *Tracker) byKey(idx map[string]*posting, key string) []Event {
+	t.mu.Lock()
+	var h hits
+	if p := idx[key]; p != nil {
+		h = hitsOf(t.collectLocked(p.ids, Query{}, nil))
+	}
+	t.mu.Unlock()
+	return h.finish()
+}
+
+// InRange returns the events received in [since, until); a zero bound is
+// unbounded, so InRange(time.Time{}, time.Time{}) is the whole history.
+func (t *Tracker) InRange(since, until time.Time) []Event {
+	t.mu.Lock()
+	h := hitsOf(t.rangeLocked(Query{Since: since, Until: until}))
+	t.mu.Unlock()
+	return h.finish()
+}
+
+// rangeLocked finds the history's events within q. Receive times do not
+// decrease along the ring, so the bounds are binary searches. The entries
+// are valid only while the lock is held.
+func (t *Tracker) rangeLocked(q Query) []*entry {
+	since, until := q.bounds()
+	recv := func(i int) int64 { return t.ring[(t.head+i)%len(t.ring)].recv }
+	lo := sort.Search(t.n, func(i int) bool { return recv(i) >= since })
+	hi := sort.Search(t.n, func(i int) bool { return recv(i) >= until })
+	if q.Limit > 0 {
+		lo = max(lo, hi-q.Limit)
+	}
+	if lo >= hi {
+		return nil
+	}
+	out := make([]*entry, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		out = append(out, &t.ring[(t.head+i)%len(t.ring)])
+	}
+	return out
+}
+
+// collectLocked finds the events of ids (a posting) within q that keep
+// accepts (nil: all): the most recent up to q.Limit, in receive order. The
+// entries are valid only while the lock is held.
+func (t *Tracker) collectLocked(ids []uint64, q Query, keep func(*entry) bool) []*entry {
+	since, until := q.bounds()
+	lo := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
+	hi := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
+	if lo >= hi {
+		return nil
+	}
+	n := hi - lo
+	if q.Limit > 0 {
+		n = min(n, q.Limit)
+	}
+	var out []*entry
+	if keep == nil {
+		out = make([]*entry, 0, n)
+	}
+	for i := hi - 1; i >= lo && len(out) < n; i-- {
+		if e := t.at(ids[i]); keep == nil || keep(e) {
+			out = append(out, e)
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// TimelineEntry is one event of a workflow's timeline.
+type TimelineEntry struct {
+	ReceivedAt         time.Time
+	Stage              string
+	SourceProcess      string // Metadata.SourceProcess, as the publisher said
+	PublisherPID       int    // as the broker verified
+	PublisherComponent string // as the broker verified
+	Topic              string
+	CorrelationID      string
+	ParentID           string
+	Sequence           uint64
+	Final              bool
+	// Depth counts parent links from CorrelationID up to a correlation with
+	// no parent: 0 for a top-level correlation, 1 for its children, ... A
+	// parent the tracker no longer knows counts as top-level.
+	Depth int
+}
+
+// Timeline returns the retained events of the workflow rooted at root in
+// receive order, with their depth in the parent tree.
+func (t *Tracker) Timeline(root string) []TimelineEntry {
+	t.mu.Lock()
+	var out []TimelineEntry
+	if p := t.byRoot[root]; p != nil {
+		out = make([]TimelineEntry, 0, len(p.ids))
+		for _, seq := range p.ids {
+			out = append(out, t.at(seq).timelineEntry())
+		}
+	}
+	var parents map[string]string
+	if w := t.flows[root]; w != nil {
+		parents = w.parentLinks()
+	} else {
+		parents = make(map[string]string)
+	}
+	t.mu.Unlock()
+	// Links from the events fill in correlations past the workflow's limit
+	// or of a workflow that expired.
+	for i := range out {
+		if p := out[i].ParentID; p != "" {
+			parents[out[i].CorrelationID] = p
+		}
+	}
+	memo := make(map[string]int)
+	for i := range out {
+		out[i].Depth = depth(out[i].CorrelationID, parents, memo)
+	}
+	return out
+}
+
+func (e *entry) timelineEntry() TimelineEntry {
+	return TimelineEntry{
+		ReceivedAt:         fromNanos(e.recv),
+		Stage:              e.stageName(),
+		SourceProcess:      e.source,
+		PublisherPID:       e.pid,
+		PublisherComponent: e.component,
+		Topic:              e.topic,
+		CorrelationID:      e.corr.key,
+		ParentID:           e.parent,
+		Sequence:           e.seqNo,
+		Final:              e.final,
+	}
+}
+
+// depth walks parent links from id, memoizing every correlation on the
+// way. A cycle (metadata is the publishers' word) ends the walk as if the
+// correlation where it closes had no parent.
+func depth(id string, parents map[string]string, memo map[string]int) int {
+	const visiting = -1
+	var path []string
+	base := -1 // depth of the correlation above the top of path
+	for cur := id; ; {
+		if d, ok := memo[cur]; ok {
+			if d != visiting {
+				base = d
+			}
+			break
+		}
+		memo[cur] = visiting
+		path = append(path, cur)
+		p, ok := parents[cur]
+		if !ok || p == "" {
+			break
+		}
+		cur = p
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		base++
+		memo[path[i]] = base
+	}
+	return memo[id]
+}

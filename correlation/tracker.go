@@ -1,0 +1,379 @@
+package correlation
+
+import (
+	"bytes"
+	"container/list"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxEvents    = 10000
+	DefaultMaxBytes     = 64 << 20
+	DefaultIdleTimeout  = time.Hour
+	DefaultMaxWorkflows = 1024
+	DefaultMaxWaiters   = 1024
+)
+
+var (
+	// ErrClosed: the tracker was closed; Record and Wait refuse.
+	ErrClosed = errors.New("correlation: tracker closed")
+	// ErrEventTooLarge: one event alone exceeds the history's byte limit.
+	ErrEventTooLarge = errors.New("correlation: event too large for the history")
+	// ErrTooManyWaiters: Config.MaxWaiters Wait calls are in progress.
+	ErrTooManyWaiters = errors.New("correlation: too many waiters")
+)
+
+// Config bounds a Tracker. Zero fields take the defaults; negative ones are
+// invalid.
+type Config struct {
+	// MaxEvents is the most events the history keeps (default 10,000).
+	MaxEvents int
+	// MaxBytes is the most bytes the history keeps, counted by Event.Size
+	// (default 64 MiB).
+	MaxBytes int64
+	// IdleTimeout is how long a workflow lives without a new event before
+	// it expires (default 1 hour). Its events stay in the history.
+	IdleTimeout time.Duration
+	// MaxWorkflows is the most workflows tracked at once; past it the least
+	// recently active one is dropped (default 1024).
+	MaxWorkflows int
+	// MaxWaiters is the most Wait calls in progress at once; each keeps up
+	// to MaxEvents event copies (default 1024).
+	MaxWaiters int
+	// Now is the clock for expiry and for events without ReceivedAt
+	// (default time.Now). It is called without the tracker's lock held.
+	Now func() time.Time
+}
+
+func (c Config) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"config max events", int64(c.MaxEvents)},
+		{"config max bytes", c.MaxBytes},
+		{"config idle timeout", int64(c.IdleTimeout)},
+		{"config max workflows", int64(c.MaxWorkflows)},
+		{"config max waiters", int64(c.MaxWaiters)},
+	} {
+		if f.v < 0 {
+			return invalid(f.name, fmt.Sprintf("negative: %d", f.v))
+		}
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxEvents == 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	// entry.size is an int32.
+	c.MaxBytes = min(c.MaxBytes, math.MaxInt32)
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxWorkflows == 0 {
+		c.MaxWorkflows = DefaultMaxWorkflows
+	}
+	if c.MaxWaiters == 0 {
+		c.MaxWaiters = DefaultMaxWaiters
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Tracker records correlated events in a bounded history with indexes,
+// keeps workflow state by root, answers queries and wakes waiters. It is
+// safe for concurrent use. See the package doc for its lock.
+type Tracker struct {
+	cfg Config
+
+	mu       sync.Mutex
+	ring     []entry // circular history, oldest at ring[head]; grows up to MaxEvents
+	head     int
+	n        int    // events retained
+	first    uint64 // receive number of ring[head]; numbers never repeat
+	bytes    int64  // Size of the retained events
+	lastRecv int64  // receive times never decrease (see Record)
+	byCorr   map[string]*corrPosting
+	byRoot   map[string]*posting
+	byStage  map[string]*posting
+	byTag    map[string]*posting  // by tagIndexKey
+	keyBuf   []byte               // scratch for tagIndexKey
+	strs     map[string]string    // intern table, see internLocked
+	flows    map[string]*workflow // by root id
+	activity list.List            // *workflow, least recently active first
+	waiters  map[string][]*waiter // by correlation id
+	nwait    int                  // waiters in all of waiters
+	counts   Stats                // the cumulative counters
+	closed   bool
+}
+
+// NewTracker returns a tracker bounded by cfg, which is copied.
+func NewTracker(cfg Config) (*Tracker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Tracker{
+		cfg:     cfg.withDefaults(),
+		byCorr:  make(map[string]*corrPosting),
+		byRoot:  make(map[string]*posting),
+		byStage: make(map[string]*posting),
+		byTag:   make(map[string]*posting),
+		strs:    make(map[string]string),
+		flows:   make(map[string]*workflow),
+		waiters: make(map[string][]*waiter),
+	}, nil
+}
+
+// Record adds ev to the history and its workflow and wakes the waiters on
+// its correlation id, evicting the oldest events past the limits. It copies
+// the payload and tags; the caller may reuse them. It validates the
+// metadata (ErrInvalid) and refuses an event larger than MaxBytes
+// (ErrEventTooLarge).
+//
+// Receive order is the order of Record calls. A ReceivedAt earlier than the
+// previous event's is raised to it, so that history order and time order
+// agree (the broker's readers stamp times per read, so skew is tiny).
+func (t *Tracker) Record(ev Event) error {
+	tagBytes, err := checkMetadata(&ev.Metadata)
+	if err != nil {
+		return err
+	}
+	size := ev.size(tagBytes)
+	if size > t.cfg.MaxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrEventTooLarge, size, t.cfg.MaxBytes)
+	}
+	recv := ev.ReceivedAt
+	if recv.IsZero() {
+		recv = t.cfg.Now()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	r := max(nanos(recv), t.lastRecv)
+	t.lastRecv = r
+	for t.n >= t.cfg.MaxEvents || t.bytes+size > t.cfg.MaxBytes {
+		t.evictOldestLocked()
+	}
+	e := t.appendLocked(&ev, r, size)
+	// Expire first: an idle workflow would already be gone had it been
+	// expired eagerly, so a late event starts a new one.
+	t.expireLocked(r)
+	t.trackLocked(e)
+	t.notifyLocked(e)
+	return nil
+}
+
+// appendLocked stores ev at the tail and indexes it.
+func (t *Tracker) appendLocked(ev *Event, recv, size int64) *entry {
+	if t.n == len(t.ring) {
+		t.growLocked()
+	}
+	seq := t.first + uint64(t.n)
+	e := &t.ring[(t.head+t.n)%len(t.ring)]
+	m := &ev.Metadata
+	c := t.postCorrLocked(m.CorrelationID, seq)
+	*e = entry{
+		recv:      recv,
+		pub:       nanos(ev.PublishedAt),
+		started:   nanos(m.StartedAt),
+		seqNo:     m.Sequence,
+		payload:   bytes.Clone(ev.Payload),
+		topic:     t.internLocked(ev.Topic),
+		component: t.internLocked(ev.PublisherComponent),
+		source:    t.internLocked(m.SourceProcess),
+		parent:    t.parentLocked(c, m.ParentID),
+		corr:      c,
+		root:      post(t.byRoot, m.RootID, seq),
+		tags:      t.postTagsLocked(c, m.Tags, seq),
+		pid:       ev.PublisherPID,
+		uid:       ev.PublisherUID,
+		size:      int32(size),
+		final:     ev.Final,
+	}
+	if m.Stage != "" {
+		e.stage = post(t.byStage, m.Stage, seq)
+	}
+	t.n++
+	t.bytes += size
+	t.counts.Recorded++
+	return e
+}
+
+// growLocked doubles the ring (up to MaxEvents), oldest event first.
+func (t *Tracker) growLocked() {
+	ring := make([]entry, min(max(2*len(t.ring), 64), t.cfg.MaxEvents))
+	for i := range t.n {
+		ring[i] = t.ring[(t.head+i)%len(t.ring)]
+	}
+	t.ring, t.head = ring, 0
+}
+
+// at returns the retained event with receive number seq.
+func (t *Tracker) at(seq uint64) *entry {
+	return &t.ring[(t.head+int(seq-t.first))%len(t.ring)]
+}
+
+// evictOldestLocked drops the oldest event. It is at the front of each of
+// its postings, so each index loses it in O(1) and drops keys left empty.
+func (t *Tracker) evictOldestLocked() {
+	e := &t.ring[t.head]
+	if e.corr.pop() {
+		delete(t.byCorr, e.corr.key)
+	}
+	if e.root.pop() {
+		delete(t.byRoot, e.root.key)
+	}
+	if e.stage != nil && e.stage.pop() {
+		delete(t.byStage, e.stage.key)
+	}
+	for _, p := range e.tags {
+		if p.pop() {
+			delete(t.byTag, p.key)
+		}
+	}
+	t.bytes -= int64(e.size)
+	*e = entry{} // release the payload and postings
+	t.head = (t.head + 1) % len(t.ring)
+	t.first++
+	t.n--
+	t.counts.Evicted++
+}
+
+// maxInterned bounds the intern table. Topics, components and source
+// names are few; past the bound new strings are copied, not shared.
+const maxInterned = 4096
+
+// internLocked returns a copy of s shared with equal strings in the history,
+// so the history never pins a caller's buffer and stores repeats once.
+func (t *Tracker) internLocked(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := t.strs[s]; ok {
+		return v
+	}
+	c := strings.Clone(s)
+	if len(t.strs) < maxInterned {
+		t.strs[c] = c
+	}
+	return c
+}
+
+// parentLocked shares a parent id with its correlation's index key when
+// the parent's events are retained, as they usually are; c remembers it
+// for the correlation's next event.
+func (t *Tracker) parentLocked(c *corrPosting, id string) string {
+	switch {
+	case id == "":
+		return ""
+	case id == c.parent:
+		return c.parent
+	}
+	if p := t.byCorr[id]; p != nil {
+		c.parent = p.key
+	} else {
+		c.parent = strings.Clone(id)
+	}
+	return c.parent
+}
+
+// post adds seq to the posting of key, creating it with a copy of key so
+// the index never pins a caller's buffer.
+func post(idx map[string]*posting, key string, seq uint64) *posting {
+	p := idx[key]
+	if p == nil {
+		p = &posting{key: strings.Clone(key)}
+		idx[p.key] = p
+	}
+	p.ids = append(p.ids, seq)
+	return p
+}
+
+func (t *Tracker) postCorrLocked(id string, seq uint64) *corrPosting {
+	c := t.byCorr[id]
+	if c == nil {
+		c = &corrPosting{posting: posting{key: strings.Clone(id)}}
+		t.byCorr[c.key] = c
+	}
+	c.ids = append(c.ids, seq)
+	return c
+}
+
+// postTagsLocked adds seq to the postings of tags. When they repeat the
+// correlation's previous event's, it reuses that event's postings (and
+// slice) without looking them up.
+func (t *Tracker) postTagsLocked(c *corrPosting, tags map[string]string, seq uint64) []*posting {
+	if len(tags) == 0 {
+		return nil
+	}
+	ps := c.tags
+	if !sameTags(ps, tags) {
+		ps = make([]*posting, 0, len(tags))
+		for k, v := range tags {
+			t.keyBuf = tagIndexKey(t.keyBuf, k, v)
+			p := t.byTag[string(t.keyBuf)] // the compiler does not allocate here
+			if p == nil {
+				p = &posting{key: string(t.keyBuf)}
+				t.byTag[p.key] = p
+			}
+			ps = append(ps, p)
+		}
+		c.tags = ps
+	}
+	for _, p := range ps {
+		p.ids = append(p.ids, seq)
+	}
+	return ps
+}
+
+// Stats are the tracker's sizes and cumulative counters.
+type Stats struct {
+	Events           int    // events in the history
+	Bytes            int64  // their Size
+	Recorded         uint64 // events ever recorded
+	Evicted          uint64 // events evicted from the history
+	Workflows        int    // workflows tracked
+	WorkflowsExpired uint64 // workflows dropped after IdleTimeout
+	WorkflowsEvicted uint64 // workflows dropped at MaxWorkflows
+	Waiters          int    // Wait calls in progress
+}
+
+// Stats returns the current sizes and counters.
+func (t *Tracker) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.counts
+	s.Events, s.Bytes, s.Workflows, s.Waiters = t.n, t.bytes, len(t.flows), t.nwait
+	return s
+}
+
+// Config returns the tracker's effective configuration.
+func (t *Tracker) Config() Config { return t.cfg }
+
+// Close makes Record and Wait refuse with ErrClosed and ends every Wait in
+// progress with its partial results. Queries keep working.
+func (t *Tracker) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for _, ws := range t.waiters {
+		for _, w := range ws {
+			w.signal()
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package correlation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Condition says when a correlation's results are complete; make one with
+// FinalPublishers, EventCount or QuietFor.
+type Condition struct {
+	kind  condKind
+	n     int
+	quiet time.Duration
+}
+
+type condKind uint8
+
+const (
+	condUnset condKind = iota
+	condFinal
+	condCount
+	condQuiet
+)
+
+// FinalPublishers holds once n distinct publishers (verified pid and
+// component) have recorded an event marked Final.
+func FinalPublishers(n int) Condition { return Condition{kind: condFinal, n: n} }
+
+// EventCount holds once n events have been recorded.
+func EventCount(n int) Condition { return Condition{kind: condCount, n: n} }
+
+// QuietFor holds once at least one event has been recorded and then none
+// for d.
+func QuietFor(d time.Duration) Condition { return Condition{kind: condQuiet, quiet: d} }
+
+func (c Condition) String() string {
+	switch c.kind {
+	case condFinal:
+		return plural(c.n, "final publisher")
+	case condCount:
+		return plural(c.n, "event")
+	case condQuiet:
+		return c.quiet.String() + " of quiet"
+	}
+	return "unset condition"
+}
+
+func (c Condition) validate() error {
+	switch {
+	case c.kind == condUnset:
+		return invalid("wait condition", "unset")
+	case c.kind == condQuiet && c.quiet <= 0:
+		return invalid("wait condition", fmt.Sprintf("quiet period not positive: %v", c.quiet))
+	case c.kind != condQuiet && c.n < 1:
+		return invalid("wait condition", fmt.Sprintf("count not positive: %d", c.n))
+	}
+	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// WaitError is a Wait that ended before its condition held. errors.Is
+// matches Err: context.DeadlineExceeded, context.Canceled or ErrClosed.
+type WaitError struct {
+	CorrelationID   string
+	Condition       Condition
+	Events          int // events seen for the correlation
+	FinalPublishers int // distinct publishers among its final events
+	Err             error
+}
+
+func (e *WaitError) Error() string {
+	why := e.Err.Error()
+	switch {
+	case errors.Is(e.Err, context.DeadlineExceeded):
+		why = "deadline exceeded"
+	case errors.Is(e.Err, context.Canceled):
+		why = "canceled"
+	case errors.Is(e.Err, ErrClosed):
+		why = "tracker closed"
+	}
+	return fmt.Sprintf("correlation: wait for %s on %s: %s with %s, %s", e.Condition, e.CorrelationID,
+		why, plural(e.FinalPublishers, "final publisher"), plural(e.Events, "event"))
+}
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+// waiter is one Wait in progress; its fields are guarded by Tracker.mu.
+type waiter struct {
+	cond   Condition
+	got    hits // the correlation's events, up to MaxEvents
+	seen   int  // events recorded for the correlation, kept or not
+	finals map[publisher]struct{}
+	wake   chan struct{} // buffered 1: Record never blocks on it
+}
+
+func (w *waiter) add(e *entry, keep int) {
+	w.seen++
+	if len(w.got.evs) < keep {
+		w.got.add(e)
+	}
+	if e.final {
+		if w.finals == nil {
+			w.finals = make(map[publisher]struct{})
+		}
+		w.finals[e.publisher()] = struct{}{}
+	}
+}
+
+func (w *waiter) met() bool {
+	switch w.cond.kind {
+	case condFinal:
+		return len(w.finals) >= w.cond.n
+	case condCount:
+		return w.seen >= w.cond.n
+	}
+	return false // quiet periods are timed by Wait
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLocked hands e to the waiters on its correlation and wakes those it
+// may satisfy.
+func (t *Tracker) notifyLocked(e *entry) {
+	if len(t.waiters) == 0 {
+		return
+	}
+	for _, w := range t.waiters[e.corr.key] {
+		w.add(e, t.cfg.MaxEvents)
+		if w.cond.kind == condQuiet || w.met() {
+			w.signal()
+		}
+	}
+}
+
+// Wait blocks until the events of correlationID satisfy until, counting
+// those already in the history, and returns them in receive order. Events
+// recorded while it waits are kept for it even if the history evicts them
+// (up to MaxEvents of them). If ctx ends first (or the tracker is closed),
+// it returns the events so far and a *WaitError saying what was seen.
+// Record wakes it; it never polls.
+func (t *Tracker) Wait(ctx context.Context, correlationID string, until Condition) ([]Event, error) {
+	if err := checkText("correlation id", correlationID, MaxIDBytes, true); err != nil {
+		return nil, err
+	}
+	if err := until.validate(); err != nil {
+		return nil, err
+	}
+	w := &waiter{cond: until, wake: make(chan struct{}, 1)}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if p := t.byCorr[correlationID]; p != nil {
+		for _, seq := range p.ids {
+			w.add(t.at(seq), t.cfg.MaxEvents)
+		}
+	}
+	if w.met() {
+		t.mu.Unlock()
+		return w.got.finish(), nil
+	}
+	if t.nwait >= t.cfg.MaxWaiters {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w: limit %d", ErrTooManyWaiters, t.cfg.MaxWaiters)
+	}
+	t.waiters[correlationID] = append(t.waiters[correlationID], w)
+	t.nwait++
+	t.mu.Unlock()
+
+	err := t.await(ctx, w)
+
+	t.mu.Lock()
+	ws := t.waiters[correlationID]
+	if ws = slices.DeleteFunc(ws, func(x *waiter) bool { return x == w }); len(ws) == 0 {
+		delete(t.waiters, correlationID)
+	} else {
+		t.waiters[correlationID] = ws
+	}
+	t.nwait--
+	got, seen, finals := w.got, w.seen, len(w.finals)
+	t.mu.Unlock()
+	if err != nil {
+		err = &WaitError{CorrelationID: correlationID, Condition: until, Events: seen, FinalPublishers: finals, Err: err}
+	}
+	return got.finish(), err
+}
+
+// await sleeps until w's condition holds (nil) or ctx ends or the tracker
+// closes (the reason). A quiet period is a timer owned by this call,
+// re-armed whenever an event arrives.
+func (t *Tracker) await(ctx context.Context, w *waiter) error {
+	var quiet *time.Timer
+	var fire <-chan time.Time
+	defer func() {
+		if quiet != nil {
+			quiet.Stop()
+		}
+	}()
+	armed := 0 // w.seen when the quiet timer was last armed
+	for {
+		t.mu.Lock()
+		closed, met, seen := t.closed, w.met(), w.seen
+		t.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case met:
+			return nil
+		}
+		if w.cond.kind == condQuiet && seen > armed {
+			armed = seen
+			if quiet == nil {
+				quiet = time.NewTimer(w.cond.quiet)
+				fire = quiet.C
+			} else {
+				quiet.Reset(w.cond.quiet)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.wake:
+		case <-fire:
+			t.mu.Lock()
+			still := w.seen == armed
+			t.mu.Unlock()
+			if still {
+				return nil
+			}
+		}
+	}
+}
