@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
@@ -28,6 +29,7 @@ type Broker struct {
 	cfg     Config
 	policy  *acl.Policy
 	denials *acl.DenialLog
+	tracker *correlation.Tracker
 	index   *topic.Index[*subscription]
 	started time.Time
 	topics  *stats.Topics  // nil when statistics are off
@@ -62,10 +64,19 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	tracker, err := correlation.NewTracker(correlation.Config{
+		MaxEvents:   cfg.HistoryMaxEvents,
+		MaxBytes:    int64(cfg.HistoryMaxBytes),
+		IdleTimeout: cfg.WorkflowIdleTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: correlation history: %w", err)
+	}
 	b := &Broker{
 		cfg:       cfg,
 		policy:    policy,
 		denials:   acl.NewDenialLog(cfg.Logger, denialLogsPerSecond),
+		tracker:   tracker,
 		index:     topic.NewIndex[*subscription](topic.DefaultCacheSize),
 		started:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
@@ -94,7 +105,7 @@ func loadPolicy(cfg Config) (*acl.Policy, error) {
 		}
 	}
 	if p == nil {
-		p = acl.Default(uint32(os.Geteuid()))
+		p = acl.DefaultFor(inProcessPeer()) // admits the broker's own user (uid, or SID on Windows)
 	}
 	tokenFile := p.TokenFile()
 	if tokenFile == "" {
@@ -110,6 +121,10 @@ func loadPolicy(cfg Config) (*acl.Policy, error) {
 	return p.WithAgentToken(token), nil
 }
 
+// Tracker returns the broker's correlation tracker: the history of every
+// correlated message, workflows, forensic queries and Wait (SPEC §5).
+func (b *Broker) Tracker() *correlation.Tracker { return b.tracker }
+
 // Policy returns the access-control policy in force.
 func (b *Broker) Policy() *acl.Policy { return b.policy }
 
@@ -123,7 +138,7 @@ func (b *Broker) ListenAndServe() error {
 	if path == "" {
 		path = transport.DefaultPath()
 	}
-	ln, err := transport.Listen(path, transport.WithMode(os.FileMode(b.cfg.SocketMode)))
+	ln, err := transport.Listen(path, transport.WithMode(os.FileMode(b.cfg.SocketMode)), transport.WithSDDL(b.cfg.PipeSDDL))
 	if err != nil {
 		return err
 	}
@@ -300,6 +315,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.wg.Wait()
 		close(finished)
 	}()
+	defer b.tracker.Close() // wakes Wait callers; the history stays readable
 	select {
 	case <-finished:
 		return nil
@@ -316,6 +332,7 @@ func (b *Broker) Close() error {
 	b.beginClose()
 	b.cut()
 	b.wg.Wait()
+	b.tracker.Close() // wakes Wait callers; the history stays readable
 	return nil
 }
 

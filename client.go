@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/internal/chunkbuf"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
@@ -47,6 +48,7 @@ type Client struct {
 	writing     bool            // the writer goroutine is writing a batch
 	lastPublish int64           // Unix ns of the last Publish, to tell a trickle from a stream
 	env         wire.Envelope
+	seq         *correlation.Sequencer // numbers publishes per correlation
 	limits      *wire.HelloOK
 	subs        map[uint64]*Subscription
 	requests    map[uint64]*request
@@ -101,6 +103,7 @@ func newClient(ctx context.Context, addr string, o clientOptions) (*Client, erro
 		done:     make(chan struct{}),
 		subs:     make(map[uint64]*Subscription),
 		requests: make(map[uint64]*request),
+		seq:      correlation.NewSequencer(0),
 	}
 	c.space = sync.NewCond(&c.mu)
 	cc, err := c.connect(ctx)
@@ -405,10 +408,30 @@ func (c *Client) usableLocked() error {
 	return nil
 }
 
+// PublishOption adds to one publish.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	meta  *correlation.Metadata
+	final bool
+}
+
+// WithCorrelation publishes with correlation metadata (SPEC §5). If
+// m.Sequence is 0 the client numbers the message within m's correlation,
+// so a subscriber sees gaps. m is validated before sending: limits are
+// errors, never truncation.
+func WithCorrelation(m correlation.Metadata) PublishOption {
+	return func(o *publishOptions) { o.meta = &m }
+}
+
+// WithFinal marks the message as this publisher's last result for its
+// correlation, for the broker's wait-for-results (correlation.FinalPublishers).
+func WithFinal() PublishOption { return func(o *publishOptions) { o.final = true } }
+
 // Publish sends payload on topicName. It returns once the message is
 // buffered; a refusal by the broker is reported by Flush and the error
-// handler. Local checks (topic syntax, size) fail at once.
-func (c *Client) Publish(ctx context.Context, topicName string, payload []byte) error {
+// handler. Local checks (topic syntax, size, metadata) fail at once.
+func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, opts ...PublishOption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -428,13 +451,40 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte) 
 	direct := now-c.lastPublish > int64(directSpacing)
 	c.lastPublish = now
 	c.env.Topic, c.env.Payload, c.env.PublishedAt = topicName, payload, now
+	if err := c.applyLocked(opts); err != nil {
+		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
+	}
 	c.pendingPubs++
 	err := c.enqueueLocked(wire.TypePublish, &c.env, direct)
-	c.env.Topic, c.env.Payload = "", nil
+	c.env.Topic, c.env.Payload, c.env.Correlation, c.env.Final = "", nil, nil, false
 	if err != nil {
 		c.pendingPubs--
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
 	}
+	return nil
+}
+
+// applyLocked sets the envelope's correlation fields from opts.
+func (c *Client) applyLocked(opts []PublishOption) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c.env.Final = o.final
+	if o.meta == nil {
+		return nil
+	}
+	m := o.meta
+	if m.Sequence == 0 {
+		c.seq.Stamp(m)
+	}
+	if err := m.Validate(); err != nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	}
+	c.env.Correlation = metadataToWire(m)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/transport"
 )
 
 // Defaults for Config's zero values.
@@ -50,7 +51,13 @@ type Config struct {
 	// SocketPath is where ListenAndServe listens; default transport.DefaultPath().
 	SocketPath string `yaml:"socket_path"`
 	// SocketMode is the socket file's permission bits; default 0600.
+	// Windows pipes have no mode: there it is ignored (see PipeSDDL).
 	SocketMode Mode `yaml:"socket_mode"`
+	// PipeSDDL is the security descriptor of the Windows named pipe, in
+	// SDDL form; default transport.DefaultSDDL (the broker's user, SYSTEM
+	// and Administrators only). Windows checks it when ListenAndServe
+	// creates the pipe; Unix sockets ignore it (see SocketMode).
+	PipeSDDL string `yaml:"pipe_sddl"`
 	// MaxConnections is the most client connections at once; default 100.
 	MaxConnections int `yaml:"max_connections"`
 	// MessageBufferSize is the most messages queued per subscriber
@@ -72,6 +79,15 @@ type Config struct {
 	// HandshakeTimeout bounds the time from accept to a complete hello;
 	// default 5s.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// HistoryMaxEvents bounds the correlation history (SPEC §5), oldest
+	// evicted first; default 10000.
+	HistoryMaxEvents int `yaml:"history_max_events"`
+	// HistoryMaxBytes bounds the history's bytes, payloads included;
+	// default 64 MiB.
+	HistoryMaxBytes int `yaml:"history_max_bytes"`
+	// WorkflowIdleTimeout expires a workflow with no new event for this
+	// long (its events stay in the history); default 1h.
+	WorkflowIdleTimeout time.Duration `yaml:"workflow_idle_timeout"`
 	// PolicyFile is the access-control policy (docs/SECURITY.md); empty
 	// means the built-in policy of SPEC §3, which admits components from
 	// the broker's own uid and root.
@@ -126,6 +142,7 @@ func (c Config) StatisticsEnabled() bool { return c.EnableStatistics == nil || *
 // withDefaults returns a copy with every zero field set to its default.
 func (c Config) withDefaults() Config {
 	setDefault(&c.SocketMode, DefaultSocketMode)
+	setDefault(&c.PipeSDDL, transport.DefaultSDDL)
 	setDefault(&c.MaxConnections, DefaultMaxConnections)
 	setDefault(&c.MessageBufferSize, DefaultMessageBufferSize)
 	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
@@ -158,6 +175,8 @@ func (c Config) Validate() error {
 		{"max_pending_bytes", c.MaxPendingBytes},
 		{"max_message_size", c.MaxMessageSize},
 		{"max_subscriptions", c.MaxSubscriptions},
+		{"history_max_events", c.HistoryMaxEvents},
+		{"history_max_bytes", c.HistoryMaxBytes},
 	}
 	for _, p := range positive {
 		if p.v < 0 {
@@ -173,6 +192,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "max_pending_bytes", Msg: fmt.Sprintf("%d is smaller than max_message_size %d: no message could be queued", c.MaxPendingBytes, c.MaxMessageSize)}
 	case c.SlowSubscriberPolicy != SlowDrop && c.SlowSubscriberPolicy != SlowDisconnect:
 		return &ConfigError{Field: "slow_subscriber_policy", Msg: fmt.Sprintf("%q is not one of drop, disconnect", c.SlowSubscriberPolicy)}
+	case c.WorkflowIdleTimeout < 0:
+		return &ConfigError{Field: "workflow_idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WorkflowIdleTimeout)}
 	case c.HandshakeTimeout < 0:
 		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
 	case fs.FileMode(c.SocketMode)&^fs.ModePerm != 0:

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"daemoneye.dev/eventbus/transport"
 )
 
 func TestParseConfigValid(t *testing.T) {
@@ -20,6 +22,7 @@ func TestParseConfigValid(t *testing.T) {
 		{"every field", `
 socket_path: /run/eventbus/eventbus.sock
 socket_mode: 0660
+pipe_sddl: D:P(A;;GA;;;SY)
 max_connections: 50
 message_buffer_size: 500
 max_pending_bytes: 8388608
@@ -29,7 +32,7 @@ enable_statistics: false
 slow_subscriber_policy: disconnect
 handshake_timeout: 2s
 `, func(c Config) string {
-			want := Config{SocketPath: "/run/eventbus/eventbus.sock", SocketMode: 0o660, MaxConnections: 50, MessageBufferSize: 500,
+			want := Config{SocketPath: "/run/eventbus/eventbus.sock", SocketMode: 0o660, PipeSDDL: "D:P(A;;GA;;;SY)", MaxConnections: 50, MessageBufferSize: 500,
 				MaxPendingBytes: 8 << 20, MaxMessageSize: 64 << 10, MaxSubscriptions: 20, SlowSubscriberPolicy: SlowDisconnect,
 				HandshakeTimeout: 2 * time.Second}
 			if c.EnableStatistics == nil || *c.EnableStatistics || c.StatisticsEnabled() {
@@ -220,6 +223,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"MaxPendingBytes", c.MaxPendingBytes, 64 << 20},
 		{"MaxSubscriptions", c.MaxSubscriptions, 10000},
 		{"SocketMode", c.SocketMode, Mode(0o600)},
+		{"PipeSDDL", c.PipeSDDL, transport.DefaultSDDL},
 		{"SlowSubscriberPolicy", c.SlowSubscriberPolicy, SlowDrop},
 		{"HandshakeTimeout", c.HandshakeTimeout, 5 * time.Second},
 		{"StatisticsEnabled", c.StatisticsEnabled(), true},

@@ -330,6 +330,12 @@ func (c *conn) handlePublish(body []byte) {
 		c.refusePublish(v.Topic, c.denied(err))
 		return
 	}
+	if v.Correlation != nil {
+		if err := c.b.track(c, &v); err != nil {
+			c.refusePublish(v.Topic, err)
+			return
+		}
+	}
 	c.b.route(c, body, v.Topic)
 }
 
@@ -598,7 +604,7 @@ func (c *conn) snapshot(counts map[string]int) stats.Connection {
 	msgs, bytes := c.out.pending()
 	return stats.Connection{
 		ID: c.id, ClientName: name, Component: component,
-		UID: c.peer.UID, GID: c.peer.GID, PID: c.peer.PID, InProcess: c.inProcess,
+		UID: c.peer.UID, GID: c.peer.GID, PID: c.peer.PID, SID: c.peer.SID, InProcess: c.inProcess,
 		Exe: c.exe, Agent: agent,
 		ConnectedAt: c.start, Subscriptions: nsubs,
 		Published: c.published.Load(), Delivered: c.delivered.Load(), Dropped: c.dropped.Load(),
@@ -606,7 +612,9 @@ func (c *conn) snapshot(counts map[string]int) stats.Connection {
 	}
 }
 
-// inProcessPeer is the identity of the broker's own process.
+// inProcessPeer is the identity of the broker's own process (with its SID
+// on Windows; without one in the unlikely case the token is unreadable).
 func inProcessPeer() transport.Peer {
-	return transport.Peer{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), PID: os.Getpid()}
+	self, _ := transport.Self()
+	return self
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/wire"
 )
@@ -24,6 +25,10 @@ type Message struct {
 	PublisherPID       int
 	PublisherUID       uint32
 	PublisherComponent string
+	// Correlation is the message's correlation metadata, nil if it has
+	// none; Final marks the publisher's last result for it.
+	Correlation *correlation.Metadata
+	Final       bool
 	// Missed is how many messages for this subscription were dropped just
 	// before this one, by the broker (its queue for this subscriber was
 	// full) or by this client (the subscription's channel was full).
@@ -246,7 +251,7 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 	if s == nil {
 		return nil // unsubscribed; the broker had already queued it
 	}
-	s.dispatch(&Message{
+	m := &Message{
 		Topic:              cc.intern(v.Topic),
 		Payload:            append([]byte(nil), v.Payload...),
 		PublishedAt:        time.Unix(0, v.PublishedAt),
@@ -254,7 +259,16 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		PublisherPID:       int(v.PublisherPID),
 		PublisherUID:       v.PublisherUID,
 		PublisherComponent: cc.intern(v.Component),
-	})
+		Final:              v.Final,
+	}
+	if v.Correlation != nil {
+		meta, err := decodeCorrelation(v.Correlation)
+		if err != nil {
+			return fmt.Errorf("eventbus: DELIVER from broker: %w", err)
+		}
+		m.Correlation = &meta
+	}
+	s.dispatch(m)
 	return nil
 }
 

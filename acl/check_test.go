@@ -298,7 +298,7 @@ func TestRulesAndString(t *testing.T) {
 		"events.+.anomaly             public      test.yaml:3",
 		"procmond: uids [0], gids [0], executables [/usr/bin/procmond]",
 		"deny_publish    events.process.batch              test.yaml:20",
-		"netmond: uids [0 1000], gids any, executables any",
+		"netmond: uids [0 1000], gids any, sids [S-1-5-21-1-2-3-1001], executables any",
 		"agent token: /run/eventbus/agent.token",
 	} {
 		if !strings.Contains(s, want) {

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"strings"
 	"testing"
 
 	"daemoneye.dev/eventbus/transport"
@@ -140,5 +141,59 @@ func TestOpen(t *testing.T) {
 	}
 	if d, err := p.CheckSubscribe(anon, "#"); err != nil || d != Allow {
 		t.Errorf("Open: anonymous subscribe # = %v, %v; want Allow", d, err)
+	}
+}
+
+// TestDefaultForWindows: a broker with a SID and no uid (Windows) admits
+// components from its own user and LocalSystem, by SID.
+func TestDefaultForWindows(t *testing.T) {
+	const noID = ^uint32(0)
+	win := func(sid string) transport.Peer { return transport.Peer{UID: noID, GID: noID, PID: 1, SID: sid} }
+	tests := []struct {
+		self, peer transport.Peer
+		ok         bool
+	}{
+		{win("S-1-5-21-7-8-9-1001"), win("S-1-5-21-7-8-9-1001"), true},
+		{win("S-1-5-21-7-8-9-1001"), win("S-1-5-18"), true},
+		{win("S-1-5-21-7-8-9-1001"), win("S-1-5-21-7-8-9-1002"), false},
+		{win("S-1-5-21-7-8-9-1001"), win("S-1-5-19"), false}, // LocalService
+		{win("S-1-5-18"), win("S-1-5-18"), true},
+		{win("S-1-5-18"), win("S-1-5-21-7-8-9-1001"), false},
+		{win("S-1-5-21-7-8-9-1001"), peerWithUID(0), false}, // no uid is admitted
+	}
+	for _, tt := range tests {
+		p := DefaultFor(tt.self)
+		for _, claim := range []string{"procmond", AgentComponent} {
+			token := []byte(nil)
+			if claim == AgentComponent {
+				token = []byte(strings.Repeat("t", 32))
+				p = p.WithAgentToken(token)
+			}
+			_, err := p.Admit(tt.peer, "", claim, token)
+			if (err == nil) != tt.ok {
+				t.Errorf("DefaultFor(sid %s).Admit(%s by %+v) = %v; want ok %v", tt.self.SID, claim, tt.peer, err, tt.ok)
+			}
+		}
+	}
+	want := "procmond: sids [S-1-5-21-7-8-9-1001 S-1-5-18] (no Unix peer), executables any"
+	if s := DefaultFor(win("S-1-5-21-7-8-9-1001")).String(); !strings.Contains(s, want) {
+		t.Errorf("DefaultFor(Windows).String() does not contain %q:\n%s", want, s)
+	}
+}
+
+// TestDefaultForUnix: on Unix DefaultFor(self) is Default(self.UID).
+func TestDefaultForUnix(t *testing.T) {
+	for _, uid := range []uint32{0, 1000, ^uint32(0)} {
+		self := transport.Peer{UID: uid, GID: 5, PID: 9}
+		if got, want := DefaultFor(self).String(), Default(uid).String(); got != want {
+			t.Errorf("DefaultFor(uid %d) =\n%s\nwant Default(%d) =\n%s", uid, got, uid, want)
+		}
+	}
+	if s := Default(1000).String(); !strings.Contains(s, "procmond: uids [1000 0], gids any, executables any\n") {
+		t.Errorf("Default(1000).String() = \n%s\nwant procmond admitted from uids [1000 0]", s)
+	}
+	// A peer with no uid is refused even by a broker without one.
+	if _, err := Default(^uint32(0)).Admit(peerWithUID(^uint32(0)), "", "procmond", nil); err == nil {
+		t.Error("Default(no uid) admitted a peer with no uid")
 	}
 }

@@ -4,11 +4,12 @@
 // # Identity
 //
 // At hello the broker calls [Policy.Admit] with the peer's uid, gid and pid
-// (read at accept), its executable path where the OS reveals it, the
-// component name the peer claims and any token it presents. A claim is
-// checked against the component's entry in the policy (uids, gids,
-// executables, each only where given); a claim that does not fit is refused
-// with a [*RefusedError] naming the component and the mismatch. A peer that
+// (read at accept; on Windows its pid and user SID), its executable path
+// where the OS reveals it, the component name the peer claims and any
+// token it presents. A claim is checked against the component's entry in
+// the policy, each list only where given: uids and gids for a Unix peer,
+// sids for a Windows one, and executables; a claim that does not fit is
+// refused with a [*RefusedError] naming the component and the mismatch. A peer that
 // claims nothing is admitted as an anonymous, unregistered [Identity]. The
 // claim "agent" also needs the agent token, compared in constant time with
 // the one in the policy's agent.token_file ([EnsureTokenFile]); the broker's

@@ -42,7 +42,7 @@ func sortedRules(rules []*Rule) []*Rule {
 
 // String prints the effective policy for people (`eventbus policy check`):
 // the default level, the topic rules in precedence order, and each
-// component's admission requirements and grants.
+// component's admission requirements (sids only where given) and grants.
 func (p *Policy) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "policy %s\n", p.source)
@@ -61,8 +61,7 @@ func (p *Policy) String() string {
 	b.WriteString("components:\n")
 	for _, name := range p.names {
 		c := p.comps[name]
-		fmt.Fprintf(&b, "  %s: uids %s, gids %s, executables %s\n", name,
-			anyIf(c.uids), anyIf(c.gids), anyIf(c.executables))
+		fmt.Fprintf(&b, "  %s: %s, executables %s\n", name, c.users(), anyIf(c.executables))
 		w := 0
 		for _, r := range c.rules {
 			w = max(w, len(r.Pattern))
@@ -80,6 +79,19 @@ func (p *Policy) String() string {
 		b.WriteString("agent token: none configured (only the in-process client is the agent)\n")
 	}
 	return b.String()
+}
+
+// users prints who may claim c: uids and gids (Unix peers), and sids
+// (Windows peers) where given.
+func (c *component) users() string {
+	s := fmt.Sprintf("uids %s, gids %s", anyIf(c.uids), anyIf(c.gids))
+	switch {
+	case len(c.sids) > 0 && len(c.uids) == 0 && len(c.gids) == 0:
+		s = fmt.Sprintf("sids %v (no Unix peer)", c.sids)
+	case len(c.sids) > 0:
+		s += fmt.Sprintf(", sids %v", c.sids)
+	}
+	return s
 }
 
 // anyIf prints a list, or "any" when it is empty (no requirement).

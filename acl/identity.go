@@ -21,8 +21,9 @@ var ErrRefused = errors.New("acl: refused")
 // Identity is a peer as the broker verified it at hello.
 type Identity struct {
 	Component  string // the admitted claim; "" for an anonymous peer
-	UID, GID   uint32 // from the kernel
+	UID, GID   uint32 // from the kernel; ^uint32(0) on Windows
 	PID        int    // from the kernel
+	SID        string // the Windows user's SID from the kernel; "" elsewhere
 	Exe        string // executable path where the OS reveals it, else ""
 	Agent      bool   // proved the agent credential, or is the broker's in-process client
 	Registered bool   // a component the policy admitted (the agent included)
@@ -47,6 +48,9 @@ func (id Identity) String() string {
 	case id.Component != "":
 		who = "component " + id.Component
 	}
+	if id.SID != "" {
+		return fmt.Sprintf("%s (sid %s, pid %d)", who, id.SID, id.PID)
+	}
 	return fmt.Sprintf("%s (uid %d, gid %d, pid %d)", who, id.UID, id.GID, id.PID)
 }
 
@@ -55,7 +59,7 @@ func (id Identity) String() string {
 func InProcessIdentity(peer transport.Peer) Identity {
 	exe, _ := os.Executable()
 	return Identity{
-		Component: AgentComponent, UID: peer.UID, GID: peer.GID, PID: peer.PID,
+		Component: AgentComponent, UID: peer.UID, GID: peer.GID, PID: peer.PID, SID: peer.SID,
 		Exe: exe, Agent: true, Registered: true,
 	}
 }
@@ -66,7 +70,7 @@ type RefusedError struct {
 	Component string // the claim, as the peer sent it
 	Peer      transport.Peer
 	Exe       string
-	Reason    string // e.g. "uid 1000 not in [0]"
+	Reason    string // e.g. "uid 1000 not in [0]", "sid S-1-5-19 not in [S-1-5-18]"
 }
 
 func (e *RefusedError) Error() string {
@@ -93,13 +97,17 @@ func validComponent(name string) bool {
 // ignored). The claim "agent" needs token to equal the configured agent
 // token (compared in constant time over SHA-256 digests, so neither the
 // token nor its length leaks); it is refused when no token is configured.
-// Every claim must then fit its component's entry: peer.UID in uids,
-// peer.GID in gids and exe in executables, each where the policy gives a
-// list. A policy listing executables refuses a peer whose exe is unknown
-// (""), failing closed. An unknown component is refused. The error is a
-// [*RefusedError].
+// Every claim must then fit its component's entry, each list only where
+// the policy gives it: the peer's user, and exe in executables. The user of
+// a peer with a SID (Windows) is checked against sids, and that of any
+// other peer against uids and gids (peer.UID in uids, peer.GID in gids).
+// An entry that names users only of the other kind refuses the peer: a
+// Windows peer claiming a component with uids or gids but no sids, a Unix
+// peer claiming one with sids but no uids or gids. A policy listing
+// executables refuses a peer whose exe is unknown (""). Each of these fails
+// closed. An unknown component is refused. The error is a [*RefusedError].
 func (p *Policy) Admit(peer transport.Peer, exe, claim string, token []byte) (Identity, error) {
-	id := Identity{UID: peer.UID, GID: peer.GID, PID: peer.PID, Exe: exe}
+	id := Identity{UID: peer.UID, GID: peer.GID, PID: peer.PID, SID: peer.SID, Exe: exe}
 	if claim == "" {
 		return id, nil
 	}
@@ -119,9 +127,9 @@ func (p *Policy) Admit(peer transport.Peer, exe, claim string, token []byte) (Id
 		}
 		id.Agent = true
 	}
-	if claim != AgentComponent && len(c.uids) == 0 && len(c.gids) == 0 && len(c.executables) == 0 {
+	if claim != AgentComponent && len(c.uids) == 0 && len(c.gids) == 0 && len(c.sids) == 0 && len(c.executables) == 0 {
 		// Nothing to check the claim against: any peer could make it.
-		return refuse("the policy names no uids, gids or executables for it, so no peer can prove it")
+		return refuse("the policy names no uids, gids, sids or executables for it, so no peer can prove it")
 	}
 	if reason := c.fits(peer, exe); reason != "" {
 		return refuse("%s", reason)
@@ -150,21 +158,44 @@ func (p *Policy) checkToken(token []byte) string {
 
 // fits returns why peer and exe do not fit c, or "".
 func (c *component) fits(peer transport.Peer, exe string) string {
+	if reason := c.fitsUser(peer); reason != "" {
+		return reason
+	}
 	switch {
-	case peer.UID == unknownID && (len(c.uids) > 0 || len(c.gids) > 0):
-		// Windows pipe peers have no uid; matching unknownID would admit
-		// every one of them.
-		return "the OS reports no uid or gid for this peer, so the policy cannot admit it by uid or gid"
-	case len(c.uids) > 0 && !slices.Contains(c.uids, peer.UID):
-		return fmt.Sprintf("uid %d not in %v", peer.UID, c.uids)
-	case len(c.gids) > 0 && !slices.Contains(c.gids, peer.GID):
-		return fmt.Sprintf("gid %d not in %v", peer.GID, c.gids)
 	case len(c.executables) == 0:
 		return ""
 	case exe == "":
 		return fmt.Sprintf("executable unknown (the OS did not reveal it; on Linux a broker reads another user's /proc/<pid>/exe only as root or with CAP_SYS_PTRACE), policy requires one of %v", c.executables)
 	case !slices.Contains(c.executables, filepath.Clean(exe)):
 		return fmt.Sprintf("executable %s not in %v", exe, c.executables)
+	}
+	return ""
+}
+
+// fitsUser returns why peer's user does not fit c, or "": a peer with a
+// SID (Windows) by sids, any other by uids and gids.
+func (c *component) fitsUser(peer transport.Peer) string {
+	byID := len(c.uids) > 0 || len(c.gids) > 0
+	if peer.SID != "" {
+		switch {
+		case len(c.sids) > 0 && !slices.Contains(c.sids, peer.SID):
+			return fmt.Sprintf("sid %s not in %v", peer.SID, c.sids)
+		case len(c.sids) == 0 && byID:
+			return fmt.Sprintf("the OS reports no uid or gid for this peer, only sid %s, and the policy admits the component by uids or gids but names no sids", peer.SID)
+		}
+		return ""
+	}
+	switch {
+	case !byID && len(c.sids) > 0:
+		return fmt.Sprintf("the policy admits the component only by sids %v (Windows users), and the OS reports no SID for this peer", c.sids)
+	case peer.UID == unknownID && byID:
+		// A peer with neither a uid nor a SID: matching unknownID would
+		// admit every such peer.
+		return "the OS reports no uid or gid for this peer, so the policy cannot admit it by uid or gid"
+	case len(c.uids) > 0 && !slices.Contains(c.uids, peer.UID):
+		return fmt.Sprintf("uid %d not in %v", peer.UID, c.uids)
+	case len(c.gids) > 0 && !slices.Contains(c.gids, peer.GID):
+		return fmt.Sprintf("gid %d not in %v", peer.GID, c.gids)
 	}
 	return ""
 }

@@ -16,6 +16,9 @@ func TestAdmit(t *testing.T) {
 	p := mustParse(t, testPolicyYAML).WithAgentToken(token)
 	root := transport.Peer{UID: 0, GID: 0, PID: 10}
 	user := transport.Peer{UID: 1000, GID: 1000, PID: 11}
+	const noID = ^uint32(0)
+	winUser := transport.Peer{UID: noID, GID: noID, PID: 13, SID: "S-1-5-21-1-2-3-1001"}
+	winOther := transport.Peer{UID: noID, GID: noID, PID: 14, SID: "S-1-5-21-1-2-3-1002"}
 	tests := []struct {
 		name  string
 		peer  transport.Peer
@@ -39,6 +42,13 @@ func TestAdmit(t *testing.T) {
 			err: "acl: component procmond refused: executable unknown"},
 		{name: "no uid from the OS (windows pipe)", peer: transport.Peer{UID: ^uint32(0), GID: ^uint32(0), PID: 12}, claim: "netmond",
 			err: "acl: component netmond refused: the OS reports no uid or gid for this peer"},
+		{name: "windows peer anonymous", peer: winUser, want: Identity{UID: noID, GID: noID, PID: 13, SID: winUser.SID}},
+		{name: "windows peer sid listed", peer: winUser, claim: "netmond",
+			want: Identity{Component: "netmond", UID: noID, GID: noID, PID: 13, SID: winUser.SID, Registered: true}},
+		{name: "windows peer sid not listed", peer: winOther, claim: "netmond",
+			err: "acl: component netmond refused: sid S-1-5-21-1-2-3-1002 not in [S-1-5-21-1-2-3-1001]"},
+		{name: "windows peer, component admitted by uid only", peer: winUser, exe: "/usr/bin/procmond", claim: "procmond",
+			err: "acl: component procmond refused: the OS reports no uid or gid for this peer, only sid S-1-5-21-1-2-3-1001, and the policy admits the component by uids or gids but names no sids"},
 		{name: "no exe requirement", peer: user, claim: "netmond",
 			want: Identity{Component: "netmond", UID: 1000, GID: 1000, PID: 11, Registered: true}},
 		{name: "unknown component", peer: root, claim: "evilmond",
@@ -82,8 +92,71 @@ func TestAdmit(t *testing.T) {
 func TestAdmitUnconstrainedComponent(t *testing.T) {
 	p := mustParse(t, "components:\n  fsmond:\n    publish: [events.filesystem.#]\n")
 	_, err := p.Admit(transport.Peer{UID: 1000, PID: 5}, "/usr/bin/fsmond", "fsmond", nil)
-	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no uids, gids or executables") {
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no uids, gids, sids or executables") {
 		t.Errorf("Admit(fsmond with no constraints) = %v; want a refusal naming the missing constraints", err)
+	}
+}
+
+// TestAdmitSIDs: a Windows peer (one with a SID) is admitted by sids, any
+// other by uids and gids, and an entry naming users only of the other kind
+// refuses the peer.
+func TestAdmitSIDs(t *testing.T) {
+	const noID = ^uint32(0)
+	p := mustParse(t, `components:
+  winmond:
+    sids: [s-1-5-018]
+    executables: [/usr/bin/winmond]
+  mixed:
+    uids: [1000]
+    sids: [S-1-5-21-1-2-3-1001]
+`)
+	system := transport.Peer{UID: noID, GID: noID, PID: 4, SID: "S-1-5-18"}
+	winUser := transport.Peer{UID: noID, GID: noID, PID: 5, SID: "S-1-5-21-1-2-3-1001"}
+	root := transport.Peer{UID: 0, GID: 0, PID: 6}
+	user := transport.Peer{UID: 1000, GID: 1000, PID: 7}
+	tests := []struct {
+		peer   transport.Peer
+		exe    string
+		claim  string
+		reason string // "": admitted
+	}{
+		{system, "/usr/bin/winmond", "winmond", ""},
+		{system, "", "winmond", "executable unknown"},
+		{winUser, "/usr/bin/winmond", "winmond", "sid S-1-5-21-1-2-3-1001 not in [S-1-5-18]"},
+		{root, "/usr/bin/winmond", "winmond", "the policy admits the component only by sids [S-1-5-18] (Windows users), and the OS reports no SID for this peer"},
+		{transport.Peer{UID: noID, GID: noID}, "/usr/bin/winmond", "winmond", "only by sids"},
+		{user, "", "mixed", ""},
+		{winUser, "", "mixed", ""},
+		{root, "", "mixed", "uid 0 not in [1000]"},
+		{system, "", "mixed", "sid S-1-5-18 not in [S-1-5-21-1-2-3-1001]"},
+		{transport.Peer{UID: noID, GID: noID}, "", "mixed", "the OS reports no uid or gid for this peer"},
+	}
+	for _, tt := range tests {
+		id, err := p.Admit(tt.peer, tt.exe, tt.claim, nil)
+		switch {
+		case tt.reason == "" && err != nil:
+			t.Errorf("Admit(%+v, %q, %s) = %v; want admitted", tt.peer, tt.exe, tt.claim, err)
+		case tt.reason == "" && (id.SID != tt.peer.SID || id.Component != tt.claim || !id.Registered):
+			t.Errorf("Admit(%+v, %q, %s) = %+v; want component %s with sid %q", tt.peer, tt.exe, tt.claim, id, tt.claim, tt.peer.SID)
+		case tt.reason != "" && (err == nil || !strings.Contains(err.Error(), tt.reason)):
+			t.Errorf("Admit(%+v, %q, %s) = %v; want refused: %s", tt.peer, tt.exe, tt.claim, err, tt.reason)
+		}
+	}
+}
+
+func TestIdentityString(t *testing.T) {
+	tests := []struct {
+		id   Identity
+		want string
+	}{
+		{Identity{UID: 1000, GID: 100, PID: 7}, "anonymous peer (uid 1000, gid 100, pid 7)"},
+		{Identity{Component: "procmond", UID: ^uint32(0), GID: ^uint32(0), PID: 8, SID: "S-1-5-18", Registered: true},
+			"component procmond (sid S-1-5-18, pid 8)"},
+	}
+	for _, tt := range tests {
+		if got := tt.id.String(); got != tt.want {
+			t.Errorf("%#v.String() = %q; want %q", tt.id, got, tt.want)
+		}
 	}
 }
 
@@ -116,6 +189,9 @@ func TestInProcessIdentity(t *testing.T) {
 	id := InProcessIdentity(transport.Peer{UID: 7, GID: 8, PID: 9})
 	if !id.Agent || !id.Registered || id.Component != AgentComponent || id.UID != 7 || id.PID != 9 {
 		t.Errorf("InProcessIdentity = %+v; want the agent", id)
+	}
+	if id := InProcessIdentity(transport.Peer{UID: ^uint32(0), GID: ^uint32(0), PID: 9, SID: "S-1-5-18"}); id.SID != "S-1-5-18" {
+		t.Errorf("InProcessIdentity(Windows peer).SID = %q; want S-1-5-18", id.SID)
 	}
 	if err := Default(0).Check(id, Publish, "control.agent.policy"); err != nil {
 		t.Errorf("in-process publish to a privileged topic = %v; want nil", err)

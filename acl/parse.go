@@ -67,7 +67,8 @@ func Load(path string) (*Policy, error) {
 //	components:
 //	  procmond:
 //	    uids: [0]                     # each list, where given, must contain the peer's
-//	    gids: []
+//	    gids: []                      # (uids and gids on Unix, sids on Windows)
+//	    sids: [S-1-5-18]
 //	    executables: [/usr/bin/procmond]
 //	    publish: [events.process.#]   # allow rules
 //	    subscribe: [control.collector.config]
@@ -300,6 +301,7 @@ func (ps *parser) component(name string, n *yaml.Node, field string) (*component
 	err := ps.fields(n, field, map[string]func(*yaml.Node, string) error{
 		"uids":           func(v *yaml.Node, f string) (err error) { cs.uids, err = ps.ids(v, f, "uid"); return err },
 		"gids":           func(v *yaml.Node, f string) (err error) { cs.gids, err = ps.ids(v, f, "gid"); return err },
+		"sids":           func(v *yaml.Node, f string) (err error) { cs.sids, err = ps.sids(v, f); return err },
 		"executables":    func(v *yaml.Node, f string) (err error) { cs.executables, err = ps.paths(v, f); return err },
 		"publish":        grants(AllowRule, Publish),
 		"subscribe":      grants(AllowRule, Subscribe),
@@ -320,6 +322,24 @@ func (ps *parser) ids(n *yaml.Node, field, what string) ([]uint32, error) {
 		return nil
 	})
 	return ids, err
+}
+
+// sids reads Windows security identifiers, in canonical form.
+func (ps *parser) sids(n *yaml.Node, field string) ([]string, error) {
+	var sids []string
+	err := ps.list(n, field, func(e *yaml.Node, f string) error {
+		s, err := ps.scalar(e, f, "a SID such as S-1-5-18")
+		if err != nil {
+			return err
+		}
+		sid, err := canonicalSID(s)
+		if err != nil {
+			return ps.errf(e, f, "%v", err)
+		}
+		sids = append(sids, sid)
+		return nil
+	})
+	return sids, err
 }
 
 func (ps *parser) paths(n *yaml.Node, field string) ([]string, error) {

@@ -32,6 +32,7 @@ components:
     deny_publish: [events.process.batch]
   netmond:
     uids: [0, 1000]
+    sids: [S-1-5-21-1-2-3-1001]
     publish: [events.network.#]
     subscribe: [events.network.#, control.collector.lifecycle]
 agent:
@@ -114,6 +115,26 @@ func TestParseErrors(t *testing.T) {
 			field: "components.c.deny_publish[0]", mentions: []string{"already listed for publish at line 3"}},
 		{name: "negative uid", yaml: "components:\n  c:\n    uids: [-1]\n", line: 3, field: "components.c.uids[0]"},
 		{name: "text gid", yaml: "components:\n  c:\n    gids: [wheel]\n", line: 3, field: "components.c.gids[0]"},
+		{name: "sid too short", yaml: "components:\n  c:\n    sids: [S-1-5]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{`"S-1-5" is not a SID (too few parts)`, "e.g. S-1-5-18"}},
+		{name: "sid without S", yaml: "components:\n  c:\n    sids: [1-5-18-1]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{"does not begin with S-"}},
+		{name: "sid revision", yaml: "components:\n  c:\n    sids: [S-2-5-18]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{"revision is not 1"}},
+		{name: "sid not a number", yaml: "components:\n  c:\n    sids: [S-1-5-21-x]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{`"x" is not a number`}},
+		{name: "sid empty part", yaml: "components:\n  c:\n    sids: [S-1-5--18]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{`"" is not a number`}},
+		{name: "sid signed part", yaml: "components:\n  c:\n    sids: [S-1-5-+18]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{`"+18" is not a number`}},
+		{name: "sid part too big", yaml: "components:\n  c:\n    sids: [S-1-5-4294967296]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{"0 to 4294967295"}},
+		{name: "sid too long", yaml: "components:\n  c:\n    sids: [S-1-5" + strings.Repeat("-1", 16) + "]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{"more than 15 sub-authorities"}},
+		{name: "sid not a scalar", yaml: "components:\n  c:\n    sids: [[S-1-5-18]]\n", line: 3,
+			field: "components.c.sids[0]", mentions: []string{"want a SID"}},
+		{name: "sids not a list", yaml: "components:\n  c:\n    sids: S-1-5-18\n", line: 3,
+			field: "components.c.sids", mentions: []string{"want a list"}},
 		{name: "relative executable", yaml: "components:\n  c:\n    executables: [bin/c]\n", line: 3,
 			field: "components.c.executables[0]", mentions: []string{"not an absolute path"}},
 		{name: "bad component name", yaml: "components:\n  Proc.Mond:\n    uids: [0]\n", line: 2, field: "components.Proc.Mond"},
@@ -195,5 +216,35 @@ func TestAgentDefaultGrants(t *testing.T) {
 				t.Errorf("Check(agent, %v, %s) = %v; want allowed %v", tt.action, tt.topic, err, tt.allowed)
 			}
 		})
+	}
+}
+
+func TestCanonicalSID(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"S-1-5-18", "S-1-5-18"},
+		{"s-1-5-18", "S-1-5-18"},
+		{"S-1-05-018", "S-1-5-18"},
+		{"S-1-1-0", "S-1-1-0"},
+		{"S-1-5-21-1004336348-1177238915-682003330-1001", "S-1-5-21-1004336348-1177238915-682003330-1001"},
+		{"S-1-5" + strings.Repeat("-4294967295", 15), "S-1-5" + strings.Repeat("-4294967295", 15)},
+	}
+	for _, tt := range tests {
+		if got, err := canonicalSID(tt.in); err != nil || got != tt.want {
+			t.Errorf("canonicalSID(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "S", "S-1", "S-1-5", "S-1-4294967296-1", "S-1-5-18-", " S-1-5-18", "S-1-5-18 ", "SID-1-5-18", "S-1-0x5-18"} {
+		if got, err := canonicalSID(bad); err == nil {
+			t.Errorf("canonicalSID(%q) = %q, nil; want an error", bad, got)
+		}
+	}
+}
+
+// TestParseSIDs: sids are kept in canonical form, the form PeerOf reports.
+func TestParseSIDs(t *testing.T) {
+	p := mustParse(t, "components:\n  c:\n    sids: [s-1-5-018, S-1-5-21-7-8-9-500]\n")
+	want := []string{"S-1-5-18", "S-1-5-21-7-8-9-500"}
+	if got := p.comps["c"].sids; !slices.Equal(got, want) {
+		t.Errorf("sids = %v; want %v", got, want)
 	}
 }

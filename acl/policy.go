@@ -199,6 +199,7 @@ type Policy struct {
 type component struct {
 	name        string
 	uids, gids  []uint32
+	sids        []string // canonical (canonicalSID)
 	executables []string
 	rules       []*Rule                // allow and deny rules, both actions, in policy order
 	ix          [2]*topic.Index[*Rule] // by Action
@@ -217,6 +218,7 @@ type policySpec struct {
 type componentSpec struct {
 	name               string
 	uids, gids         []uint32
+	sids               []string
 	executables        []string
 	rules              []*Rule
 	hasPublish, hasSub bool // the lists were given (the agent's default to "#")
@@ -245,7 +247,7 @@ func (s *policySpec) build() (*Policy, error) {
 		specs = append(slices.Clip(specs), &componentSpec{name: AgentComponent})
 	}
 	for _, cs := range specs {
-		c := &component{name: cs.name, uids: cs.uids, gids: cs.gids, executables: cs.executables}
+		c := &component{name: cs.name, uids: cs.uids, gids: cs.gids, sids: cs.sids, executables: cs.executables}
 		c.ix[Publish] = topic.NewIndex[*Rule](indexCacheSize)
 		c.ix[Subscribe] = topic.NewIndex[*Rule](indexCacheSize)
 		rules := cs.rules

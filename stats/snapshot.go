@@ -48,6 +48,7 @@ type Connection struct {
 	UID            uint32    `json:"uid"`
 	GID            uint32    `json:"gid"`
 	PID            int       `json:"pid"`
+	SID            string    `json:"sid,omitempty"` // Windows: the peer's user SID; UID and GID are then 4294967295
 	Exe            string    `json:"exe,omitempty"`
 	Agent          bool      `json:"agent"`
 	InProcess      bool      `json:"in_process"`

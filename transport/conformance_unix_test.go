@@ -28,6 +28,9 @@ func TestConformance(t *testing.T) {
 		Deny:        transport.WithMode(0),
 		MakeStale:   staleSocket,
 	}
+	if got, err := transport.Self(); err != nil || got != f.Self {
+		t.Errorf("Self() = %+v, %v; want %+v", got, err, f.Self)
+	}
 	if runtime.GOOS == "freebsd" {
 		f.Self.PID = 0 // see transport.Peer
 	}

@@ -30,6 +30,9 @@ func TestConformance(t *testing.T) {
 		Deny:    transport.WithSDDL("D:P"),
 		Invalid: []transport.ListenOption{transport.WithSDDL("not SDDL")},
 	}
+	if got, err := transport.Self(); err != nil || got != f.Self {
+		t.Errorf("Self() = %+v, %v; want %+v", got, err, f.Self)
+	}
 	if transport.UnderWine() {
 		t.Log("running under Wine, which keeps a pipe's security descriptor but does not enforce it: no Access/deny")
 		f.Deny = nil

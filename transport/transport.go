@@ -149,6 +149,20 @@ func Dial(ctx context.Context, path string) (net.Conn, error) {
 	return dial(ctx, path)
 }
 
+// Self returns this process's own identity, as [PeerOf] at the other end
+// of a connection would report it: the effective uid and gid and the pid on
+// Linux, macOS and FreeBSD (where PeerOf reports pid 0, Self still gives
+// the real one); on Windows the pid and the user SID of the process token,
+// with UID and GID ^uint32(0). The broker uses it for its in-process
+// client and for the built-in policy, which admits components from the
+// broker's own user.
+//
+// It fails only on Windows, if the process token cannot be read; the Peer
+// returned then has everything but the SID.
+func Self() (Peer, error) {
+	return self()
+}
+
 // PeerOf returns the identity of the process at the other end of conn, which
 // must be a connection Listen's Accept or Dial returned (a *net.UnixConn on
 // Unix systems, a named pipe connection on Windows); for any other conn the

@@ -10,6 +10,8 @@ const (
 	fieldTopic       protowire.Number = 1
 	fieldPayload     protowire.Number = 2
 	fieldPublishedAt protowire.Number = 3
+	fieldCorrelation protowire.Number = 4
+	fieldFinal       protowire.Number = 5
 
 	firstBrokerField   protowire.Number = 16
 	lastBrokerField    protowire.Number = 31
@@ -22,11 +24,16 @@ const (
 	fieldDeliverEnvelope protowire.Number = 2
 )
 
-// PublishView is what the broker needs from a PUBLISH body. Topic aliases
-// the body.
+// PublishView is what the broker needs from a PUBLISH body. Topic and
+// Correlation alias the body.
 type PublishView struct {
-	Topic      []byte
-	PayloadLen int
+	Topic       []byte
+	Payload     []byte
+	PayloadLen  int
+	PublishedAt int64
+	// Correlation is the encoded Correlation message, nil if absent.
+	Correlation []byte
+	Final       bool
 }
 
 // ScanPublish checks that body is a well-formed Envelope holding only
@@ -63,8 +70,19 @@ func ScanPublish(body []byte) (PublishView, error) {
 		case fieldTopic:
 			v.Topic, _ = protowire.ConsumeBytes(body)
 		case fieldPayload:
-			p, _ := protowire.ConsumeBytes(body)
-			v.PayloadLen = len(p)
+			v.Payload, _ = protowire.ConsumeBytes(body)
+			v.PayloadLen = len(v.Payload)
+		case fieldPublishedAt:
+			u, _ := protowire.ConsumeFixed64(body)
+			v.PublishedAt = int64(u)
+		case fieldCorrelation:
+			v.Correlation, _ = protowire.ConsumeBytes(body)
+			if v.Correlation == nil {
+				v.Correlation = []byte{} // present but empty: still "present"
+			}
+		case fieldFinal:
+			u, _ := protowire.ConsumeVarint(body)
+			v.Final = u != 0
 		}
 		body = body[n:]
 	}
@@ -76,10 +94,12 @@ func ScanPublish(body []byte) (PublishView, error) {
 
 func publishFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
-	case fieldTopic, fieldPayload:
+	case fieldTopic, fieldPayload, fieldCorrelation:
 		return protowire.BytesType, true
 	case fieldPublishedAt:
 		return protowire.Fixed64Type, true
+	case fieldFinal:
+		return protowire.VarintType, true
 	}
 	return 0, false
 }
@@ -141,6 +161,8 @@ type DeliverView struct {
 	PublisherPID   int32
 	PublisherUID   uint32
 	Component      []byte
+	Correlation    []byte // encoded Correlation message, nil if absent
+	Final          bool
 }
 
 // DecodeDeliver decodes a DELIVER body without allocating: the hot path of
@@ -201,6 +223,14 @@ func (v *DeliverView) envelopeField(num protowire.Number, typ protowire.Type, va
 		v.PublisherUID = uint32(u)
 	case fieldPublisherComp:
 		v.Component, _ = protowire.ConsumeBytes(val)
+	case fieldCorrelation:
+		v.Correlation, _ = protowire.ConsumeBytes(val)
+		if v.Correlation == nil {
+			v.Correlation = []byte{}
+		}
+	case fieldFinal:
+		u, _ := protowire.ConsumeVarint(val)
+		v.Final = u != 0
 	}
 	return nil
 }

@@ -108,7 +108,8 @@ func TestScanPublishRefused(t *testing.T) {
 		{"published_at as varint", cat(topic, varintField(fieldPublishedAt, 5)), ErrMalformedFrame, "field 3 has wire type 0, want 1"},
 		{"published_at as bytes", cat(topic, bytesField(fieldPublishedAt, "12345678")), ErrMalformedFrame, "field 3 has wire type 2, want 1"},
 
-		{"unknown field 4", cat(topic, varintField(4, 1)), ErrMalformedFrame, "unknown envelope field 4"},
+		{"unknown field 9", cat(topic, varintField(9, 1)), ErrMalformedFrame, "unknown envelope field 9"},
+		{"correlation with the wrong wire type", cat(topic, varintField(4, 1)), ErrMalformedFrame, "field 4 has wire type 0"},
 		{"unknown field 9", cat(topic, bytesField(9, "x")), ErrMalformedFrame, "unknown envelope field 9"},
 		{"unknown field 15", cat(topic, varintField(15, 1)), ErrMalformedFrame, "unknown envelope field 15"},
 		{"unknown field 32", cat(topic, varintField(32, 1)), ErrMalformedFrame, "unknown envelope field 32"},
@@ -277,7 +278,7 @@ func TestDecodeDeliver(t *testing.T) {
 		{"anonymous publisher", AppendDeliver(nil, 1, bytesField(fieldTopic, "a.b"), 5, AppendPublisherFields(nil, 9, 0, ""))[HeaderSize:],
 			DeliverView{SubscriptionID: 1, Topic: []byte("a.b"), ReceivedAt: 5, PublisherPID: 9}},
 		{"fields from a newer broker skipped", cat(varintField(fieldDeliverSubID, 3), varintField(9, 1),
-			bytesField(fieldDeliverEnvelope, string(cat(bytesField(fieldTopic, "a.b"), varintField(20, 1), bytesField(4, "x"))))),
+			bytesField(fieldDeliverEnvelope, string(cat(bytesField(fieldTopic, "a.b"), varintField(20, 1), bytesField(9, "x"))))),
 			DeliverView{SubscriptionID: 3, Topic: []byte("a.b")}},
 		{"last value wins", cat(varintField(fieldDeliverSubID, 3),
 			bytesField(fieldDeliverEnvelope, string(cat(varintField(fieldPublisherPID, 1), varintField(fieldPublisherPID, 2))))),

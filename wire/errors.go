@@ -54,6 +54,7 @@ var (
 	ErrHandshakeTimeout    = &Error{Code: ErrorCode_ERROR_CODE_HANDSHAKE_TIMEOUT}
 	ErrShuttingDown        = &Error{Code: ErrorCode_ERROR_CODE_SHUTTING_DOWN}
 	ErrUnexpectedFrame     = &Error{Code: ErrorCode_ERROR_CODE_UNEXPECTED_FRAME}
+	ErrInvalidCorrelation  = &Error{Code: ErrorCode_ERROR_CODE_INVALID_CORRELATION}
 )
 
 // CodeName is the code's short lower-case name, e.g. "message too large".

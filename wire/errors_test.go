@@ -31,6 +31,7 @@ var sentinels = []struct {
 	{ErrHandshakeTimeout, ErrorCode_ERROR_CODE_HANDSHAKE_TIMEOUT},
 	{ErrShuttingDown, ErrorCode_ERROR_CODE_SHUTTING_DOWN},
 	{ErrUnexpectedFrame, ErrorCode_ERROR_CODE_UNEXPECTED_FRAME},
+	{ErrInvalidCorrelation, ErrorCode_ERROR_CODE_INVALID_CORRELATION},
 }
 
 func TestErrorIsMatchesByCode(t *testing.T) {

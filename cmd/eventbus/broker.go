@@ -138,7 +138,8 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	if err != nil {
 		return flagError(cmd, err)
 	}
-	ln, err := transport.Listen(cfg.SocketPath, transport.WithMode(os.FileMode(b.Config().SocketMode)))
+	ln, err := transport.Listen(cfg.SocketPath, transport.WithMode(os.FileMode(b.Config().SocketMode)),
+		transport.WithSDDL(b.Config().PipeSDDL))
 	if err != nil {
 		b.Close()
 		return err

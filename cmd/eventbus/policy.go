@@ -33,7 +33,8 @@ by this user would.`,
 // this user when file is "".
 func loadPolicy(file string) (*acl.Policy, error) {
 	if file == "" {
-		return acl.Default(uint32(os.Geteuid())), nil
+		self, _ := transport.Self() // as the broker's inProcessPeer
+		return acl.DefaultFor(self), nil
 	}
 	return acl.Load(file)
 }

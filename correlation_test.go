@@ -1,0 +1,158 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/testutil"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// TestCorrelationEndToEnd: every metadata field a publisher sets reaches
+// subscribers unchanged, over the socket and in process, with sequence
+// numbers per correlation and the final flag; the broker records each
+// message with the identity it verified.
+func TestCorrelationEndToEnd(t *testing.T) {
+	b, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	sockSub := subscribe(t, dial(t, path), "control.collector.#")
+	inSub := subscribe(t, inProcess(t, b), "control.collector.#")
+	pub := dial(t, path)
+
+	root := correlation.New(correlation.WithStage("enumeration"), correlation.WithSource("agent"),
+		correlation.WithTag("investigation_id", "INC-12345"), correlation.WithTag("host", "server-01"))
+	child := root.NewChild(correlation.WithStage("integrity"))
+	sends := []struct {
+		meta  correlation.Metadata
+		final bool
+		seq   uint64
+	}{{root, false, 1}, {root, true, 2}, {child, false, 1}}
+	for _, s := range sends {
+		opts := []PublishOption{WithCorrelation(s.meta)}
+		if s.final {
+			opts = append(opts, WithFinal())
+		}
+		if err := pub.Publish(ctx, "control.collector.task.process", []byte("task"), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, pub)
+	for _, sub := range []*Subscription{sockSub, inSub} {
+		for i, s := range sends {
+			m := recv(t, sub)
+			want := s.meta
+			want.Sequence = s.seq
+			if m.Correlation == nil {
+				t.Fatalf("message %d: Correlation = nil; want %+v", i, want)
+			}
+			if !sameMetadata(*m.Correlation, want) || m.Final != s.final {
+				t.Errorf("message %d: got %+v final=%v; want %+v final=%v", i, *m.Correlation, m.Final, want, s.final)
+			}
+		}
+	}
+
+	events := b.Tracker().ByCorrelation(root.CorrelationID)
+	if len(events) != 2 {
+		t.Fatalf("tracker holds %d events of the root correlation; want 2", len(events))
+	}
+	if e := events[0]; e.PublisherPID != os.Getpid() || e.Topic != "control.collector.task.process" || string(e.Payload) != "task" {
+		t.Errorf("recorded event = pid %d topic %q payload %q; want the verified pid %d and the published topic and payload", e.PublisherPID, e.Topic, e.Payload, os.Getpid())
+	}
+	timeline := b.Tracker().Timeline(root.RootID)
+	if len(timeline) != 3 || timeline[2].Stage != "integrity" || timeline[2].Depth != 1 {
+		t.Errorf("timeline of the root = %+v; want 3 entries ending with stage integrity at depth 1", timeline)
+	}
+	if got := b.Tracker().ByTags(map[string]string{"investigation_id": "INC-12345"}, correlation.Query{}); len(got) != 3 {
+		t.Errorf("ByTags(investigation_id=INC-12345) = %d events; want 3", len(got))
+	}
+}
+
+func sameMetadata(a, b correlation.Metadata) bool {
+	if a.CorrelationID != b.CorrelationID || a.ParentID != b.ParentID || a.RootID != b.RootID || a.Sequence != b.Sequence ||
+		a.Stage != b.Stage || a.SourceProcess != b.SourceProcess || !a.StartedAt.Equal(b.StartedAt) || len(a.Tags) != len(b.Tags) {
+		return false
+	}
+	for k, v := range b.Tags {
+		if a.Tags[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCorrelationInvalidRefused: a limit broken is an error, locally and
+// at the broker, and the connection carries on.
+func TestCorrelationInvalidRefused(t *testing.T) {
+	_, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	pub := dial(t, path)
+	bad := correlation.New(correlation.WithTag(strings.Repeat("k", correlation.MaxTagKeyBytes+1), "v"))
+	err := pub.Publish(ctx, "events.process.lifecycle", nil, WithCorrelation(bad))
+	if !errors.Is(err, wire.ErrInvalidCorrelation) || !strings.Contains(err.Error(), "tag key too long") {
+		t.Fatalf("Publish with a 129-byte tag key = %v; want ErrInvalidCorrelation naming the limit", err)
+	}
+
+	raw := testutil.HandshakeRaw(t, path)
+	raw.Send(wire.TypePublish, &wire.Envelope{Topic: "events.process.lifecycle", Correlation: metadataToWire(&bad)})
+	if f := raw.ExpectError(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, false); !strings.Contains(f.Message, "tag key too long") {
+		t.Errorf("broker refusal = %q; want it to name the broken limit", f.Message)
+	}
+	raw.Ping(7)
+	if err := pub.Flush(ctx); err != nil {
+		t.Errorf("Flush after a refused publish = %v; want nil", err)
+	}
+}
+
+// TestWaitForResults is the seed's agent → collectors pattern: the agent
+// publishes a task, two collectors answer with the same correlation and
+// mark their result final, and the agent's wait returns both results.
+func TestWaitForResults(t *testing.T) {
+	// Publishers are told apart by pid and verified component; these two
+	// collectors share the test's pid, so each claims its own component.
+	policy, err := acl.Parse("test", []byte(fmt.Sprintf(
+		"default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n  netmond:\n    uids: [%[1]d]\n", os.Geteuid())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, path := startBroker(t, Config{Policy: policy})
+	ctx := testCtx(t)
+	agent := inProcess(t, b)
+	task := correlation.New(correlation.WithStage("enumeration"), correlation.WithSource("agent"))
+
+	for _, name := range []string{"procmond", "netmond"} {
+		c := dial(t, path, WithName(name), WithComponent(name))
+		s := subscribe(t, c, "control.collector.task.process")
+		go func() {
+			select {
+			case m := <-s.C:
+				c.Publish(ctx, "events.process.batch", []byte(name), WithCorrelation(*m.Correlation), WithFinal())
+			case <-time.After(10 * time.Second):
+			}
+		}()
+	}
+	if err := agent.Publish(ctx, "control.collector.task.process", []byte("enumerate"), WithCorrelation(task)); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	results, err := b.Tracker().Wait(wctx, task.CorrelationID, correlation.FinalPublishers(2))
+	if err != nil {
+		t.Fatalf("Wait(2 final publishers) = %v after %d events", err, len(results))
+	}
+	var answers []string
+	for _, e := range results {
+		if e.Final {
+			answers = append(answers, string(e.Payload))
+		}
+	}
+	if len(answers) != 2 {
+		t.Errorf("final results = %q; want one from each collector", answers)
+	}
+}
