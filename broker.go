@@ -348,13 +348,17 @@ func (b *Broker) cut() {
 	}
 }
 
-// route delivers one published envelope to every matching subscription.
+// route delivers one published envelope to every matching subscription
+// whose correlation filter, if any, meta matches.
 // It runs on the publisher's reader goroutine and never blocks on a
 // subscriber: a full queue drops (SPEC §4). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
-func (b *Broker) route(from *conn, envelope, topicName []byte) {
+func (b *Broker) route(from *conn, envelope, topicName []byte, meta *correlation.Metadata) {
 	for _, s := range b.index.MatchBytes(topicName) {
 		sc := s.c
+		if s.filter != nil && !s.filter.Match(meta) {
+			continue // correlation filter: never crosses the socket
+		}
 		if s.filtered && sc.access.CheckBytes(acl.Subscribe, topicName) != nil {
 			continue
 		}

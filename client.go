@@ -190,7 +190,7 @@ func (c *Client) install(cc *clientConn) {
 	for _, s := range c.subs {
 		c.nextID++
 		c.requests[c.nextID] = &request{ch: make(chan response, 1)}
-		c.appendLocked(wire.TypeSubscribe, &wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns})
+		c.appendLocked(wire.TypeSubscribe, &wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter})
 	}
 	if c.pending.Len() > 0 {
 		cc.signal()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/internal/chunkbuf"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
@@ -82,8 +83,9 @@ type subscription struct {
 	c        *conn
 	id       uint64
 	patterns []string
-	filtered bool   // each delivery is checked against the subscriber's rights
-	missed   uint64 // drops not yet reported; guarded by c.out.mu
+	filtered bool                  // each delivery is checked against the subscriber's rights
+	filter   *correlation.Compiled // deliveries must match it; nil: no filter
+	missed   uint64                // drops not yet reported; guarded by c.out.mu
 }
 
 func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn {
@@ -330,13 +332,14 @@ func (c *conn) handlePublish(body []byte) {
 		c.refusePublish(v.Topic, c.denied(err))
 		return
 	}
+	var meta *correlation.Metadata
 	if v.Correlation != nil {
-		if err := c.b.track(c, &v); err != nil {
+		if meta, err = c.b.track(c, &v); err != nil {
 			c.refusePublish(v.Topic, err)
 			return
 		}
 	}
-	c.b.route(c, body, v.Topic)
+	c.b.route(c, body, v.Topic, meta)
 }
 
 func (c *conn) checkPublish(v wire.PublishView) error {
@@ -395,6 +398,10 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 	if err != nil {
 		return err
 	}
+	filter, err := compileFilter(m.Filter)
+	if err != nil {
+		return err
+	}
 	c.subsMu.Lock()
 	defer c.subsMu.Unlock()
 	switch {
@@ -406,7 +413,7 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
 			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
 	}
-	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered}
+	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, filter: filter}
 	for _, p := range patterns {
 		c.b.index.Insert(p, s) // cannot fail: checkPatterns validated p
 	}

@@ -156,3 +156,102 @@ func TestWaitForResults(t *testing.T) {
 		t.Errorf("final results = %q; want one from each collector", answers)
 	}
 }
+
+// TestCorrelationFilters: the broker applies each subscription's filter
+// before queueing, for every criterion alone and combined; what a filter
+// rejects never crosses the socket (the connection's delivered count).
+func TestCorrelationFilters(t *testing.T) {
+	b, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	u64 := func(v uint64) *uint64 { return &v }
+	rootA := correlation.New(correlation.WithStage("enumeration"), correlation.WithTag("investigation_id", "INC-1"), correlation.WithTag("host", "h1"))
+	childA := rootA.NewChild(correlation.WithStage("integrity"))
+	rootB := correlation.New(correlation.WithStage("enumeration"), correlation.WithTag("investigation_id", "INC-2"))
+	// Messages in publish order, named for the expectations below; the
+	// client numbers each correlation's messages 1, 2, ...
+	msgs := []struct {
+		name string
+		meta *correlation.Metadata
+	}{{"a1", &rootA}, {"a2", &rootA}, {"c1", &childA}, {"b1", &rootB}, {"none", nil}}
+
+	tests := []struct {
+		name   string
+		filter correlation.Filter
+		want   []string
+	}{
+		{"empty matches all", correlation.Filter{}, []string{"a1", "a2", "c1", "b1", "none"}},
+		{"correlation id", correlation.Filter{CorrelationIDs: []string{childA.CorrelationID}}, []string{"c1"}},
+		{"parent id", correlation.Filter{ParentIDs: []string{rootA.CorrelationID}}, []string{"c1"}},
+		{"root id", correlation.Filter{RootIDs: []string{rootA.RootID}}, []string{"a1", "a2", "c1"}},
+		{"stage", correlation.Filter{Stages: []string{"enumeration"}}, []string{"a1", "a2", "b1"}},
+		{"required tags", correlation.Filter{RequiredTags: map[string]string{"investigation_id": "INC-1", "host": "h1"}}, []string{"a1", "a2", "c1"}},
+		{"any tags", correlation.Filter{AnyTags: map[string]string{"investigation_id": "INC-2", "host": "nope"}}, []string{"b1"}},
+		{"sequence range", correlation.Filter{MinSequence: u64(2), MaxSequence: u64(2)}, []string{"a2"}},
+		{"combined: root and stage", correlation.Filter{RootIDs: []string{rootA.RootID}, Stages: []string{"integrity"}}, []string{"c1"}},
+		{"combined: nothing matches both", correlation.Filter{Stages: []string{"integrity"}, AnyTags: map[string]string{"investigation_id": "INC-2"}}, nil},
+	}
+	subs := make([]*Subscription, len(tests))
+	for i, tt := range tests {
+		s, err := dial(t, path, WithName(fmt.Sprintf("filter-%d", i))).SubscribeWith(ctx, SubscribeOptions{Patterns: []string{"events.#"}, Filter: &tt.filter})
+		if err != nil {
+			t.Fatalf("%s: SubscribeWith: %v", tt.name, err)
+		}
+		subs[i] = s
+	}
+	pub := dial(t, path)
+	for _, m := range msgs {
+		var opts []PublishOption
+		if m.meta != nil {
+			opts = append(opts, WithCorrelation(*m.meta))
+		}
+		if err := pub.Publish(ctx, "events.process.lifecycle", []byte(m.name), opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, pub)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for range tt.want {
+				got = append(got, string(recv(t, subs[i]).Payload))
+			}
+			flush(t, subs[i].c)
+			if extra := drain(subs[i]); len(extra) > 0 || !slicesEqual(got, tt.want) {
+				t.Errorf("received %q then %d more; want %q", got, len(extra), tt.want)
+			}
+			// The broker counts a batch after its write returns, which can
+			// be just after the client read it: wait for the count to
+			// reach the expected value, then check it is not above it.
+			delivered := func() uint64 { c, _ := findConn(b.Stats(), fmt.Sprintf("filter-%d", i)); return c.Delivered }
+			waitFor(t, "the broker's delivered count", func() bool { return delivered() >= uint64(len(tt.want)) })
+			if conn, _ := findConn(b.Stats(), fmt.Sprintf("filter-%d", i)); conn.Delivered != uint64(len(tt.want)) {
+				t.Errorf("broker delivered %d messages to this connection; want %d (filtered ones must not cross the socket)", conn.Delivered, len(tt.want))
+			}
+		})
+	}
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCorrelationFilterInvalid: a filter over the limits is refused.
+func TestCorrelationFilterInvalid(t *testing.T) {
+	_, path := startBroker(t, Config{})
+	ids := make([]string, correlation.MaxFilterValues+1)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	_, err := dial(t, path).SubscribeWith(testCtx(t), SubscribeOptions{Patterns: []string{"#"}, Filter: &correlation.Filter{RootIDs: ids}})
+	if !errors.Is(err, wire.ErrInvalidCorrelation) {
+		t.Errorf("SubscribeWith(%d root ids) = %v; want ErrInvalidCorrelation", len(ids), err)
+	}
+}

@@ -51,12 +51,13 @@ func decodeCorrelation(b []byte) (correlation.Metadata, error) {
 	return metadataFromWire(&c), nil
 }
 
-// track records a correlated publish in the broker's history (SPEC §5).
-// Invalid metadata is refused, never truncated.
-func (b *Broker) track(c *conn, v *wire.PublishView) error {
+// track records a correlated publish in the broker's history (SPEC §5)
+// and returns its metadata for routing. Invalid metadata is refused, never
+// truncated.
+func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, error) {
 	meta, err := decodeCorrelation(v.Correlation)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = b.tracker.Record(correlation.Event{
 		Topic:              string(v.Topic),
@@ -70,7 +71,51 @@ func (b *Broker) track(c *conn, v *wire.PublishView) error {
 		Final:              v.Final,
 	})
 	if err != nil {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	}
-	return nil
+	return &meta, nil
+}
+
+// filterFromWire converts a received subscription filter.
+func filterFromWire(f *wire.CorrelationFilter) correlation.Filter {
+	return correlation.Filter{
+		CorrelationIDs: f.CorrelationIds,
+		ParentIDs:      f.ParentIds,
+		RootIDs:        f.RootIds,
+		Stages:         f.Stages,
+		RequiredTags:   f.RequiredTags,
+		AnyTags:        f.AnyTags,
+		MinSequence:    f.MinSequence,
+		MaxSequence:    f.MaxSequence,
+	}
+}
+
+// filterToWire converts a subscription filter for sending.
+func filterToWire(f *correlation.Filter) *wire.CorrelationFilter {
+	return &wire.CorrelationFilter{
+		CorrelationIds: f.CorrelationIDs,
+		ParentIds:      f.ParentIDs,
+		RootIds:        f.RootIDs,
+		Stages:         f.Stages,
+		RequiredTags:   f.RequiredTags,
+		AnyTags:        f.AnyTags,
+		MinSequence:    f.MinSequence,
+		MaxSequence:    f.MaxSequence,
+	}
+}
+
+// compileFilter validates a SUBSCRIBE's filter; nil means none.
+func compileFilter(wf *wire.CorrelationFilter) (*correlation.Compiled, error) {
+	if wf == nil {
+		return nil, nil
+	}
+	f := filterFromWire(wf)
+	if f.IsEmpty() {
+		return nil, nil
+	}
+	c, err := f.Compile()
+	if err != nil {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "subscribe filter: %v", err)
+	}
+	return c, nil
 }

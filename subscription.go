@@ -41,6 +41,7 @@ type Subscription struct {
 	c        *Client
 	id       uint64
 	patterns []string
+	filter   *wire.CorrelationFilter // nil: none
 	handler  func(*Message)
 
 	// C delivers messages for channel subscriptions; it is closed by
@@ -85,6 +86,38 @@ func (c *Client) SubscribeFunc(ctx context.Context, handler func(*Message), patt
 	return s, nil
 }
 
+// SubscribeOptions configures SubscribeWith.
+type SubscribeOptions struct {
+	Patterns []string
+	// Filter, if set, has the broker deliver only messages whose
+	// correlation metadata matches it (SPEC §5); others never cross the
+	// socket. It is validated (limits) before sending.
+	Filter *correlation.Filter
+	// Handler, if set, receives messages as SubscribeFunc's does;
+	// otherwise they arrive on the subscription's C.
+	Handler func(*Message)
+}
+
+// SubscribeWith subscribes as Subscribe or SubscribeFunc does, with a
+// correlation filter.
+func (c *Client) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+	s := &Subscription{c: c, patterns: o.Patterns, handler: o.Handler}
+	if o.Handler == nil {
+		ch := make(chan *Message, c.opts.channelSize)
+		s.ch, s.C = ch, ch
+	}
+	if o.Filter != nil && !o.Filter.IsEmpty() {
+		if _, err := o.Filter.Compile(); err != nil {
+			return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "subscribe: %v", err)
+		}
+		s.filter = filterToWire(o.Filter)
+	}
+	if err := c.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
 	for _, p := range s.patterns {
 		if err := topic.ValidatePattern(p); err != nil {
@@ -101,7 +134,7 @@ func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
 	c.subs[s.id] = s
 	c.mu.Unlock()
 	_, err := c.roundTrip(ctx, wire.TypeSubscribe, func(id uint64) wire.Message {
-		return &wire.Subscribe{RequestId: id, SubscriptionId: s.id, Patterns: s.patterns}
+		return &wire.Subscribe{RequestId: id, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter}
 	})
 	if err != nil {
 		c.mu.Lock()
