@@ -262,9 +262,11 @@ func TestReadFrameOversizeReadsOnlyHeader(t *testing.T) {
 		if r.large != nil {
 			t.Errorf("ReadFrame(4 GiB header) kept a %d-byte large buffer; want none", cap(r.large))
 		}
-		// The error value and its message: a few bytes, not a body.
-		if n := after.TotalAlloc - before.TotalAlloc; n > 4<<10 {
-			t.Errorf("ReadFrame(4 GiB header) allocated %d bytes; want under 4 KiB", n)
+		// The error value and its message: a few bytes, not a body. The
+		// count is process-wide, so the bound leaves room for the runtime
+		// and test framework allocating meanwhile (5.7 KB seen under -race).
+		if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+			t.Errorf("ReadFrame(4 GiB header) allocated %d bytes; want under 64 KiB", n)
 		}
 	}
 }
