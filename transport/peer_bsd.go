@@ -12,29 +12,7 @@ import (
 // peerOf reads LOCAL_PEERCRED, the credentials the peer had when it called
 // connect, fixed by the kernel, and the pid where the system reveals it
 // (peerPID in sys_GOOS.go).
-func peerOf(conn net.Conn) (Peer, error) {
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return Peer{}, newError(ErrUnsupported, nil,
-			"peer credentials need a Unix socket connection (*net.UnixConn), not %T", conn)
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return Peer{}, fmt.Errorf("transport: peer credentials: %w", err)
-	}
-	var peer Peer
-	var credErr error
-	err = raw.Control(func(fd uintptr) {
-		peer, credErr = xucredPeer(int(fd))
-	})
-	if err == nil {
-		err = credErr
-	}
-	if err != nil {
-		return Peer{}, fmt.Errorf("transport: peer credentials: %w", err)
-	}
-	return peer, nil
-}
+func peerOf(conn net.Conn) (Peer, error) { return peerCred(conn, xucredPeer) }
 
 func xucredPeer(fd int) (Peer, error) {
 	cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)

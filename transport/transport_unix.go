@@ -285,3 +285,26 @@ func (l *listener) Close() error {
 	})
 	return l.err
 }
+
+// peerCred runs read on conn's descriptor to get the peer's credentials;
+// read is the per-OS part of peerOf.
+func peerCred(conn net.Conn, read func(fd int) (Peer, error)) (Peer, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return Peer{}, newError(ErrUnsupported, nil,
+			"peer credentials need a Unix socket connection (*net.UnixConn), not %T", conn)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return Peer{}, fmt.Errorf("transport: peer credentials: %w", err)
+	}
+	var peer Peer
+	var readErr error
+	if err := raw.Control(func(fd uintptr) { peer, readErr = read(int(fd)) }); err != nil {
+		readErr = err
+	}
+	if readErr != nil {
+		return Peer{}, fmt.Errorf("transport: peer credentials: %w", readErr)
+	}
+	return peer, nil
+}
