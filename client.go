@@ -416,10 +416,11 @@ type publishOptions struct {
 	final bool
 }
 
-// WithCorrelation publishes with correlation metadata (SPEC §5). If
-// m.Sequence is 0 the client numbers the message within m's correlation,
-// so a subscriber sees gaps. m is validated before sending: limits are
-// errors, never truncation.
+// WithCorrelation publishes with correlation metadata (SPEC §5). The
+// client sets Sequence, numbering its own messages within m's correlation
+// so a subscriber sees gaps; replying with a received message's metadata
+// therefore numbers the reply as this publisher's. m is validated before
+// sending: limits are errors, never truncation.
 func WithCorrelation(m correlation.Metadata) PublishOption {
 	return func(o *publishOptions) { o.meta = &m }
 }
@@ -477,14 +478,12 @@ func (c *Client) applyLocked(opts []PublishOption) error {
 	if o.meta == nil {
 		return nil
 	}
-	m := o.meta
-	if m.Sequence == 0 {
-		c.seq.Stamp(m)
-	}
+	m := *o.meta // a copy: the option may be reused
 	if err := m.Validate(); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	}
-	c.env.Correlation = metadataToWire(m)
+	c.seq.Stamp(&m)
+	c.env.Correlation = metadataToWire(&m)
 	return nil
 }
 

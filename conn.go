@@ -554,6 +554,9 @@ func (c *conn) slowConsumer(frames *chunkbuf.Buffer) {
 	err := wire.Errorf(wire.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "slow consumer: queue full (message_buffer_size %d, max_pending_bytes %d)",
 		c.b.cfg.MessageBufferSize, c.b.cfg.MaxPendingBytes)
 	err.Fatal = true
+	// Set the reason first: the client hangs up on reading the error, and
+	// the reader's EOF must not record the close as the client's doing.
+	c.reason.CompareAndSwap(0, uint32(CloseSlowConsumer))
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	m := err.ToProto(0, 0)
 	frames.Commit(wire.AppendFrame(frames.Tail(wire.HeaderSize+m.SizeVT()), wire.TypeError, m))

@@ -34,8 +34,12 @@ func TestCorrelationEndToEnd(t *testing.T) {
 		final bool
 		seq   uint64
 	}{{root, false, 1}, {root, true, 2}, {child, false, 1}}
-	for _, s := range sends {
+	reused := WithCorrelation(root) // an option used twice numbers each use
+	for i, s := range sends {
 		opts := []PublishOption{WithCorrelation(s.meta)}
+		if i < 2 {
+			opts[0] = reused
+		}
 		if s.final {
 			opts = append(opts, WithFinal())
 		}

@@ -34,6 +34,23 @@ type jsonMessage struct {
 	PublishedAt        string  `json:"published_at"`
 	ReceivedAt         string  `json:"received_at"`
 	Missed             uint64  `json:"missed"`
+	// Correlation is the message's metadata; absent when it has none.
+	Correlation *jsonCorrelation `json:"correlation,omitempty"`
+	// Final is present, and true, only on a publisher's final result.
+	Final bool `json:"final,omitempty"`
+}
+
+// jsonCorrelation is correlation.Metadata as sub --json prints it: every
+// field, tags always an object.
+type jsonCorrelation struct {
+	CorrelationID string            `json:"correlation_id"`
+	ParentID      string            `json:"parent_id,omitempty"`
+	RootID        string            `json:"root_id"`
+	Sequence      uint64            `json:"sequence"`
+	Stage         string            `json:"stage"`
+	SourceProcess string            `json:"source_process"`
+	Tags          map[string]string `json:"tags"`
+	StartedAt     string            `json:"started_at,omitempty"`
 }
 
 func (p *printer) print(m *eventbus.Message) error {
@@ -66,6 +83,24 @@ func toJSON(m *eventbus.Message) jsonMessage {
 		PublishedAt:        m.PublishedAt.UTC().Format(time.RFC3339Nano),
 		ReceivedAt:         m.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		Missed:             m.Missed,
+		Final:              m.Final,
+	}
+	if c := m.Correlation; c != nil {
+		j.Correlation = &jsonCorrelation{
+			CorrelationID: c.CorrelationID,
+			ParentID:      c.ParentID,
+			RootID:        c.RootID,
+			Sequence:      c.Sequence,
+			Stage:         c.Stage,
+			SourceProcess: c.SourceProcess,
+			Tags:          c.Tags,
+		}
+		if j.Correlation.Tags == nil {
+			j.Correlation.Tags = map[string]string{}
+		}
+		if !c.StartedAt.IsZero() {
+			j.Correlation.StartedAt = c.StartedAt.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	if utf8.Valid(m.Payload) {
 		s := string(m.Payload)

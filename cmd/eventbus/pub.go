@@ -24,6 +24,7 @@ type pubFlags struct {
 	file  string
 	name  string
 	id    identityFlags
+	corr  correlationFlags
 }
 
 func newPubCmd() *cobra.Command {
@@ -42,7 +43,20 @@ refused any, for example a topic the access policy does not grant (exit 1).
 the claim only if the kernel's view of this process fits it. --as agent
 also presents the agent token from --token-file (default agent.token
 beside the socket). Without --as, pub is anonymous and may publish only
-the topics the policy makes public.`,
+the topics the policy makes public.
+
+Correlation metadata (SPEC.md §5): any of --correlation-id, --parent,
+--root, --stage, --tag, --source or --final makes every message carry
+metadata. The correlation id is --correlation-id, else a new time-ordered
+id; the root is --root, else the correlation id (a new workflow, so give
+--root with --parent for a child); started_at is now. The client numbers
+the messages 1, 2, 3, ... within the correlation. --final marks them as
+this publisher's final result, for the broker's wait-for-results.
+
+A --tag without '=' or with an empty key, a key given twice, and metadata
+over a limit (ids 256 bytes, stage and source 128, 64 tags, tag key 128,
+tag value 1024; valid UTF-8) are usage errors (exit 2), reported before
+connecting, e.g. "correlation: tag key too long: 130 bytes, limit 128".`,
 		Args: rangeArgs(1, 2, "TOPIC", "[PAYLOAD]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPub(cmd, &f, args)
@@ -53,6 +67,7 @@ the topics the policy makes public.`,
 	fl.StringVar(&f.file, "file", "", "read messages from `PATH`, one per line (- for standard input)")
 	fl.StringVar(&f.name, "name", "", "client `NAME` shown in broker stats (default eventbus-pub)")
 	f.id.add(fl)
+	f.corr.add(fl)
 	return cmd
 }
 
@@ -70,6 +85,10 @@ func runPub(cmd *cobra.Command, f *pubFlags, args []string) error {
 	// No signal handling: Ctrl-C ends pub at once, even while it waits on
 	// standard input; buffered messages die with it, as they would anyway.
 	ctx := cmd.Context()
+	corr, err := f.corr.options(cmd)
+	if err != nil {
+		return err
+	}
 	opts, err := f.id.options(cmd)
 	if err != nil {
 		return err
@@ -82,7 +101,7 @@ func runPub(cmd *cobra.Command, f *pubFlags, args []string) error {
 		return err
 	}
 	defer c.Close()
-	p := publisher{ctx: ctx, c: c, topic: topicName, count: f.count}
+	p := publisher{ctx: ctx, c: c, topic: topicName, count: f.count, opts: corr}
 	if len(args) == 2 {
 		err = p.publish([]byte(args[1]))
 	} else {
@@ -102,11 +121,17 @@ type publisher struct {
 	c     *eventbus.Client
 	topic string
 	count int
+	// opts returns the options of one publish; nil for none.
+	opts func() []eventbus.PublishOption
 }
 
 func (p *publisher) publish(payload []byte) error {
 	for range p.count {
-		if err := p.c.Publish(p.ctx, p.topic, payload); err != nil {
+		var opts []eventbus.PublishOption
+		if p.opts != nil {
+			opts = p.opts()
+		}
+		if err := p.c.Publish(p.ctx, p.topic, payload, opts...); err != nil {
 			return err
 		}
 	}

@@ -29,7 +29,11 @@ func newSubCmd() *cobra.Command {
 		Short: "print messages matching patterns",
 		Long: `Subscribe to the patterns and print each message on one line: the topic,
 a space and the payload. A payload that is not printable UTF-8 text is
-printed Go-quoted. With --json, print one JSON object per message instead.
+printed Go-quoted. With --json, print one JSON object per message instead;
+a message with correlation metadata has a "correlation" object
+(correlation_id, parent_id if any, root_id, sequence, stage,
+source_process, tags, started_at) and, if it is a publisher's final
+result, "final": true.
 
 When the broker or this client dropped messages, "# missed N messages" is
 printed on standard error before the next message.
