@@ -40,7 +40,10 @@ type conn struct {
 	inProcess bool
 	start     time.Time
 	out       *outQueue
-	done      chan struct{} // closed by closeWith
+	done      chan struct{}   // closed by closeWith
+	ctx       context.Context // canceled by closeWith: ends the connection's waits
+	cancel    context.CancelFunc
+	waits     atomic.Int32 // QUERY waits in progress
 
 	// Set during the handshake, read-only afterwards. clientName,
 	// component and identity are set under subsMu: Stats and closeWith may
@@ -89,7 +92,7 @@ type subscription struct {
 }
 
 func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn {
-	return &conn{
+	c := &conn{
 		b:         b,
 		nc:        nc,
 		id:        b.nextID.Add(1),
@@ -102,6 +105,8 @@ func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn 
 		subs:      make(map[uint64]*subscription),
 		raw:       rawConn(nc),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
 }
 
 func rawConn(nc net.Conn) syscall.RawConn {
@@ -304,6 +309,8 @@ func (c *conn) handle(t wire.Type, body []byte) error {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed PING: %v", err)
 		}
 		c.out.control(wire.TypePong, &wire.Pong{Id: m.Id})
+	case wire.TypeQuery:
+		return c.handleQuery(body)
 	case wire.TypeStatsRequest:
 		var m wire.StatsRequest
 		if err := m.UnmarshalVT(body); err != nil {
@@ -582,6 +589,7 @@ func (c *conn) closeWith(reason CloseReason, err error) {
 		c.reason.CompareAndSwap(0, uint32(reason))
 		c.out.close()
 		close(c.done)
+		c.cancel()
 		c.nc.Close()
 		c.subsMu.Lock()
 		for _, s := range c.subs {

@@ -119,3 +119,119 @@ func compileFilter(wf *wire.CorrelationFilter) (*correlation.Compiled, error) {
 	}
 	return c, nil
 }
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// eventToWire converts a recorded event to the envelope a subscriber
+// would have received.
+func eventToWire(e *correlation.Event) *wire.Envelope {
+	return &wire.Envelope{
+		Topic:              e.Topic,
+		Payload:            e.Payload,
+		PublishedAt:        unixNano(e.PublishedAt),
+		Correlation:        metadataToWire(&e.Metadata),
+		Final:              e.Final,
+		ReceivedAt:         unixNano(e.ReceivedAt),
+		PublisherPid:       int32(e.PublisherPID),
+		PublisherUid:       e.PublisherUID,
+		PublisherComponent: e.PublisherComponent,
+	}
+}
+
+// envelopeToMessage converts a history or wait result.
+func envelopeToMessage(e *wire.Envelope) *Message {
+	m := &Message{
+		Topic:              e.Topic,
+		Payload:            e.Payload,
+		PublishedAt:        fromUnixNano(e.PublishedAt),
+		ReceivedAt:         fromUnixNano(e.ReceivedAt),
+		PublisherPID:       int(e.PublisherPid),
+		PublisherUID:       e.PublisherUid,
+		PublisherComponent: e.PublisherComponent,
+		Final:              e.Final,
+	}
+	if e.Correlation != nil {
+		meta := metadataFromWire(e.Correlation)
+		m.Correlation = &meta
+	}
+	return m
+}
+
+func timelineToWire(e *correlation.TimelineEntry) *wire.TimelineEntry {
+	return &wire.TimelineEntry{
+		ReceivedAt: unixNano(e.ReceivedAt), Stage: e.Stage, SourceProcess: e.SourceProcess,
+		PublisherPid: int32(e.PublisherPID), PublisherComponent: e.PublisherComponent, Topic: e.Topic,
+		CorrelationId: e.CorrelationID, ParentId: e.ParentID, Sequence: e.Sequence, Final: e.Final, Depth: uint32(e.Depth),
+	}
+}
+
+func timelineFromWire(e *wire.TimelineEntry) correlation.TimelineEntry {
+	return correlation.TimelineEntry{
+		ReceivedAt: fromUnixNano(e.ReceivedAt), Stage: e.Stage, SourceProcess: e.SourceProcess,
+		PublisherPID: int(e.PublisherPid), PublisherComponent: e.PublisherComponent, Topic: e.Topic,
+		CorrelationID: e.CorrelationId, ParentID: e.ParentId, Sequence: e.Sequence, Final: e.Final, Depth: int(e.Depth),
+	}
+}
+
+func activityToWire(a correlation.Activity) *wire.Activity {
+	return &wire.Activity{FirstSeen: unixNano(a.FirstSeen), LastSeen: unixNano(a.LastSeen), Events: uint64(a.Events), Finals: uint64(a.Finals)}
+}
+
+func activityFromWire(a *wire.Activity) correlation.Activity {
+	if a == nil {
+		return correlation.Activity{}
+	}
+	return correlation.Activity{FirstSeen: fromUnixNano(a.FirstSeen), LastSeen: fromUnixNano(a.LastSeen), Events: int(a.Events), Finals: int(a.Finals)}
+}
+
+func workflowToWire(w *correlation.WorkflowState) *wire.WorkflowState {
+	out := &wire.WorkflowState{RootId: w.RootID, Activity: activityToWire(w.Activity), StartedAt: unixNano(w.StartedAt),
+		PayloadBytes: w.PayloadBytes, Untracked: uint64(w.Untracked)}
+	for _, s := range w.Stages {
+		out.Stages = append(out.Stages, &wire.StageState{Name: s.Name, Activity: activityToWire(s.Activity), Completed: s.Completed, CompletedAt: unixNano(s.CompletedAt)})
+	}
+	for _, c := range w.Correlations {
+		out.Correlations = append(out.Correlations, &wire.CorrelationState{Id: c.ID, ParentId: c.ParentID, Stage: c.Stage, Activity: activityToWire(c.Activity)})
+	}
+	for _, p := range w.Processes {
+		out.Processes = append(out.Processes, &wire.ProcessState{Pid: int32(p.PID), Component: p.Component, Activity: activityToWire(p.Activity)})
+	}
+	return out
+}
+
+func workflowFromWire(w *wire.WorkflowState) correlation.WorkflowState {
+	out := correlation.WorkflowState{RootID: w.RootId, Activity: activityFromWire(w.Activity), StartedAt: fromUnixNano(w.StartedAt),
+		PayloadBytes: w.PayloadBytes, Untracked: int(w.Untracked)}
+	for _, s := range w.Stages {
+		out.Stages = append(out.Stages, correlation.StageState{Name: s.Name, Activity: activityFromWire(s.Activity), Completed: s.Completed, CompletedAt: fromUnixNano(s.CompletedAt)})
+	}
+	for _, c := range w.Correlations {
+		out.Correlations = append(out.Correlations, correlation.CorrelationState{ID: c.Id, ParentID: c.ParentId, Stage: c.Stage, Activity: activityFromWire(c.Activity)})
+	}
+	for _, p := range w.Processes {
+		out.Processes = append(out.Processes, correlation.ProcessState{PID: int(p.Pid), Component: p.Component, Activity: activityFromWire(p.Activity)})
+	}
+	return out
+}
+
+func summaryToWire(s *correlation.WorkflowSummary) *wire.WorkflowSummary {
+	return &wire.WorkflowSummary{RootId: s.RootID, Activity: activityToWire(s.Activity), CurrentStage: s.CurrentStage,
+		Stages: uint32(s.Stages), CompletedStages: uint32(s.CompletedStages), Correlations: uint32(s.Correlations), Processes: uint32(s.Processes)}
+}
+
+func summaryFromWire(s *wire.WorkflowSummary) correlation.WorkflowSummary {
+	return correlation.WorkflowSummary{RootID: s.RootId, Activity: activityFromWire(s.Activity), CurrentStage: s.CurrentStage,
+		Stages: int(s.Stages), CompletedStages: int(s.CompletedStages), Correlations: int(s.Correlations), Processes: int(s.Processes)}
+}

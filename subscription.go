@@ -267,6 +267,12 @@ func (c *Client) handle(cc *clientConn, t wire.Type, body []byte) error {
 			return fmt.Errorf("eventbus: malformed STATS_RESPONSE from broker: %w", err)
 		}
 		c.resolve(m.RequestId, response{body: append([]byte(nil), body...)})
+	case wire.TypeQueryResult:
+		var m wire.QueryResult
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed QUERY_RESULT from broker: %w", err)
+		}
+		c.resolve(m.RequestId, response{body: append([]byte(nil), body...)})
 	case wire.TypeError:
 		return c.handleError(body)
 	default:

@@ -245,3 +245,17 @@ func (t *Tracker) await(ctx context.Context, w *waiter) error {
 		}
 	}
 }
+
+// Parts returns the condition's terms, for sending it: exactly one of
+// finalPublishers, events and quiet is set.
+func (c Condition) Parts() (finalPublishers, events int, quiet time.Duration) {
+	switch c.kind {
+	case condFinal:
+		return c.n, 0, 0
+	case condCount:
+		return 0, c.n, 0
+	case condQuiet:
+		return 0, 0, c.quiet
+	}
+	return 0, 0, 0
+}

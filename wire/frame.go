@@ -45,6 +45,8 @@ const (
 	TypePong          Type = 11
 	TypeStatsRequest  Type = 12
 	TypeStatsResponse Type = 13
+	TypeQuery         Type = 14
+	TypeQueryResult   Type = 15
 )
 
 var typeNames = [...]string{
@@ -52,6 +54,7 @@ var typeNames = [...]string{
 	TypeSubscribe: "SUBSCRIBE", TypeUnsubscribe: "UNSUBSCRIBE", TypeDeliver: "DELIVER",
 	TypeMissed: "MISSED", TypeOK: "OK", TypeError: "ERROR", TypePing: "PING",
 	TypePong: "PONG", TypeStatsRequest: "STATS_REQUEST", TypeStatsResponse: "STATS_RESPONSE",
+	TypeQuery: "QUERY", TypeQueryResult: "QUERY_RESULT",
 }
 
 func (t Type) String() string {

@@ -134,7 +134,8 @@ func TestTypeString(t *testing.T) {
 		{TypeSubscribe, "SUBSCRIBE"}, {TypeUnsubscribe, "UNSUBSCRIBE"}, {TypeDeliver, "DELIVER"},
 		{TypeMissed, "MISSED"}, {TypeOK, "OK"}, {TypeError, "ERROR"}, {TypePing, "PING"},
 		{TypePong, "PONG"}, {TypeStatsRequest, "STATS_REQUEST"}, {TypeStatsResponse, "STATS_RESPONSE"},
-		{0, "TYPE(0)"}, {14, "TYPE(14)"}, {255, "TYPE(255)"},
+		{TypeQuery, "QUERY"}, {TypeQueryResult, "QUERY_RESULT"},
+		{0, "TYPE(0)"}, {16, "TYPE(16)"}, {255, "TYPE(255)"},
 	}
 	for _, tt := range tests {
 		if got := tt.t.String(); got != tt.want {

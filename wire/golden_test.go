@@ -67,6 +67,11 @@ func sampleFrames() []sampleFrame {
 				Uid: goldenUID, Gid: goldenUID, Pid: goldenPID, ConnectedAt: goldenPublishedAt - 30e9, Published: 10}},
 			DeliveryLatency: &Latency{Count: 9, P50Ns: 20000, P90Ns: 40000, P99Ns: 90000, P999Ns: 120000, MaxNs: 125000},
 		}}},
+		{"query", TypeQuery, &Query{RequestId: 5, Kind: &Query_History{History: &HistoryQuery{
+			Tags: map[string]string{"investigation_id": "INC-12345"}, Since: goldenPublishedAt - 60e9, Limit: 100}}}},
+		{"query_result", TypeQueryResult, &QueryResult{RequestId: 5, Events: []*Envelope{goldenDeliver().Envelope},
+			Timeline: []*TimelineEntry{{ReceivedAt: goldenPublishedAt, Stage: "enumeration", PublisherPid: goldenPID,
+				Topic: "events.process.lifecycle", CorrelationId: "c1", Sequence: 1, Depth: 0}}}},
 	}
 }
 
@@ -118,6 +123,10 @@ func newMessage(t Type) Message {
 		return new(StatsRequest)
 	case TypeStatsResponse:
 		return new(StatsResponse)
+	case TypeQuery:
+		return new(Query)
+	case TypeQueryResult:
+		return new(QueryResult)
 	}
 	return nil
 }
@@ -189,7 +198,7 @@ func TestGoldenCoversEveryType(t *testing.T) {
 	for _, f := range sampleFrames() {
 		have[f.t] = true
 	}
-	for typ := TypeHello; typ <= TypeStatsResponse; typ++ {
+	for typ := TypeHello; typ <= TypeQueryResult; typ++ {
 		if !have[typ] {
 			t.Errorf("no golden frame for %v", typ)
 		}
