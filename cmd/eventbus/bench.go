@@ -76,6 +76,7 @@ delivery rate as a ratio of it.`,
 	f.StringVar(&cfg.Pattern, "pattern", "#", "pattern each subscriber subscribes to (use the topic for exact subscriptions)")
 	f.IntVar(&cfg.Rate, "rate", 0, "publish this many messages per second in all (paced mode); 0 = as fast as possible")
 	f.BoolVar(&cfg.Baseline, "baseline", false, "also measure a raw Unix-socket writer->reader in the same run")
+	f.BoolVar(&cfg.Correlation, "correlation", false, "publish with correlation metadata (stage, source, 4 tags), which the broker decodes, validates and records")
 	f.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "how long to wait for subscribers after publishing")
 	f.IntVar(&runs, "runs", 1, "repeat the measurement and report medians")
 	f.BoolVar(&external, "external", false, "measure the broker at --socket instead of one in this process")
@@ -92,8 +93,12 @@ func printBenchHeader(w io.Writer, c bench.Config) {
 	if c.Rate > 0 {
 		mode = fmt.Sprintf("paced at %d msg/s", c.Rate)
 	}
-	fmt.Fprintf(w, "eventbus bench: %d pub -> %d sub, %d B payloads, %d msgs, topic %s, pattern %q, %s, %s\n",
-		c.Pubs, c.Subs, c.Size, c.Msgs, c.Topic, c.Pattern, mode, where)
+	corr := ""
+	if c.Correlation {
+		corr = ", with correlation metadata"
+	}
+	fmt.Fprintf(w, "eventbus bench: %d pub -> %d sub, %d B payloads, %d msgs, topic %s, pattern %q, %s%s, %s\n",
+		c.Pubs, c.Subs, c.Size, c.Msgs, c.Topic, c.Pattern, mode, corr, where)
 }
 
 func printBenchRun(w io.Writer, n int, r bench.Report) {

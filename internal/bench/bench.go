@@ -15,6 +15,7 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/transport"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	Baseline bool
 	// Timeout bounds the wait for subscribers after publishing ends.
 	Timeout time.Duration
+	// Correlation publishes every message with full metadata: a stage, a
+	// source and 4 tags, one workflow per publisher.
+	Correlation bool
 	// Policy is the in-process broker's access policy; nil means
 	// acl.Open (every topic public, each publish still checked).
 	Policy *acl.Policy `json:"-"`
@@ -266,14 +270,25 @@ func publishAll(ctx context.Context, pubs []*eventbus.Client, cfg Config) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = publish(ctx, c, cfg.Topic, cfg.Size, n, interval)
+			var opts []eventbus.PublishOption
+			if cfg.Correlation {
+				opts = append(opts, eventbus.WithCorrelation(benchMetadata(i)))
+			}
+			errs[i] = publish(ctx, c, cfg.Topic, cfg.Size, n, interval, opts)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func publish(ctx context.Context, c *eventbus.Client, topicName string, size, n int, interval time.Duration) error {
+// benchMetadata is typical metadata: a stage, a source and 4 tags.
+func benchMetadata(publisher int) correlation.Metadata {
+	return correlation.New(correlation.WithStage("collection"), correlation.WithSource(fmt.Sprintf("bench-pub-%d", publisher)),
+		correlation.WithTag("investigation_id", "INC-12345"), correlation.WithTag("host", "server-01"),
+		correlation.WithTag("collector", "procmond"), correlation.WithTag("severity", "high"))
+}
+
+func publish(ctx context.Context, c *eventbus.Client, topicName string, size, n int, interval time.Duration, opts []eventbus.PublishOption) error {
 	payload := make([]byte, size)
 	var p *pacer
 	if interval > 0 {
@@ -286,7 +301,7 @@ func publish(ctx context.Context, c *eventbus.Client, topicName string, size, n 
 			next = next.Add(interval)
 			p.sleepUntil(next)
 		}
-		if err := c.Publish(ctx, topicName, payload); err != nil {
+		if err := c.Publish(ctx, topicName, payload, opts...); err != nil {
 			return err
 		}
 	}
