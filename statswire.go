@@ -62,7 +62,7 @@ func statsToWire(s *stats.Snapshot) *wire.Stats {
 	for _, c := range s.ConnectionList {
 		w.ConnectionList = append(w.ConnectionList, &wire.ConnectionStats{
 			Id: c.ID, ClientName: c.ClientName, Component: c.Component, Uid: c.UID, Gid: c.GID, Pid: int32(c.PID),
-			InProcess: c.InProcess, Exe: c.Exe, Agent: c.Agent, ConnectedAt: c.ConnectedAt.UnixNano(), Subscriptions: uint32(c.Subscriptions),
+			InProcess: c.InProcess, Exe: c.Exe, Agent: c.Agent, Sid: c.SID, ConnectedAt: c.ConnectedAt.UnixNano(), Subscriptions: uint32(c.Subscriptions),
 			Published: c.Published, Delivered: c.Delivered, Dropped: c.Dropped,
 			QueuedMessages: uint64(c.QueuedMessages), QueuedBytes: uint64(c.QueuedBytes),
 		})
@@ -105,7 +105,7 @@ func statsFromWire(w *wire.Stats) stats.Snapshot {
 	for _, c := range w.ConnectionList {
 		s.ConnectionList = append(s.ConnectionList, stats.Connection{
 			ID: c.Id, ClientName: c.ClientName, Component: c.Component, UID: c.Uid, GID: c.Gid, PID: int(c.Pid),
-			InProcess: c.InProcess, Exe: c.Exe, Agent: c.Agent, ConnectedAt: time.Unix(0, c.ConnectedAt), Subscriptions: int(c.Subscriptions),
+			InProcess: c.InProcess, Exe: c.Exe, Agent: c.Agent, SID: c.Sid, ConnectedAt: time.Unix(0, c.ConnectedAt), Subscriptions: int(c.Subscriptions),
 			Published: c.Published, Delivered: c.Delivered, Dropped: c.Dropped,
 			QueuedMessages: int(c.QueuedMessages), QueuedBytes: int(c.QueuedBytes),
 		})

@@ -60,12 +60,14 @@ func (l *DenialLog) Record(err error) {
 			slog.String("topic", de.Topic), slog.String("reason", de.Reason),
 			slog.Any("uid", de.Identity.UID), slog.Int("pid", de.Identity.PID),
 		}
+		attrs = appendSID(attrs, de.Identity.SID)
 	} else if re, ok := errors.AsType[*RefusedError](err); ok {
 		key = "(refused)" // the claim is the peer's word: don't let it make keys
 		attrs = []slog.Attr{
 			slog.String("claim", re.Component), slog.String("reason", re.Reason),
 			slog.Any("uid", re.Peer.UID), slog.Int("pid", re.Peer.PID),
 		}
+		attrs = appendSID(attrs, re.Peer.SID)
 	} else {
 		return
 	}
@@ -112,4 +114,12 @@ func (l *DenialLog) Snapshot() map[string]uint64 {
 		m[k] = d.total
 	}
 	return m
+}
+
+// appendSID adds the peer's Windows user, where it has one.
+func appendSID(attrs []slog.Attr, sid string) []slog.Attr {
+	if sid == "" {
+		return attrs
+	}
+	return append(attrs, slog.String("sid", sid))
 }

@@ -65,3 +65,30 @@ func TestDenialLogNil(t *testing.T) {
 		t.Errorf("count = %d; want 1", got)
 	}
 }
+
+// TestDenialLogSID: a Windows peer's denials and refusals name its SID.
+func TestDenialLogSID(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewDenialLog(slog.New(slog.NewTextHandler(&buf, nil)), 10)
+	win := transport.Peer{UID: ^uint32(0), GID: ^uint32(0), PID: 7, SID: "S-1-5-21-1-2-3-1001"}
+	p := DefaultFor(transport.Peer{UID: ^uint32(0), GID: ^uint32(0), SID: "S-1-5-18"})
+	id, err := p.Admit(win, "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(p.Check(id, Publish, "control.agent.policy"))
+	_, refused := p.Admit(win, "", "procmond", nil)
+	l.Record(refused)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("logged %d lines; want 2:\n%s", len(lines), buf.String())
+	}
+	for _, line := range lines {
+		if !strings.Contains(line, "sid=S-1-5-21-1-2-3-1001") {
+			t.Errorf("line %q does not name the peer's SID", line)
+		}
+	}
+	if !strings.Contains(lines[1], "sid S-1-5-21-1-2-3-1001 not in [S-1-5-18]") {
+		t.Errorf("refusal %q does not say why", lines[1])
+	}
+}

@@ -102,10 +102,11 @@ func TestAdmitUnconstrainedComponent(t *testing.T) {
 // refuses the peer.
 func TestAdmitSIDs(t *testing.T) {
 	const noID = ^uint32(0)
+	exe := filepath.Join(os.TempDir(), "winmond") // absolute on every OS
 	p := mustParse(t, `components:
   winmond:
     sids: [s-1-5-018]
-    executables: [/usr/bin/winmond]
+    executables: ['`+exe+`']
   mixed:
     uids: [1000]
     sids: [S-1-5-21-1-2-3-1001]
@@ -120,11 +121,11 @@ func TestAdmitSIDs(t *testing.T) {
 		claim  string
 		reason string // "": admitted
 	}{
-		{system, "/usr/bin/winmond", "winmond", ""},
+		{system, exe, "winmond", ""},
 		{system, "", "winmond", "executable unknown"},
-		{winUser, "/usr/bin/winmond", "winmond", "sid S-1-5-21-1-2-3-1001 not in [S-1-5-18]"},
-		{root, "/usr/bin/winmond", "winmond", "the policy admits the component only by sids [S-1-5-18] (Windows users), and the OS reports no SID for this peer"},
-		{transport.Peer{UID: noID, GID: noID}, "/usr/bin/winmond", "winmond", "only by sids"},
+		{winUser, exe, "winmond", "sid S-1-5-21-1-2-3-1001 not in [S-1-5-18]"},
+		{root, exe, "winmond", "the policy admits the component only by sids [S-1-5-18] (Windows users), and the OS reports no SID for this peer"},
+		{transport.Peer{UID: noID, GID: noID}, exe, "winmond", "only by sids"},
 		{user, "", "mixed", ""},
 		{winUser, "", "mixed", ""},
 		{root, "", "mixed", "uid 0 not in [1000]"},

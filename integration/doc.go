@@ -5,4 +5,6 @@
 // or peer) instead of the tests when EVENTBUS_HELPER names one, so the tests
 // need nothing built beforehand and no CLI.
 // The tests run on Linux: they read /proc and use Pdeathsig and SIGSTOP.
+// Package crossos, below this one, holds process tests that run on every
+// OS, Windows (under Wine in CI) included.
 package integration

@@ -53,6 +53,14 @@ func runHelper(role string, args []string) int {
 		err = pubMain(args)
 	case "peer":
 		err = peerMain(args)
+	case "collector":
+		err = collectorMain(args)
+	case "agent":
+		err = agentMain(args)
+	case "query":
+		err = queryMain(args)
+	case "emit":
+		err = emitMain(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -118,12 +126,16 @@ func parsePayload(p []byte) (seq int64, ok bool) {
 //	                   agent) publishes one message on T and prints
 //	                   "agent-published <seq>" once Flush succeeded, or
 //	                   "agent-error <seq> <error>"
+//	-agent-wait N      on each SIGUSR2 the in-process agent publishes a
+//	                   correlated task and waits on the broker's tracker for
+//	                   final results from N publishers (agentTask)
 func brokerMain(args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	path := fs.String("socket", "", "socket path")
 	policyFile := fs.String("policy", "", "access-control policy file (default: every topic public)")
 	socketMode := fs.String("socket-mode", "", "socket file mode, octal (default 0600)")
 	agentTopic := fs.String("agent-topic", "", "topic the in-process client publishes on at each SIGUSR1")
+	agentWait := fs.Int("agent-wait", 0, "final publishers the in-process agent waits for after its task at each SIGUSR2")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -164,8 +176,8 @@ func brokerMain(args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(ln) }()
 	var agent *eventbus.Client
-	usr1 := make(chan os.Signal, 1)
-	if *agentTopic != "" {
+	usr1, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	if *agentTopic != "" || *agentWait > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		agent, err = b.Client(ctx, eventbus.WithName("agent"))
 		cancel()
@@ -173,13 +185,20 @@ func brokerMain(args []string) error {
 			return fmt.Errorf("in-process client: %w", err)
 		}
 		defer agent.Close()
+	}
+	if *agentTopic != "" {
 		signal.Notify(usr1, syscall.SIGUSR1)
+	}
+	if *agentWait > 0 {
+		signal.Notify(usr2, syscall.SIGUSR2)
 	}
 	say("ready")
 	for seq := int64(0); ; seq++ {
 		select {
 		case <-usr1:
 			agentPublish(agent, *agentTopic, seq)
+		case <-usr2:
+			agentTask(b, agent, *agentWait)
 		case err := <-served:
 			return fmt.Errorf("serve: %w", err)
 		case <-sig:

@@ -4,7 +4,8 @@
 // [Listen] and [Dial] take a socket path or pipe name; [DefaultPath] gives
 // the per-user default. [PeerOf] reports the identity of the process at the
 // other end of a connection as the kernel recorded it at connect time, so
-// access control never trusts what a client says about itself.
+// access control never trusts what a client says about itself; [Self]
+// gives the calling process's own identity in the same form.
 //
 // # Unix domain sockets (Linux, macOS, FreeBSD)
 //

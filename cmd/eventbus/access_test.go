@@ -304,6 +304,10 @@ func TestPolicyExplain(t *testing.T) {
 			"hello: acl: component procmond refused: uid 4000000000 not in [",
 			"the broker would refuse this peer's connection",
 		}},
+		{[]string{"--as", "procmond", "--sid", "S-1-5-21-1-2-3-1001", "publish", "events.process.lifecycle"}, 1, []string{
+			"hello: acl: component procmond refused: the OS reports no uid or gid for this peer, only sid S-1-5-21-1-2-3-1001",
+			"publish events.process.lifecycle by component procmond (sid S-1-5-21-1-2-3-1001, pid 0): allowed\n",
+		}},
 		{[]string{"subscribe", "#"}, 0, []string{"subscribe # by anonymous peer", "): filter\n", "each delivery is checked"}},
 		{[]string{"--as", "agent", "subscribe", "events.process.#"}, 0, []string{"): allow\n"}},
 		{[]string{"--as", "procmond", "subscribe", "control.agent.#"}, 1, []string{

@@ -56,18 +56,9 @@ func (f *correlationFlags) options(cmd *cobra.Command) (func() []eventbus.Publis
 		m.RootID = f.root
 	}
 	m.ParentID = f.parent
-	for _, kv := range f.tags {
-		k, v, ok := strings.Cut(kv, "=")
-		switch {
-		case !ok || k == "":
-			return nil, usageErrorf("--tag %q: want key=value with a non-empty key", kv)
-		case hasKey(m.Tags, k):
-			return nil, usageErrorf("--tag %q: key %q given more than once", kv, k)
-		}
-		if m.Tags == nil {
-			m.Tags = make(map[string]string, len(f.tags))
-		}
-		m.Tags[k] = v
+	var err error
+	if m.Tags, err = parseTags(f.tags); err != nil {
+		return nil, err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, &exitStatus{code: exitUsage, err: err}
@@ -83,6 +74,26 @@ func (f *correlationFlags) options(cmd *cobra.Command) (func() []eventbus.Publis
 		}
 		return opts
 	}, nil
+}
+
+// parseTags parses --tag key=value flags; nil when there are none. A
+// missing '=', an empty key or a key given twice is a usage error.
+func parseTags(kvs []string) (map[string]string, error) {
+	var tags map[string]string
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "":
+			return nil, usageErrorf("--tag %q: want key=value with a non-empty key", kv)
+		case hasKey(tags, k):
+			return nil, usageErrorf("--tag %q: key %q given more than once", kv, k)
+		}
+		if tags == nil {
+			tags = make(map[string]string, len(kvs))
+		}
+		tags[k] = v
+	}
+	return tags, nil
 }
 
 func hasKey(m map[string]string, k string) bool {

@@ -86,7 +86,11 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 func rangeArgs(min, max int, names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < min || (max >= 0 && len(args) > max) {
-			return fmt.Errorf("%s takes %s; got %d argument(s)", cmd.CommandPath(), strings.Join(names, " "), len(args))
+			want := strings.Join(names, " ")
+			if want == "" {
+				want = "no arguments"
+			}
+			return fmt.Errorf("%s takes %s; got %d argument(s)", cmd.CommandPath(), want, len(args))
 		}
 		return nil
 	}

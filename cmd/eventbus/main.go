@@ -1,5 +1,6 @@
 // Command eventbus runs an eventbus broker and talks to one: publish,
-// subscribe, statistics, topic and access-policy checks. It is a thin layer over the
+// subscribe, correlation history, workflows and waits, statistics, topic
+// and access-policy checks. It is a thin layer over the
 // daemoneye.dev/eventbus packages (STYLE.md rule 15): it parses flags, calls
 // the library and formats what comes back.
 //
@@ -52,7 +53,9 @@ func newRootCmd(started *bool) *cobra.Command {
 		Use:   "eventbus",
 		Short: "local publish/subscribe event bus",
 		Long: `eventbus runs a local publish/subscribe broker over a Unix domain socket
-and talks to one: publish, subscribe, statistics, topic and policy checks.
+and talks to one: publish, subscribe, query the broker's correlation
+history and workflows, wait for results, statistics, topic and policy
+checks.
 
 The broker enforces an access policy (docs/SECURITY.md): a client is
 anonymous, and may use only public topics, unless it claims a component
@@ -73,6 +76,11 @@ topic or pattern.`,
 		newBrokerCmd(),
 		newPubCmd(),
 		newSubCmd(),
+		newHistoryCmd(),
+		newTimelineCmd(),
+		newWorkflowsCmd(),
+		newWorkflowCmd(),
+		newWaitCmd(),
 		newStatsCmd(),
 		newTopicCmd(),
 		newPolicyCmd(),

@@ -76,6 +76,7 @@ type explainFlags struct {
 	as     string
 	uid    uint32
 	gid    uint32
+	sid    string
 	exe    string
 }
 
@@ -86,7 +87,8 @@ func newPolicyExplainCmd() *cobra.Command {
 		Short: "say whether an identity may publish or subscribe to a topic, and why",
 		Long: `Explain the policy's decision for ACTION (publish or subscribe) on TOPIC by
 a peer claiming --as COMPONENT (omit it for an anonymous peer) with uid
---uid, gid --gid and executable --exe. The agent is taken to hold the
+--uid, gid --gid and executable --exe; or, with --sid, a Windows peer of
+that user SID (which has no uid or gid). The agent is taken to hold the
 agent token. Prints allowed or denied, the topic's level and the rule that
 set it, and the grant that decided.
 
@@ -95,7 +97,7 @@ matches may be delivered), filter (the subscription is accepted and each
 delivery checked, so only allowed topics arrive) or deny (refused).
 
 The claim is also checked against the component's entry (uids, gids,
-executables): a peer the broker would refuse at hello can do nothing.
+sids, executables): a peer the broker would refuse at hello can do nothing.
 
 Exit status: 0 allowed (allow or filter), 1 denied, 2 on a usage error or
 an invalid topic.`,
@@ -109,6 +111,8 @@ an invalid topic.`,
 	fl.StringVar(&f.as, "as", "", "the `COMPONENT` the peer claims (default: none, an anonymous peer)")
 	fl.Uint32Var(&f.uid, "uid", uint32(os.Geteuid()), "the peer's uid (default this process's euid)")
 	fl.Uint32Var(&f.gid, "gid", uint32(os.Getegid()), "the peer's gid (default this process's egid)")
+	self, _ := transport.Self()
+	fl.StringVar(&f.sid, "sid", self.SID, "the peer's Windows user `SID`, e.g. S-1-5-18 (default on Windows this process's; elsewhere none)")
 	fl.StringVar(&f.exe, "exe", "", "the peer's executable `PATH`, for components whose entry lists executables")
 	return cmd
 }
@@ -133,10 +137,14 @@ func runExplain(cmd *cobra.Command, f *explainFlags, actionName, name string) er
 	if err != nil {
 		return err
 	}
+	if f.sid != "" { // a Windows peer: no uid or gid
+		f.uid, f.gid = ^uint32(0), ^uint32(0)
+	}
 	id := acl.Identity{
 		Component:  f.as,
 		UID:        f.uid,
 		GID:        f.gid,
+		SID:        f.sid,
 		Exe:        f.exe,
 		Agent:      f.as == acl.AgentComponent,
 		Registered: f.as != "" && slices.Contains(p.Components(), f.as),
@@ -159,7 +167,7 @@ func admission(p *acl.Policy, f *explainFlags) error {
 	if f.as == "" {
 		return nil
 	}
-	peer := transport.Peer{UID: f.uid, GID: f.gid}
+	peer := transport.Peer{UID: f.uid, GID: f.gid, SID: f.sid}
 	var token []byte
 	if f.as == acl.AgentComponent {
 		token = []byte("policy explain: the agent's token")

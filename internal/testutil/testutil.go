@@ -1,5 +1,6 @@
-// Package testutil starts brokers on short temporary sockets and speaks the
-// raw wire protocol, for tests that must bypass the client.
+// Package testutil starts brokers on short temporary sockets (named pipes
+// on Windows) and speaks the raw wire protocol, for tests that must bypass
+// the client.
 //
 // It does not import package eventbus, so that package's own (white-box)
 // tests can use it: a broker is anything with Serve and Close.
@@ -11,8 +12,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -29,19 +29,6 @@ const Timeout = 10 * time.Second
 type Server interface {
 	Serve(net.Listener) error
 	Close() error
-}
-
-// SocketPath returns a socket path in a new private temporary directory,
-// short enough for sun_path (108 bytes), removed when the test ends.
-func SocketPath(t testing.TB) string {
-	t.Helper()
-	// t.TempDir() embeds the test name and can exceed sun_path.
-	dir, err := os.MkdirTemp("", "eb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "s")
 }
 
 // Running is a server serving a listener on its own goroutine.
@@ -264,4 +251,20 @@ func describe(typ wire.Type, body []byte) string {
 		}
 	}
 	return typ.String()
+}
+
+// UserEntry returns the policy-file field that admits this process's own
+// user to a component: "sids: [S-1-...]" on Windows, whose peers have no
+// uid, and "uids: [N]" elsewhere. Tests that write policies use it so that
+// they hold on every OS.
+func UserEntry(t testing.TB) string {
+	t.Helper()
+	self, err := transport.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.SID != "" {
+		return "sids: [" + self.SID + "]"
+	}
+	return "uids: [" + strconv.FormatUint(uint64(self.UID), 10) + "]"
 }
