@@ -196,7 +196,10 @@ func waitTerms(w *wire.WaitQuery) (correlation.Condition, time.Duration, error) 
 	}
 	timeout := time.Duration(w.TimeoutNs)
 	switch {
-	case timeout <= 0:
+	case timeout < 0:
+		return correlation.Condition{}, 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
+			"wait timeout %v is negative", timeout)
+	case timeout == 0:
 		timeout = defaultWaitTimeout
 	case timeout > maxWaitTimeout:
 		return correlation.Condition{}, 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,

@@ -104,6 +104,11 @@ func (c *Client) Wait(ctx context.Context, correlationID string, until correlati
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(time.Until(dl), maxWaitTimeout)
 	}
+	if timeout <= 0 || ctx.Err() != nil {
+		// Nothing to wait for, and the broker must not hold a wait for a
+		// caller that has already given up.
+		return nil, fmt.Errorf("eventbus: wait %s: %w", correlationID, context.DeadlineExceeded)
+	}
 	wq, err := waitQuery(correlationID, until, timeout)
 	if err != nil {
 		return nil, err

@@ -167,3 +167,21 @@ func TestWaitOverSocket(t *testing.T) {
 		t.Errorf("Wait(3 final publishers) = %d messages, %v; want the 2 seen and ErrWaitUnmet", len(msgs), err)
 	}
 }
+
+// TestWaitExpiredDeadline: a wait whose deadline has passed returns at
+// once and leaves no waiter on the broker.
+func TestWaitExpiredDeadline(t *testing.T) {
+	b, path := startBroker(t, Config{})
+	c := dial(t, path)
+	ctx, cancel := context.WithDeadline(testCtx(t), time.Now().Add(-time.Second))
+	defer cancel()
+	start := time.Now()
+	_, err := c.Wait(ctx, "some-correlation", correlation.EventCount(1))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Errorf("Wait(expired ctx) = %v after %v; want DeadlineExceeded at once", err, time.Since(start))
+	}
+	flush(t, c)
+	if n := b.Tracker().Stats().Waiters; n != 0 {
+		t.Errorf("broker holds %d waiters; want 0", n)
+	}
+}
