@@ -67,8 +67,9 @@ type clientConn struct {
 	hello *wire.HelloOK
 	raw   syscall.RawConn // for direct writes; nil for pipes
 	// Reader-goroutine state.
-	view  wire.DeliverView
-	names map[string]string // interned topics and components
+	view     wire.DeliverView
+	corrView wire.CorrelationView
+	names    interner // topics, components and correlation strings
 }
 
 type request struct {
@@ -170,7 +171,7 @@ func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO_OK: %v", err)
 	}
 	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok,
-		raw: rawConn(nc), names: make(map[string]string)}, nil
+		raw: rawConn(nc), names: make(interner)}, nil
 }
 
 func decodeError(body []byte) error {

@@ -64,6 +64,12 @@ type conn struct {
 	direct       chunkbuf.Buffer
 	directStamps []int64
 
+	// Correlation decoding, reused publish after publish.
+	strs     interner
+	corrView wire.CorrelationView
+	meta     correlation.Metadata
+	metaTags map[string]string
+
 	raw syscall.RawConn // for direct writes to this connection; nil for pipes
 
 	published atomic.Uint64
@@ -104,6 +110,7 @@ func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn 
 		r:         wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.cfg.MaxMessageSize+wire.FrameOverhead),
 		subs:      make(map[uint64]*subscription),
 		raw:       rawConn(nc),
+		strs:      make(interner),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c

@@ -42,38 +42,57 @@ func metadataToWire(m *correlation.Metadata) *wire.Correlation {
 	return c
 }
 
-// decodeCorrelation decodes a publish's correlation field.
-func decodeCorrelation(b []byte) (correlation.Metadata, error) {
-	var c wire.Correlation
-	if err := c.UnmarshalVT(b); err != nil {
-		return correlation.Metadata{}, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)
+// decodeCorrelation decodes an encoded Correlation into m, with strings
+// from in. tags becomes m.Tags, cleared first: the broker passes one map
+// per connection, reused since the tracker does not keep it; a subscriber
+// passes a new one, since its message owns it.
+func decodeCorrelation(b []byte, v *wire.CorrelationView, in interner, tags map[string]string, m *correlation.Metadata) error {
+	if err := wire.DecodeCorrelation(b, v); err != nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)
 	}
-	return metadataFromWire(&c), nil
+	clear(tags)
+	for _, kv := range v.Tags {
+		tags[in.get(kv[0])] = in.get(kv[1])
+	}
+	*m = correlation.Metadata{
+		CorrelationID: in.get(v.CorrelationID),
+		ParentID:      in.get(v.ParentID),
+		RootID:        in.get(v.RootID),
+		Sequence:      v.Sequence,
+		Stage:         in.get(v.Stage),
+		SourceProcess: in.get(v.SourceProcess),
+		Tags:          tags,
+		StartedAt:     fromUnixNano(v.StartedAt),
+	}
+	return nil
 }
 
 // track records a correlated publish in the broker's history (SPEC §5)
-// and returns its metadata for routing. Invalid metadata is refused, never
-// truncated.
+// and returns its metadata for routing, valid until the connection's next
+// publish. Invalid metadata is refused, never truncated.
 func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, error) {
-	meta, err := decodeCorrelation(v.Correlation)
-	if err != nil {
+	meta := &c.meta
+	if c.metaTags == nil {
+		c.metaTags = make(map[string]string)
+	}
+	if err := decodeCorrelation(v.Correlation, &c.corrView, c.strs, c.metaTags, meta); err != nil {
 		return nil, err
 	}
-	err = b.tracker.Record(correlation.Event{
-		Topic:              string(v.Topic),
+	err := b.tracker.Record(correlation.Event{
+		Topic:              c.strs.get(v.Topic),
 		Payload:            v.Payload,
 		PublishedAt:        time.Unix(0, v.PublishedAt),
 		ReceivedAt:         time.Unix(0, c.readAt),
 		PublisherPID:       c.peer.PID,
 		PublisherUID:       c.peer.UID,
 		PublisherComponent: c.component,
-		Metadata:           meta,
+		Metadata:           *meta,
 		Final:              v.Final,
 	})
 	if err != nil {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	}
-	return &meta, nil
+	return meta, nil
 }
 
 // filterFromWire converts a received subscription filter.

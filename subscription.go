@@ -291,44 +291,24 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		return nil // unsubscribed; the broker had already queued it
 	}
 	m := &Message{
-		Topic:              cc.intern(v.Topic),
+		Topic:              cc.names.get(v.Topic),
 		Payload:            append([]byte(nil), v.Payload...),
 		PublishedAt:        time.Unix(0, v.PublishedAt),
 		ReceivedAt:         time.Unix(0, v.ReceivedAt),
 		PublisherPID:       int(v.PublisherPID),
 		PublisherUID:       v.PublisherUID,
-		PublisherComponent: cc.intern(v.Component),
+		PublisherComponent: cc.names.get(v.Component),
 		Final:              v.Final,
 	}
 	if v.Correlation != nil {
-		meta, err := decodeCorrelation(v.Correlation)
-		if err != nil {
+		meta := new(correlation.Metadata)
+		if err := decodeCorrelation(v.Correlation, &cc.corrView, cc.names, make(map[string]string, len(cc.corrView.Tags)), meta); err != nil {
 			return fmt.Errorf("eventbus: DELIVER from broker: %w", err)
 		}
-		m.Correlation = &meta
+		m.Correlation = meta
 	}
 	s.dispatch(m)
 	return nil
-}
-
-// maxInterned bounds the strings a connection interns.
-const maxInterned = 4096
-
-// intern returns b as a string, shared with earlier equal ones: a
-// subscriber sees few distinct topics and components, so most messages
-// need no new string.
-func (cc *clientConn) intern(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if s, ok := cc.names[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(cc.names) < maxInterned {
-		cc.names[s] = s
-	}
-	return s
 }
 
 func (c *Client) handleError(body []byte) error {

@@ -267,3 +267,89 @@ func eachField(b []byte, f func(protowire.Number, protowire.Type, []byte) error)
 	}
 	return nil
 }
+
+// Correlation field numbers (eventbus.proto).
+const (
+	fieldCorrID       protowire.Number = 1
+	fieldCorrParent   protowire.Number = 2
+	fieldCorrRoot     protowire.Number = 3
+	fieldCorrSequence protowire.Number = 4
+	fieldCorrStage    protowire.Number = 5
+	fieldCorrSource   protowire.Number = 6
+	fieldCorrTags     protowire.Number = 7
+	fieldCorrStarted  protowire.Number = 8
+)
+
+// CorrelationView is a decoded Correlation whose byte fields alias the
+// message; Tags holds key/value pairs in encoding order (a later equal key
+// wins, as in a protobuf map).
+type CorrelationView struct {
+	CorrelationID, ParentID, RootID, Stage, SourceProcess []byte
+	Sequence                                              uint64
+	StartedAt                                             int64
+	Tags                                                  [][2][]byte
+}
+
+// DecodeCorrelation decodes a Correlation into v, reusing v.Tags' array,
+// without allocating once it is large enough: the broker decodes every
+// correlated publish. It accepts what Correlation.UnmarshalVT accepts
+// (FuzzDecodeCorrelation checks this) and skips unknown fields.
+func DecodeCorrelation(b []byte, v *CorrelationView) error {
+	tags := v.Tags[:0]
+	*v = CorrelationView{}
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, val []byte) error {
+		switch {
+		case num == fieldCorrSequence && typ == protowire.VarintType:
+			v.Sequence, _ = protowire.ConsumeVarint(val)
+		case num == fieldCorrStarted && typ == protowire.Fixed64Type:
+			u, _ := protowire.ConsumeFixed64(val)
+			v.StartedAt = int64(u)
+		case num >= fieldCorrID && num <= fieldCorrTags && num != fieldCorrSequence && typ == protowire.BytesType:
+			s, _ := protowire.ConsumeBytes(val)
+			if num == fieldCorrTags {
+				kv, err := decodeMapEntry(s)
+				if err != nil {
+					return err
+				}
+				tags = append(tags, kv)
+				return nil
+			}
+			*v.stringField(num) = s
+		case num >= fieldCorrID && num <= fieldCorrStarted:
+			return malformed("correlation field %d has wire type %d", num, typ)
+		}
+		return nil
+	})
+	v.Tags = tags
+	return err
+}
+
+func (v *CorrelationView) stringField(num protowire.Number) *[]byte {
+	switch num {
+	case fieldCorrID:
+		return &v.CorrelationID
+	case fieldCorrParent:
+		return &v.ParentID
+	case fieldCorrRoot:
+		return &v.RootID
+	case fieldCorrStage:
+		return &v.Stage
+	}
+	return &v.SourceProcess
+}
+
+// decodeMapEntry decodes a map<string,string> entry: key 1, value 2.
+func decodeMapEntry(b []byte) ([2][]byte, error) {
+	var kv [2][]byte
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, val []byte) error {
+		if num != 1 && num != 2 {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return malformed("correlation tag field %d has wire type %d", num, typ)
+		}
+		kv[num-1], _ = protowire.ConsumeBytes(val)
+		return nil
+	})
+	return kv, err
+}

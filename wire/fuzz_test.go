@@ -261,3 +261,45 @@ func FuzzDecodeBodies(f *testing.F) {
 func newLike(m Message) Message {
 	return m.(proto.Message).ProtoReflect().Type().New().Interface().(Message)
 }
+
+// FuzzDecodeCorrelation: whatever the broker's DecodeCorrelation accepts,
+// the generated decoder (which any client may use) accepts too, with the
+// same values; otherwise one publish could break its subscribers.
+func FuzzDecodeCorrelation(f *testing.F) {
+	f.Add(mustMarshal(f, &Correlation{CorrelationId: "c", ParentId: "p", RootId: "r", Sequence: 7, Stage: "s",
+		SourceProcess: "src", Tags: map[string]string{"k": "v", "k2": ""}, StartedAt: 5}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var v CorrelationView
+		if DecodeCorrelation(b, &v) != nil {
+			return
+		}
+		var c Correlation
+		if err := c.UnmarshalVT(b); err != nil {
+			t.Fatalf("DecodeCorrelation accepted % x but Correlation.UnmarshalVT says %v", b, err)
+		}
+		tags := map[string]string{}
+		for _, kv := range v.Tags {
+			tags[string(kv[0])] = string(kv[1])
+		}
+		if string(v.CorrelationID) != c.CorrelationId || string(v.ParentID) != c.ParentId || string(v.RootID) != c.RootId ||
+			string(v.Stage) != c.Stage || string(v.SourceProcess) != c.SourceProcess || v.Sequence != c.Sequence ||
+			v.StartedAt != c.StartedAt || len(tags) != len(c.Tags) {
+			t.Fatalf("DecodeCorrelation(% x) = %+v; UnmarshalVT = %v", b, v, &c)
+		}
+		for k, val := range c.Tags {
+			if tags[k] != val {
+				t.Fatalf("DecodeCorrelation(% x) tag %q = %q; UnmarshalVT %q", b, k, tags[k], val)
+			}
+		}
+	})
+}
+
+func TestDecodeCorrelationAllocs(t *testing.T) {
+	b := mustMarshal(t, &Correlation{CorrelationId: "c", RootId: "r", Stage: "s", Tags: map[string]string{"a": "1", "b": "2", "c": "3", "d": "4"}})
+	var v CorrelationView
+	DecodeCorrelation(b, &v)
+	if n := testing.AllocsPerRun(100, func() { DecodeCorrelation(b, &v) }); n != 0 {
+		t.Errorf("DecodeCorrelation allocates %.1f times with a warm view; want 0", n)
+	}
+}
