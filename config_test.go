@@ -146,7 +146,7 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	path := filepath.Join(dir, "eventbus.yaml")
 	if err := os.WriteFile(path, []byte("max_connections: 7\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -120,8 +120,9 @@ func TestCorrelationInvalidRefused(t *testing.T) {
 func TestWaitForResults(t *testing.T) {
 	// Publishers are told apart by pid and verified component; these two
 	// collectors share the test's pid, so each claims its own component.
-	policy, err := acl.Parse("test", []byte(fmt.Sprintf(
-		"default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n  netmond:\n    uids: [%[1]d]\n", os.Geteuid())))
+	user := testutil.UserEntry(t)
+	policy, err := acl.Parse("test", []byte(
+		"default_access: public\ncomponents:\n  procmond:\n    "+user+"\n  netmond:\n    "+user+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

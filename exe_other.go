@@ -1,7 +1,10 @@
-//go:build !linux
+//go:build !linux && !freebsd && !windows
 
 package eventbus
 
-// peerExe is empty where the OS does not reveal a peer's executable: a
-// policy that names executables refuses such peers (fails closed).
+// peerExe is empty where the OS does not reveal a peer's executable in a
+// form the peer cannot forge: a policy that names executables refuses such
+// peers (fails closed). On macOS the only path reachable without cgo or
+// unsafe code (the kern.procargs2 sysctl) is copied from the peer's own
+// writable memory, so it is not read.
 func peerExe(int) string { return "" }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"daemoneye.dev/eventbus/acl"
 	"encoding/binary"
-	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -44,14 +44,32 @@ func open(cfg Config) Config {
 }
 
 // procmondPolicy is open but also knows the procmond component, admitted
-// from this process's uid, so tests can see a verified component.
+// from this process's user (uid, or SID on Windows), so tests can see a
+// verified component.
 func procmondPolicy(t testing.TB) *acl.Policy {
 	t.Helper()
-	p, err := acl.Parse("test", []byte(fmt.Sprintf("default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n    publish: ['#']\n", os.Geteuid())))
+	p, err := acl.Parse("test", []byte("default_access: public\ncomponents:\n  procmond:\n    "+testutil.UserEntry(t)+"\n    publish: ['#']\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// tempDir is t.TempDir, except that on Windows a failure to remove the
+// directory when the test ends is ignored rather than failing the test:
+// under Wine (scripts/wine), os.RemoveAll fails, which would fail every
+// test that used t.TempDir.
+func tempDir(t testing.TB) string {
+	t.Helper()
+	if runtime.GOOS != "windows" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp("", "eventbus-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) }) // best effort; see above
+	return dir
 }
 
 // dial connects a socket client that is closed when the test ends.

@@ -10,22 +10,25 @@ import (
 
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
-// queryPolicy: procmond and netmond admitted from this uid; events.secret.#
-// restricted and granted to nobody, everything else public.
+// queryPolicy: procmond and netmond admitted from this user (uid, or SID on
+// Windows); events.secret.# restricted and granted to nobody, everything
+// else public.
 func queryPolicy(t *testing.T) *acl.Policy {
 	t.Helper()
-	p, err := acl.Parse("test", []byte(fmt.Sprintf(`default_access: public
+	user := testutil.UserEntry(t)
+	p, err := acl.Parse("test", []byte(`default_access: public
 topics:
   - pattern: events.secret.#
     access: restricted
 components:
   procmond:
-    uids: [%d]
+    `+user+`
   netmond:
-    uids: [%[1]d]
-`, os.Geteuid())))
+    `+user+`
+`))
 	if err != nil {
 		t.Fatal(err)
 	}

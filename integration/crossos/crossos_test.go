@@ -2,6 +2,8 @@ package crossos
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -109,8 +111,9 @@ func TestPubSubAcrossProcesses(t *testing.T) {
 }
 
 // checkStats checks that the broker's statistics show each subscriber
-// process with the identity the OS gave it (its pid, and on Windows its
-// user SID) and the component the policy admitted.
+// process with the identity the OS gave it (its pid, on Windows its user
+// SID, and its executable where the OS reveals it: Linux, macOS, Windows)
+// and the component the policy admitted.
 func checkStats(t *testing.T, broker *proc, subs []*proc) {
 	t.Helper()
 	self, err := transport.Self()
@@ -121,18 +124,80 @@ func checkStats(t *testing.T, broker *proc, subs []*proc) {
 	fmt.Fprintln(broker.stdin, "stats")
 	broker.waitLine("stats end")
 	conns := make(map[string]string) // pid -> "uid sid component"
+	exes := make(map[string]string)  // pid -> executable
 	for _, line := range broker.Lines()[seen:] {
-		if f := strings.Fields(line); len(f) == 5 && f[0] == "conn" {
-			conns[f[1]] = strings.Join(f[2:], " ")
+		f := strings.SplitN(line, " ", 6)
+		if len(f) != 6 || f[0] != "conn" {
+			continue
 		}
+		exe, err := strconv.Unquote(f[5])
+		if err != nil {
+			t.Errorf("broker stats line %q: exe: %v", line, err)
+		}
+		conns[f[1]] = strings.Join(f[2:5], " ")
+		exes[f[1]] = exe
 	}
-	t.Logf("broker stats, pid: uid sid component: %v", conns)
+	t.Logf("broker stats, pid: uid sid component: %v; exe: %v", conns, exes)
 	want := fmt.Sprintf("%d %s watcher", self.UID, orDash(self.SID))
+	wantExe := helperExe(t)
 	for _, p := range subs {
-		if got := conns[strconv.Itoa(p.cmd.Process.Pid)]; got != want {
-			t.Errorf("stats for %s (pid %d): uid sid component = %q; want %q (all: %v)", p.name, p.cmd.Process.Pid, got, want, conns)
+		pid := strconv.Itoa(p.cmd.Process.Pid)
+		if got := conns[pid]; got != want {
+			t.Errorf("stats for %s (pid %s): uid sid component = %q; want %q (all: %v)", p.name, pid, got, want, conns)
+		}
+		switch got := exes[pid]; {
+		case !revealsExe():
+			if got != "" {
+				t.Errorf("stats for %s (pid %s): exe %q; want none on %s", p.name, pid, got, runtime.GOOS)
+			}
+		case !sameFile(t, got, wantExe):
+			t.Errorf("stats for %s (pid %s): exe %q; want %s", p.name, pid, got, wantExe)
 		}
 	}
+}
+
+// revealsExe reports whether the broker reads a peer's executable here.
+// FreeBSD's sysctl would, but the transport has no pid for it there; macOS
+// offers no path the peer cannot forge.
+func revealsExe() bool {
+	switch runtime.GOOS {
+	case "linux", "windows":
+		return true
+	}
+	return false
+}
+
+// helperExe is the executable every helper process runs: this test binary.
+func helperExe(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// sameFile reports whether paths a and b name the same file after
+// resolving symlinks, ignoring case on Windows.
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	if a == "" || b == "" {
+		return false
+	}
+	ra, err := filepath.EvalSymlinks(a)
+	if err != nil {
+		t.Errorf("%s: %v", a, err)
+		return false
+	}
+	rb, err := filepath.EvalSymlinks(b)
+	if err != nil {
+		t.Errorf("%s: %v", b, err)
+		return false
+	}
+	if runtime.GOOS == "windows" {
+		return strings.EqualFold(ra, rb)
+	}
+	return ra == rb
 }
 
 // checkDelivery checks a subscriber's msg lines: count messages on each of
@@ -182,7 +247,9 @@ func checkDelivery(t *testing.T, sub string, lines, want []string, count, pubPID
 // TestAdmission checks who the broker admits across processes: a
 // component by this user's identity (SID on Windows) under a policy's
 // entry and under the built-in policy; not a component whose entry names
-// another user; and an anonymous peer only to public topics.
+// another user; by executable path where the OS reveals it (and none
+// where it does not: fails closed), not one whose entry names another
+// executable; and an anonymous peer only to public topics.
 func TestAdmission(t *testing.T) {
 	const restricted, public = "events.process.lifecycle", "events.process.anomaly"
 	type peer struct {
@@ -200,6 +267,13 @@ func TestAdmission(t *testing.T) {
 				{"procmond", []string{"dial ok", "pub ok " + restricted, "pub ok " + public}},
 				{"intruder", []string{"dial err forbidden=true"}},
 				{"", []string{"dial ok", "pub err " + restricted + " forbidden=true", "pub err " + public + " forbidden=true"}},
+			}},
+		{"executables", "components:\n" +
+			"  procmond:\n" + userEntry(t) + "    executables: [" + strconv.Quote(helperExe(t)) + "]\n    publish: [events.process.#]\n" +
+			"  impostor:\n" + userEntry(t) + "    executables: [" + strconv.Quote(otherExe(t)) + "]\n    publish: [events.process.#]\n",
+			[]peer{
+				{"procmond", []string{ifExe("dial ok", "dial err forbidden=true"), ifExe("pub ok "+restricted, "done")}},
+				{"impostor", []string{"dial err forbidden=true"}},
 			}},
 		{"built-in", "", []peer{
 			{"procmond", []string{"dial ok", "pub ok " + restricted, "pub ok " + public}},
@@ -222,4 +296,19 @@ func TestAdmission(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherExe is an absolute path, on this OS, of an executable that is not
+// the helpers'.
+func otherExe(t *testing.T) string {
+	exe := helperExe(t)
+	return filepath.Join(filepath.Dir(exe), "not-"+filepath.Base(exe))
+}
+
+// ifExe is yes where the broker reads a peer's executable, else no.
+func ifExe(yes, no string) string {
+	if revealsExe() {
+		return yes
+	}
+	return no
 }

@@ -75,7 +75,7 @@ func payload(topicName string, seq int) []byte {
 // "stop", printing "stopped". For each "stats" line it reads it prints
 // the connections of Broker.Stats, then "stats end":
 //
-//	conn <pid> <uid> <sid|-> <component|->
+//	conn <pid> <uid> <sid|-> <component|-> <exe, Go-quoted>
 func brokerMain(args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	path := fs.String("socket", "", "socket path or pipe name")
@@ -112,7 +112,7 @@ func brokerMain(args []string) error {
 		for sc.Scan() && sc.Text() != "stop" {
 			if sc.Text() == "stats" {
 				for _, c := range b.Stats().ConnectionList {
-					say("conn %d %d %s %s", c.PID, c.UID, orDash(c.SID), orDash(c.Component))
+					say("conn %d %d %s %s %q", c.PID, c.UID, orDash(c.SID), orDash(c.Component), c.Exe)
 				}
 				say("stats end")
 			}
