@@ -92,8 +92,13 @@ func writeConnections(w io.Writer, cs []stats.Connection) {
 		if c.Agent {
 			agent = "yes"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d (%s)\t%s\n",
-			c.ID, pid, c.UID, c.GID, orDash(c.ClientName), orDash(c.Component), agent, c.Subscriptions,
+		// Windows peers have a SID and no uid or gid.
+		uid, gid := strconv.FormatUint(uint64(c.UID), 10), strconv.FormatUint(uint64(c.GID), 10)
+		if c.SID != "" {
+			uid, gid = c.SID, "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d (%s)\t%s\n",
+			c.ID, pid, uid, gid, orDash(c.ClientName), orDash(c.Component), agent, c.Subscriptions,
 			c.Published, c.Delivered, c.Dropped, c.QueuedMessages, byteSize(c.QueuedBytes), orDash(c.Exe))
 	}
 	tw.Flush()
