@@ -77,8 +77,8 @@ type request struct {
 }
 
 type response struct {
-	body []byte // a copy of the reply body, for replies that carry data
-	err  error
+	reply wire.Message // the decoded reply, for replies that carry data
+	err   error
 }
 
 // Dial connects to the broker at addr (a socket path; empty means
@@ -490,7 +490,7 @@ func (c *Client) applyLocked(opts []PublishOption) error {
 
 // roundTrip sends a request frame built for a fresh id and waits for its
 // reply.
-func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint64) wire.Message) ([]byte, error) {
+func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint64) wire.Message) (wire.Message, error) {
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -503,7 +503,7 @@ func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint6
 	c.mu.Unlock()
 	select {
 	case resp := <-r.ch:
-		return resp.body, resp.err
+		return resp.reply, resp.err
 	case <-ctx.Done():
 		c.mu.Lock()
 		delete(c.requests, id)
@@ -536,15 +536,12 @@ func (c *Client) MaxMessageSize() int {
 
 // Stats asks the broker for its statistics.
 func (c *Client) Stats(ctx context.Context) (stats.Snapshot, error) {
-	body, err := c.roundTrip(ctx, wire.TypeStatsRequest, func(id uint64) wire.Message { return &wire.StatsRequest{RequestId: id} })
+	reply, err := c.roundTrip(ctx, wire.TypeStatsRequest, func(id uint64) wire.Message { return &wire.StatsRequest{RequestId: id} })
 	if err != nil {
 		return stats.Snapshot{}, fmt.Errorf("eventbus: stats: %w", err)
 	}
-	var resp wire.StatsResponse
-	if err := resp.UnmarshalVT(body); err != nil {
-		return stats.Snapshot{}, fmt.Errorf("eventbus: stats: malformed reply: %w", err)
-	}
-	if resp.Stats == nil {
+	resp, ok := reply.(*wire.StatsResponse)
+	if !ok || resp.Stats == nil {
 		return stats.Snapshot{}, errors.New("eventbus: stats: empty reply")
 	}
 	return statsFromWire(resp.Stats), nil

@@ -138,18 +138,18 @@ func (c *Client) Wait(ctx context.Context, correlationID string, until correlati
 }
 
 func (c *Client) query(ctx context.Context, q *wire.Query) (*wire.QueryResult, error) {
-	body, err := c.roundTrip(ctx, wire.TypeQuery, func(id uint64) wire.Message {
+	reply, err := c.roundTrip(ctx, wire.TypeQuery, func(id uint64) wire.Message {
 		q.RequestId = id
 		return q
 	})
 	if err != nil {
 		return nil, err
 	}
-	var res wire.QueryResult
-	if err := res.UnmarshalVT(body); err != nil {
-		return nil, fmt.Errorf("malformed QUERY_RESULT: %w", err)
+	res, ok := reply.(*wire.QueryResult)
+	if !ok {
+		return nil, fmt.Errorf("broker answered a QUERY with %T", reply)
 	}
-	return &res, nil
+	return res, nil
 }
 
 func messagesFromWire(envs []*wire.Envelope) []*Message {

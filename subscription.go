@@ -262,17 +262,19 @@ func (c *Client) handle(cc *clientConn, t wire.Type, body []byte) error {
 		}
 		c.resolve(m.Id, response{})
 	case wire.TypeStatsResponse:
-		var m wire.StatsResponse
+		// Decoded once here; the generated code copies what it keeps, so
+		// the reply outlives the read buffer.
+		m := new(wire.StatsResponse)
 		if err := m.UnmarshalVT(body); err != nil {
 			return fmt.Errorf("eventbus: malformed STATS_RESPONSE from broker: %w", err)
 		}
-		c.resolve(m.RequestId, response{body: append([]byte(nil), body...)})
+		c.resolve(m.RequestId, response{reply: m})
 	case wire.TypeQueryResult:
-		var m wire.QueryResult
+		m := new(wire.QueryResult)
 		if err := m.UnmarshalVT(body); err != nil {
 			return fmt.Errorf("eventbus: malformed QUERY_RESULT from broker: %w", err)
 		}
-		c.resolve(m.RequestId, response{body: append([]byte(nil), body...)})
+		c.resolve(m.RequestId, response{reply: m})
 	case wire.TypeError:
 		return c.handleError(body)
 	default:

@@ -47,13 +47,6 @@ func (l *Latency) RecordMany(ns []int64) {
 	l.mu.Unlock()
 }
 
-// Record records one duration.
-func (l *Latency) Record(d time.Duration) {
-	l.mu.Lock()
-	l.h.RecordValue(clamp(int64(d)))
-	l.mu.Unlock()
-}
-
 func clamp(ns int64) int64 { return min(max(ns, latencyMin), latencyMax) }
 
 // LatencySnapshot is a histogram's summary.
