@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -67,9 +68,10 @@ type clientConn struct {
 	hello *wire.HelloOK
 	raw   syscall.RawConn // for direct writes; nil for pipes
 	// Reader-goroutine state.
-	view     wire.DeliverView
-	corrView wire.CorrelationView
-	names    interner // topics, components and correlation strings
+	view      wire.DeliverView
+	corrView  wire.CorrelationView
+	corrShape wire.CorrelationShape // the last correlation received
+	names     interner              // topics and components
 }
 
 type request struct {
@@ -359,6 +361,24 @@ const directSpacing = 20 * time.Microsecond
 // is over its bound, and writes it at once if direct and nothing else is
 // being written. It fails if there is no connection.
 func (c *Client) enqueueLocked(t wire.Type, m wire.Message, direct bool) error {
+	return c.enqueueWith(direct, func() { c.appendLocked(t, m) })
+}
+
+// enqueuePublishLocked is enqueueLocked for c.env with the correlation
+// built from base and seq (see wire.AppendPublish).
+func (c *Client) enqueuePublishLocked(base []byte, seq uint64, direct bool) error {
+	return c.enqueueWith(direct, func() {
+		size := wire.HeaderSize + c.env.SizeVT()
+		if base != nil {
+			size += len(base) + 2*binary.MaxVarintLen64
+		}
+		c.pending.Commit(wire.AppendPublish(c.pending.Tail(size), &c.env, base, seq))
+	})
+}
+
+// enqueueWith waits for room in the write buffer, appends a frame with
+// add, and starts its write.
+func (c *Client) enqueueWith(direct bool, add func()) error {
 	for {
 		if err := c.usableLocked(); err != nil {
 			return err
@@ -369,7 +389,7 @@ func (c *Client) enqueueLocked(t wire.Type, m wire.Message, direct bool) error {
 		c.space.Wait()
 	}
 	wasEmpty := c.pending.Len() == 0
-	c.appendLocked(t, m)
+	add()
 	if wasEmpty && !(direct && c.writeDirectLocked()) {
 		c.conn.signal()
 	}
@@ -409,26 +429,41 @@ func (c *Client) usableLocked() error {
 	return nil
 }
 
-// PublishOption adds to one publish.
-type PublishOption func(*publishOptions)
-
-type publishOptions struct {
-	meta  *correlation.Metadata
+// PublishOption adds to one publish: WithCorrelation, WithFinal. A plain
+// value, so that publishing with options does not allocate.
+type PublishOption struct {
+	corr  *publishCorrelation
 	final bool
+}
+
+// publishCorrelation is metadata validated and encoded once, by
+// WithCorrelation, for every publish that uses the option.
+type publishCorrelation struct {
+	id   string // for the client's Sequencer
+	base []byte // wire.AppendCorrelationBase
+	err  error  // why the metadata is invalid
 }
 
 // WithCorrelation publishes with correlation metadata (SPEC §5). The
 // client sets Sequence, numbering its own messages within m's correlation
 // so a subscriber sees gaps; replying with a received message's metadata
-// therefore numbers the reply as this publisher's. m is validated before
-// sending: limits are errors, never truncation.
+// therefore numbers the reply as this publisher's. m is validated and
+// encoded here, once for every publish that uses the option, so building
+// it once and reusing it is cheapest; invalid metadata fails the publish
+// (limits are errors, never truncation).
 func WithCorrelation(m correlation.Metadata) PublishOption {
-	return func(o *publishOptions) { o.meta = &m }
+	pc := &publishCorrelation{id: m.CorrelationID}
+	if err := m.Validate(); err != nil {
+		pc.err = wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	} else {
+		pc.base = wire.AppendCorrelationBase(nil, metadataToWire(&m))
+	}
+	return PublishOption{corr: pc}
 }
 
 // WithFinal marks the message as this publisher's last result for its
 // correlation, for the broker's wait-for-results (correlation.FinalPublishers).
-func WithFinal() PublishOption { return func(o *publishOptions) { o.final = true } }
+func WithFinal() PublishOption { return PublishOption{final: true} }
 
 // Publish sends payload on topicName. It returns once the message is
 // buffered; a refusal by the broker is reported by Flush and the error
@@ -453,38 +488,28 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, 
 	direct := now-c.lastPublish > int64(directSpacing)
 	c.lastPublish = now
 	c.env.Topic, c.env.Payload, c.env.PublishedAt = topicName, payload, now
-	if err := c.applyLocked(opts); err != nil {
-		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
+	var o PublishOption
+	for _, opt := range opts {
+		o.corr = cmp.Or(opt.corr, o.corr)
+		o.final = o.final || opt.final
+	}
+	c.env.Final = o.final
+	var base []byte
+	var seq uint64
+	if o.corr != nil {
+		if o.corr.err != nil {
+			c.env.Topic, c.env.Payload = "", nil
+			return fmt.Errorf("eventbus: publish %s: %w", topicName, o.corr.err)
+		}
+		base, seq = o.corr.base, c.seq.Next(o.corr.id)
 	}
 	c.pendingPubs++
-	err := c.enqueueLocked(wire.TypePublish, &c.env, direct)
-	c.env.Topic, c.env.Payload, c.env.Correlation, c.env.Final = "", nil, nil, false
+	err := c.enqueuePublishLocked(base, seq, direct)
+	c.env.Topic, c.env.Payload, c.env.Final = "", nil, false
 	if err != nil {
 		c.pendingPubs--
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
 	}
-	return nil
-}
-
-// applyLocked sets the envelope's correlation fields from opts.
-func (c *Client) applyLocked(opts []PublishOption) error {
-	if len(opts) == 0 {
-		return nil
-	}
-	var o publishOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	c.env.Final = o.final
-	if o.meta == nil {
-		return nil
-	}
-	m := *o.meta // a copy: the option may be reused
-	if err := m.Validate(); err != nil {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
-	}
-	c.seq.Stamp(&m)
-	c.env.Correlation = metadataToWire(&m)
 	return nil
 }
 

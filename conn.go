@@ -64,11 +64,8 @@ type conn struct {
 	direct       chunkbuf.Buffer
 	directStamps []int64
 
-	// Correlation decoding, reused publish after publish.
-	strs     interner
-	corrView wire.CorrelationView
-	meta     correlation.Metadata
-	metaTags map[string]string
+	strs interner // topics and correlation strings
+	corr publisherCorrelation
 
 	raw syscall.RawConn // for direct writes to this connection; nil for pipes
 

@@ -53,11 +53,11 @@ func TestCorrelationEndToEnd(t *testing.T) {
 			m := recv(t, sub)
 			want := s.meta
 			want.Sequence = s.seq
-			if m.Correlation == nil {
+			if m.Correlation() == nil {
 				t.Fatalf("message %d: Correlation = nil; want %+v", i, want)
 			}
-			if !sameMetadata(*m.Correlation, want) || m.Final != s.final {
-				t.Errorf("message %d: got %+v final=%v; want %+v final=%v", i, *m.Correlation, m.Final, want, s.final)
+			if !sameMetadata(*m.Correlation(), want) || m.Final != s.final {
+				t.Errorf("message %d: got %+v final=%v; want %+v final=%v", i, *m.Correlation(), m.Final, want, s.final)
 			}
 		}
 	}
@@ -114,6 +114,100 @@ func TestCorrelationInvalidRefused(t *testing.T) {
 	}
 }
 
+// TestCorrelationRepeats: the broker and the subscriber recognize metadata
+// repeated but for its sequence number and skip decoding it again; every
+// message must still arrive, and be recorded, with its own metadata, when
+// publishers interleave metadata that differs in one field or a tag.
+func TestCorrelationRepeats(t *testing.T) {
+	b, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	sub := subscribe(t, dial(t, path), "events.#")
+	pub := dial(t, path)
+	a := correlation.New(correlation.WithStage("collection"), correlation.WithSource("procmond"),
+		correlation.WithTag("investigation_id", "INC-1"), correlation.WithTag("host", "server-01"))
+	otherTag := a.Clone()
+	otherTag.Tags["host"] = "server-02"
+	otherStage := a.Clone()
+	otherStage.Stage = "analysis"
+	child := a.NewChild()
+	metas := []correlation.Metadata{a, a, otherTag, otherTag, a, otherStage, child, child, a}
+	opts := map[string]PublishOption{}
+	var want []correlation.Metadata
+	seqs := map[string]uint64{}
+	for i, m := range metas {
+		key := fmt.Sprint(m.Stage, m.Tags, m.CorrelationID)
+		if _, ok := opts[key]; !ok || i%2 == 0 { // options reused, and made afresh
+			opts[key] = WithCorrelation(m)
+		}
+		if err := pub.Publish(ctx, "events.process.lifecycle", fmt.Append(nil, i), opts[key]); err != nil {
+			t.Fatal(err)
+		}
+		seqs[m.CorrelationID]++
+		m.Sequence = seqs[m.CorrelationID]
+		want = append(want, m)
+	}
+	flush(t, pub)
+	for i, w := range want {
+		m := recv(t, sub)
+		if got := m.Correlation(); got == nil || !sameMetadata(*got, w) {
+			t.Fatalf("message %d: metadata %+v; want %+v", i, got, w)
+		}
+	}
+	events := b.Tracker().InRange(time.Time{}, time.Time{})
+	if len(events) != len(want) {
+		t.Fatalf("history holds %d events; want %d", len(events), len(want))
+	}
+	for i, e := range events {
+		if !sameMetadata(e.Metadata, want[i]) {
+			t.Errorf("recorded event %d: %+v; want %+v", i, e.Metadata, want[i])
+		}
+	}
+	if got := b.Tracker().ByTags(map[string]string{"host": "server-02"}, correlation.Query{}); len(got) != 2 {
+		t.Errorf("ByTags(host=server-02) = %d events; want 2", len(got))
+	}
+
+	// The same invalid metadata twice is refused twice: only what passed
+	// validation is remembered.
+	bad := a.Clone()
+	bad.Tags[strings.Repeat("k", correlation.MaxTagKeyBytes+1)] = "v"
+	raw := testutil.HandshakeRaw(t, path)
+	for range 2 {
+		raw.Send(wire.TypePublish, &wire.Envelope{Topic: "events.process.lifecycle", Correlation: metadataToWire(&bad)})
+		raw.ExpectError(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, false)
+	}
+}
+
+// TestMessageCorrelationConcurrent: Correlation decodes once, whichever
+// goroutine asks first, and every caller sees the same value.
+func TestMessageCorrelationConcurrent(t *testing.T) {
+	_, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	sub := subscribe(t, dial(t, path), "events.#")
+	pub := dial(t, path)
+	meta := correlation.New(correlation.WithTag("k", "v"))
+	if err := pub.Publish(ctx, "events.a", nil, WithCorrelation(meta)); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, pub)
+	m := recv(t, sub)
+	got := make(chan *correlation.Metadata, 8)
+	for range cap(got) {
+		go func() { got <- m.Correlation() }()
+	}
+	first := <-got
+	for range cap(got) - 1 {
+		if c := <-got; c != first {
+			t.Fatalf("Correlation returned %p and %p", first, c)
+		}
+	}
+	if first == nil || first.CorrelationID != meta.CorrelationID || first.Tags["k"] != "v" || first.Sequence != 1 {
+		t.Errorf("Correlation = %+v; want %+v with sequence 1", first, meta)
+	}
+	if m := (&Message{}); m.Correlation() != nil {
+		t.Errorf("a message without metadata has Correlation %+v", m.Correlation())
+	}
+}
+
 // TestWaitForResults is the seed's agent → collectors pattern: the agent
 // publishes a task, two collectors answer with the same correlation and
 // mark their result final, and the agent's wait returns both results.
@@ -137,7 +231,7 @@ func TestWaitForResults(t *testing.T) {
 		go func() {
 			select {
 			case m := <-s.C:
-				c.Publish(ctx, "events.process.batch", []byte(name), WithCorrelation(*m.Correlation), WithFinal())
+				c.Publish(ctx, "events.process.batch", []byte(name), WithCorrelation(*m.Correlation()), WithFinal())
 			case <-time.After(10 * time.Second):
 			}
 		}()

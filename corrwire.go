@@ -43,14 +43,17 @@ func metadataToWire(m *correlation.Metadata) *wire.Correlation {
 }
 
 // decodeCorrelation decodes an encoded Correlation into m, with strings
-// from in. tags becomes m.Tags, cleared first: the broker passes one map
-// per connection, reused since the tracker does not keep it; a subscriber
-// passes a new one, since its message owns it.
+// from in (nil: new strings). tags becomes m.Tags, cleared first: the
+// broker passes one map per connection, reused since the tracker does not
+// keep it; nil makes a new one where there are tags.
 func decodeCorrelation(b []byte, v *wire.CorrelationView, in interner, tags map[string]string, m *correlation.Metadata) error {
 	if err := wire.DecodeCorrelation(b, v); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)
 	}
 	clear(tags)
+	if tags == nil && len(v.Tags) > 0 {
+		tags = make(map[string]string, len(v.Tags))
+	}
 	for _, kv := range v.Tags {
 		tags[in.get(kv[0])] = in.get(kv[1])
 	}
@@ -67,18 +70,39 @@ func decodeCorrelation(b []byte, v *wire.CorrelationView, in interner, tags map[
 	return nil
 }
 
+// publisherCorrelation is a connection's state for its correlated
+// publishes. A publisher usually repeats its metadata but the sequence
+// number; shape recognizes that, and then the broker neither decodes nor
+// validates it again and the Recorder reuses what it resolved.
+type publisherCorrelation struct {
+	shape wire.CorrelationShape // the last metadata recorded
+	view  wire.CorrelationView
+	meta  correlation.Metadata // decoded; Tags is owned here
+	rec   *correlation.Recorder
+}
+
 // track records a correlated publish in the broker's history (SPEC §5)
 // and returns its metadata for routing, valid until the connection's next
 // publish. Invalid metadata is refused, never truncated.
 func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, error) {
-	meta := &c.meta
-	if c.metaTags == nil {
-		c.metaTags = make(map[string]string)
+	pc := &c.corr
+	meta := &pc.meta
+	seq, repeat := pc.shape.Match(v.Correlation)
+	if repeat {
+		meta.Sequence = seq
+	} else {
+		pc.shape.Reset()
+		if meta.Tags == nil {
+			meta.Tags = make(map[string]string)
+		}
+		if err := decodeCorrelation(v.Correlation, &pc.view, c.strs, meta.Tags, meta); err != nil {
+			return nil, err
+		}
 	}
-	if err := decodeCorrelation(v.Correlation, &c.corrView, c.strs, c.metaTags, meta); err != nil {
-		return nil, err
+	if pc.rec == nil {
+		pc.rec = b.tracker.NewRecorder()
 	}
-	err := b.tracker.Record(correlation.Event{
+	err := pc.rec.Record(correlation.Event{
 		Topic:              c.strs.get(v.Topic),
 		Payload:            v.Payload,
 		PublishedAt:        time.Unix(0, v.PublishedAt),
@@ -88,9 +112,12 @@ func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, err
 		PublisherComponent: c.component,
 		Metadata:           *meta,
 		Final:              v.Final,
-	})
+	}, repeat)
 	if err != nil {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	}
+	if !repeat {
+		pc.shape.Set(v.Correlation) // validated: a repeat may skip that
 	}
 	return meta, nil
 }
@@ -183,7 +210,7 @@ func envelopeToMessage(e *wire.Envelope) *Message {
 	}
 	if e.Correlation != nil {
 		meta := metadataFromWire(e.Correlation)
-		m.Correlation = &meta
+		m.meta = &meta
 	}
 	return m
 }

@@ -25,10 +25,10 @@
 //	c, err := eventbus.Dial(ctx, "", eventbus.WithComponent("procmond"))
 //	sub, err := c.Subscribe(ctx, "control.collector.task.process.#")
 //	for m := range sub.C {
-//		if m.Correlation == nil {
+//		if m.Correlation() == nil {
 //			continue // a task without a workflow to answer in
 //		}
-//		c.Publish(ctx, "events.process.batch", result, eventbus.WithCorrelation(*m.Correlation), eventbus.WithFinal())
+//		c.Publish(ctx, "events.process.batch", result, eventbus.WithCorrelation(*m.Correlation()), eventbus.WithFinal())
 //	}
 //
 // docs/PROTOCOL.md describes the wire protocol, docs/ARCHITECTURE.md the

@@ -36,7 +36,7 @@ func Example_waitForResults() {
 		go func() { // ends when Close closes tasks.C
 			for m := range tasks.C {
 				collector.Publish(ctx, "events.process.batch", []byte(name+": 42 processes"),
-					eventbus.WithCorrelation(*m.Correlation), eventbus.WithFinal())
+					eventbus.WithCorrelation(*m.Correlation()), eventbus.WithFinal())
 			}
 		}()
 	}

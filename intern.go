@@ -10,9 +10,13 @@ const maxInterned = 4096
 // so most decodes need no new string. Owned by one goroutine.
 type interner map[string]string
 
+// get returns b as a string; a nil interner just converts.
 func (in interner) get(b []byte) string {
 	if len(b) == 0 {
 		return ""
+	}
+	if in == nil {
+		return string(b)
 	}
 	if s, ok := in[string(b)]; ok {
 		return s

@@ -82,8 +82,8 @@ func TestHistoryOverSocket(t *testing.T) {
 			var got []string
 			for _, m := range msgs {
 				got = append(got, string(m.Payload))
-				if m.Correlation == nil || m.PublisherPID != os.Getpid() {
-					t.Errorf("message %s: correlation %v, publisher pid %d; want metadata and pid %d", m.Payload, m.Correlation, m.PublisherPID, os.Getpid())
+				if m.Correlation() == nil || m.PublisherPID != os.Getpid() {
+					t.Errorf("message %s: correlation %v, publisher pid %d; want metadata and pid %d", m.Payload, m.Correlation(), m.PublisherPID, os.Getpid())
 				}
 			}
 			if !slicesEqual(got, tt.want) {

@@ -25,14 +25,37 @@ type Message struct {
 	PublisherPID       int
 	PublisherUID       uint32
 	PublisherComponent string
-	// Correlation is the message's correlation metadata, nil if it has
-	// none; Final marks the publisher's last result for it.
-	Correlation *correlation.Metadata
-	Final       bool
+	// Final marks the publisher's last result for the message's
+	// correlation (see Correlation).
+	Final bool
 	// Missed is how many messages for this subscription were dropped just
 	// before this one, by the broker (its queue for this subscriber was
 	// full) or by this client (the subscription's channel was full).
 	Missed uint64
+
+	corr     []byte // encoded Correlation, checked on receipt; nil: none
+	corrOnce sync.Once
+	meta     *correlation.Metadata
+}
+
+// Correlation returns the message's correlation metadata, or nil if it
+// has none. It is decoded on the first call, so subscribers that never
+// look pay nothing for it; later calls return the same value. Safe for
+// concurrent use.
+func (m *Message) Correlation() *correlation.Metadata {
+	if m.corr != nil {
+		m.corrOnce.Do(m.decodeCorrelation)
+	}
+	return m.meta
+}
+
+func (m *Message) decodeCorrelation() {
+	var v wire.CorrelationView
+	meta := new(correlation.Metadata)
+	// The client decoded these bytes on receipt, so this cannot fail.
+	if err := decodeCorrelation(m.corr, &v, nil, nil, meta); err == nil {
+		m.meta = meta
+	}
 }
 
 // Subscription receives the messages matching its patterns, on C or
@@ -294,7 +317,6 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 	}
 	m := &Message{
 		Topic:              cc.names.get(v.Topic),
-		Payload:            append([]byte(nil), v.Payload...),
 		PublishedAt:        time.Unix(0, v.PublishedAt),
 		ReceivedAt:         time.Unix(0, v.ReceivedAt),
 		PublisherPID:       int(v.PublisherPID),
@@ -303,11 +325,28 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		Final:              v.Final,
 	}
 	if v.Correlation != nil {
-		meta := new(correlation.Metadata)
-		if err := decodeCorrelation(v.Correlation, &cc.corrView, cc.names, make(map[string]string, len(cc.corrView.Tags)), meta); err != nil {
-			return fmt.Errorf("eventbus: DELIVER from broker: %w", err)
+		// Check it now, so that Message.Correlation cannot fail later; a
+		// repeat of the last one (but for its sequence) is known good.
+		if _, ok := cc.corrShape.Match(v.Correlation); !ok {
+			if err := wire.DecodeCorrelation(v.Correlation, &cc.corrView); err != nil {
+				return fmt.Errorf("eventbus: malformed correlation in DELIVER from broker: %w", err)
+			}
+			cc.corrShape.Set(v.Correlation)
 		}
-		m.Correlation = meta
+	}
+	// One copy holds the payload and the encoded correlation.
+	if n := len(v.Payload); n+len(v.Correlation) > 0 {
+		buf := make([]byte, n+len(v.Correlation))
+		copy(buf, v.Payload)
+		copy(buf[n:], v.Correlation)
+		if n > 0 {
+			m.Payload = buf[:n:n]
+		}
+		if v.Correlation != nil {
+			m.corr = buf[n:]
+		}
+	} else if v.Correlation != nil {
+		m.corr = []byte{}
 	}
 	s.dispatch(m)
 	return nil

@@ -120,6 +120,32 @@ func BenchmarkRecord(b *testing.B) {
 			}
 		})
 	}
+	// "repeat": one publisher's Recorder, told that each event repeats the
+	// metadata of the one before but for the sequence, as the broker tells
+	// it for a collector streaming results under one correlation.
+	b.Run("repeat", func(b *testing.B) {
+		w := newWorkload(100, 10)
+		tr, err := NewTracker(Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fill(b, tr, w, 10000)
+		rec := tr.NewRecorder()
+		ev := w.event(0)
+		if err := rec.Record(ev, false); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			ev.Metadata.Sequence = uint64(i)
+			ev.ReceivedAt = w.base.Add(time.Duration(10000+i) * time.Microsecond)
+			if err := rec.Record(ev, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkByTags(b *testing.B) {

@@ -70,8 +70,29 @@ type entry struct {
 // always at the front of each of its postings. A posting leaves its index
 // exactly when it empties, so a non-empty posting is always the indexed one.
 type posting struct {
-	key string // in the tag index, tagIndexKey(key, value)
-	ids []uint64
+	key  string   // in the tag index, tagIndexKey(key, value)
+	arr  []uint64 // arr[head:] are the receive numbers
+	head int      // ids popped from the front, reclaimed by pop
+}
+
+// ids returns the receive numbers of the posting's retained events,
+// ascending.
+func (p *posting) ids() []uint64 { return p.arr[p.head:] }
+
+func (p *posting) add(seq uint64) { p.arr = append(p.arr, seq) }
+
+// pop drops the front id, the oldest event, and reports whether p emptied.
+// Once more of the array is popped than live, it moves the live ids to
+// its front, so that add reuses the array rather than growing a new one:
+// a posting is a queue, and this keeps it from reallocating at every turn.
+func (p *posting) pop() (empty bool) {
+	p.head++
+	live := len(p.arr) - p.head
+	if live == 0 || p.head >= live && p.head >= 16 {
+		copy(p.arr, p.arr[p.head:])
+		p.arr, p.head = p.arr[:live], 0
+	}
+	return live == 0
 }
 
 // corrPosting is a posting of the correlation index. It remembers the last
@@ -81,12 +102,6 @@ type corrPosting struct {
 	posting
 	parent string
 	tags   []*posting // shared, read-only, with the entries that use it
-}
-
-// pop drops the front id, the oldest event, and reports whether p emptied.
-func (p *posting) pop() (empty bool) {
-	p.ids = p.ids[1:]
-	return len(p.ids) == 0
 }
 
 // tagIndexKey encodes a tag as one string key: a length byte, the key,
@@ -110,7 +125,7 @@ func sameTags(ps []*posting, tags map[string]string) bool {
 		return false
 	}
 	for _, p := range ps {
-		if len(p.ids) == 0 {
+		if len(p.ids()) == 0 {
 			return false
 		}
 		k, v := p.tag()

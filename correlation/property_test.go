@@ -32,7 +32,7 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 		}
 		postings += len(own)
 		for _, p := range own {
-			if _, ok := slices.BinarySearch(p.ids, seq); !ok {
+			if _, ok := slices.BinarySearch(p.ids(), seq); !ok {
 				t.Fatalf("event %d missing from its posting %q", seq, p.key)
 			}
 		}
@@ -42,13 +42,13 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 	}
 	total := 0
 	check := func(name, key string, p *posting) {
-		if len(p.ids) == 0 || p.key != key {
-			t.Fatalf("%s posting %q under map key %q with %d ids", name, p.key, key, len(p.ids))
+		if len(p.ids()) == 0 || p.key != key {
+			t.Fatalf("%s posting %q under map key %q with %d ids", name, p.key, key, len(p.ids()))
 		}
-		if !slices.IsSorted(p.ids) || p.ids[0] < tr.first || p.ids[len(p.ids)-1] >= tr.first+uint64(tr.n) {
-			t.Fatalf("%s posting %q ids %v outside retained [%d, %d)", name, key, p.ids, tr.first, tr.first+uint64(tr.n))
+		if !slices.IsSorted(p.ids()) || p.ids()[0] < tr.first || p.ids()[len(p.ids())-1] >= tr.first+uint64(tr.n) {
+			t.Fatalf("%s posting %q ids %v outside retained [%d, %d)", name, key, p.ids(), tr.first, tr.first+uint64(tr.n))
 		}
-		total += len(p.ids)
+		total += len(p.ids())
 	}
 	for k, p := range tr.byCorr {
 		check("correlation", k, &p.posting)
@@ -105,7 +105,10 @@ type modelEvent struct {
 
 // runTrackerOps drives a tracker with small limits by the operations data
 // encodes, and after each one compares every indexed query with a linear
-// scan of a reference model of the retained history.
+// scan of a reference model of the retained history. A second tracker
+// gets the same events through Recorders, told whenever an event repeats
+// its Recorder's previous metadata, and must end up in the same state:
+// history, indexes and workflows.
 func runTrackerOps(t testing.TB, data []byte) {
 	src := &byteSource{data: data}
 	cfg := Config{
@@ -115,6 +118,13 @@ func runTrackerOps(t testing.TB, data []byte) {
 		IdleTimeout:  time.Duration(1+src.pick(20)) * time.Millisecond,
 	}
 	tr, clk := newTestTracker(t, cfg)
+	cfg.Now = clk.Now
+	viaRecorders, _ := newTestTracker(t, cfg)
+	recorders := make([]*Recorder, 3)
+	lastMeta := make([]*Metadata, len(recorders)) // each Recorder's previous event's
+	for i := range recorders {
+		recorders[i] = viaRecorders.NewRecorder()
+	}
 	var model []modelEvent
 	lastRecv := time.Time{}
 	lastTags := make(map[string]map[string]string) // by correlation id
@@ -122,11 +132,23 @@ func runTrackerOps(t testing.TB, data []byte) {
 		switch op := src.pick(10); {
 		case op < 8:
 			ev := randomEvent(src, clk, step, lastTags)
+			who := src.pick(len(recorders))
+			repeat := lastMeta[who] != nil && src.pick(2) == 0
+			if repeat { // the same metadata but the sequence, as publishers send
+				ev.Metadata = *lastMeta[who]
+				ev.Metadata.Sequence++
+			}
+			ev.PublisherPID = who
 			recv := ev.ReceivedAt
 			if recv.Before(lastRecv) {
 				recv = lastRecv
 			}
 			err := tr.Record(ev)
+			if err2 := recorders[who].Record(ev, repeat); fmt.Sprint(err2) != fmt.Sprint(err) {
+				t.Fatalf("step %d: Tracker.Record = %v but Recorder.Record(repeat %v) = %v", step, err, repeat, err2)
+			}
+			meta := ev.Metadata
+			lastMeta[who] = &meta
 			if ev.Size() > cfg.MaxBytes {
 				if !errors.Is(err, ErrEventTooLarge) {
 					t.Fatalf("step %d: Record(%d bytes, limit %d) = %v; want ErrEventTooLarge", step, ev.Size(), cfg.MaxBytes, err)
@@ -141,12 +163,43 @@ func runTrackerOps(t testing.TB, data []byte) {
 			model = append(model, modelEvent{ev, ev.Size()})
 			model = evictModel(model, cfg)
 		case op == 8:
-			tr.Expire(clk.tick(time.Duration(src.pick(30)) * time.Millisecond))
+			now := clk.tick(time.Duration(src.pick(30)) * time.Millisecond)
+			tr.Expire(now)
+			viaRecorders.Expire(now)
 		default:
 			tr.Workflows()
+			viaRecorders.Workflows()
 		}
 		checkInvariants(t, tr)
+		checkInvariants(t, viaRecorders)
 		compareQueries(t, tr, model, src, clk, step)
+		compareTrackers(t, tr, viaRecorders, step)
+	}
+}
+
+// compareTrackers checks that b holds what a holds: the history and every
+// workflow's state.
+func compareTrackers(t testing.TB, a, b *Tracker, step int) {
+	t.Helper()
+	ha, hb := a.InRange(time.Time{}, time.Time{}), b.InRange(time.Time{}, time.Time{})
+	if len(ha) != len(hb) {
+		t.Fatalf("step %d: histories hold %d and %d events", step, len(ha), len(hb))
+	}
+	for i := range ha {
+		if !eventsEqual(ha[i], hb[i]) {
+			t.Fatalf("step %d: event %d differs:\n%+v\n%+v", step, i, ha[i], hb[i])
+		}
+	}
+	if wa, wb := fmt.Sprint(a.Workflows()), fmt.Sprint(b.Workflows()); wa != wb {
+		t.Fatalf("step %d: workflows differ:\n%s\n%s", step, wa, wb)
+	}
+	for i := range 3 {
+		root := fmt.Sprint("r", i)
+		wa, oka := a.Workflow(root)
+		wb, okb := b.Workflow(root)
+		if oka != okb || fmt.Sprintf("%+v", wa) != fmt.Sprintf("%+v", wb) {
+			t.Fatalf("step %d: workflow %s differs:\n%+v\n%+v", step, root, wa, wb)
+		}
 	}
 }
 

@@ -57,11 +57,11 @@ func (t *Tracker) byTagsLocked(tags map[string]string, q Query) []*entry {
 		}
 		ps = append(ps, p)
 	}
-	best := slices.MinFunc(ps, func(a, b *posting) int { return len(a.ids) - len(b.ids) })
+	best := slices.MinFunc(ps, func(a, b *posting) int { return len(a.ids()) - len(b.ids()) })
 	if len(ps) == 1 {
-		return t.collectLocked(best.ids, q, nil)
+		return t.collectLocked(best.ids(), q, nil)
 	}
-	return t.collectLocked(best.ids, q, func(e *entry) bool {
+	return t.collectLocked(best.ids(), q, func(e *entry) bool {
 		for _, p := range ps {
 			if !slices.Contains(e.tags, p) {
 				return false
@@ -76,7 +76,7 @@ func (t *Tracker) ByCorrelation(id string) []Event {
 	t.mu.Lock()
 	var h hits
 	if c := t.byCorr[id]; c != nil {
-		h = hitsOf(t.collectLocked(c.ids, Query{}, nil))
+		h = hitsOf(t.collectLocked(c.ids(), Query{}, nil))
 	}
 	t.mu.Unlock()
 	return h.finish()
@@ -92,7 +92,7 @@ func (t *Tracker) byKey(idx map[string]*posting, key string) []Event {
 	t.mu.Lock()
 	var h hits
 	if p := idx[key]; p != nil {
-		h = hitsOf(t.collectLocked(p.ids, Query{}, nil))
+		h = hitsOf(t.collectLocked(p.ids(), Query{}, nil))
 	}
 	t.mu.Unlock()
 	return h.finish()
@@ -179,8 +179,8 @@ func (t *Tracker) Timeline(root string) []TimelineEntry {
 	t.mu.Lock()
 	var out []TimelineEntry
 	if p := t.byRoot[root]; p != nil {
-		out = make([]TimelineEntry, 0, len(p.ids))
-		for _, seq := range p.ids {
+		out = make([]TimelineEntry, 0, len(p.ids()))
+		for _, seq := range p.ids() {
 			out = append(out, t.at(seq).timelineEntry())
 		}
 	}

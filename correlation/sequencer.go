@@ -39,6 +39,13 @@ func NewSequencer(size int) *Sequencer {
 func (s *Sequencer) Next(correlationID string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A publisher usually numbers one correlation many times in a row:
+	// the most recently used one is at the front.
+	if el := s.lru.Front(); el != nil && el.Value.(*seqCount).id == correlationID {
+		c := el.Value.(*seqCount)
+		c.n++
+		return c.n
+	}
 	if el, ok := s.ids[correlationID]; ok {
 		s.lru.MoveToFront(el)
 		c := el.Value.(*seqCount)

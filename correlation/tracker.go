@@ -111,6 +111,7 @@ type Tracker struct {
 	byStage  map[string]*posting
 	byTag    map[string]*posting  // by tagIndexKey
 	keyBuf   []byte               // scratch for tagIndexKey
+	block    []byte               // where keepPayload copies small payloads
 	strs     map[string]string    // intern table, see internLocked
 	flows    map[string]*workflow // by root id
 	activity list.List            // *workflow, least recently active first
@@ -147,9 +148,50 @@ func NewTracker(cfg Config) (*Tracker, error) {
 // previous event's is raised to it, so that history order and time order
 // agree (the broker's readers stamp times per read, so skew is tiny).
 func (t *Tracker) Record(ev Event) error {
-	tagBytes, err := checkMetadata(&ev.Metadata)
-	if err != nil {
-		return err
+	var r Recorder
+	r.t = t
+	return r.Record(ev, false)
+}
+
+// Recorder records one publisher's events, as the broker's reader for one
+// connection does. A publisher usually sends many events with the same
+// metadata but the sequence number; the Recorder remembers what the last
+// one resolved to (its validation, index postings and workflow entries) so
+// that a repeat skips them. It is not safe for concurrent use; several
+// Recorders may share a Tracker.
+type Recorder struct {
+	t        *Tracker
+	valid    bool // the fields below describe the last event recorded
+	tagBytes int
+	corr     *corrPosting
+	root     *posting
+	stage    *posting
+	tags     []*posting
+	topic    string // interned
+	comp     string // interned
+	source   string // interned
+	flow     *workflow
+	states   tracked
+}
+
+// NewRecorder returns a Recorder for t.
+func (t *Tracker) NewRecorder() *Recorder { return &Recorder{t: t} }
+
+// Record is Tracker.Record. repeat tells that ev.Metadata is equal, but for
+// Sequence, to the metadata of the last event this Recorder was given
+// (whatever its fate); the Recorder then trusts that metadata's validation
+// and reuses its index postings and workflow entries where they are still
+// current. A caller that cannot tell passes false.
+func (r *Recorder) Record(ev Event, repeat bool) error {
+	t := r.t
+	repeat = repeat && r.valid
+	r.valid = false
+	tagBytes := r.tagBytes
+	if !repeat {
+		var err error
+		if tagBytes, err = checkMetadata(&ev.Metadata); err != nil {
+			return err
+		}
 	}
 	size := ev.size(tagBytes)
 	if size > t.cfg.MaxBytes {
@@ -164,54 +206,118 @@ func (t *Tracker) Record(ev Event) error {
 	if t.closed {
 		return ErrClosed
 	}
-	r := max(nanos(recv), t.lastRecv)
-	t.lastRecv = r
+	rt := max(nanos(recv), t.lastRecv)
+	t.lastRecv = rt
 	for t.n >= t.cfg.MaxEvents || t.bytes+size > t.cfg.MaxBytes {
 		t.evictOldestLocked()
 	}
-	e := t.appendLocked(&ev, r, size)
+	if !repeat {
+		r.forget()
+	}
+	e := t.appendLocked(&ev, rt, size, r)
 	// Expire first: an idle workflow would already be gone had it been
 	// expired eagerly, so a late event starts a new one.
-	t.expireLocked(r)
-	t.trackLocked(e)
+	t.expireLocked(rt)
+	t.trackLocked(e, r)
 	t.notifyLocked(e)
+	r.valid, r.tagBytes = true, tagBytes
 	return nil
 }
 
-// appendLocked stores ev at the tail and indexes it.
-func (t *Tracker) appendLocked(ev *Event, recv, size int64) *entry {
+// forget drops what the Recorder resolved for the previous event.
+func (r *Recorder) forget() {
+	t := r.t
+	*r = Recorder{t: t, topic: r.topic, comp: r.comp, source: r.source}
+}
+
+// live reports whether p is still the indexed posting for its key: a
+// posting leaves its index exactly when it empties.
+func live(p *posting) bool { return p != nil && len(p.ids()) > 0 }
+
+// appendLocked stores ev at the tail and indexes it, reusing what r
+// resolved for the previous event where it is still current.
+func (t *Tracker) appendLocked(ev *Event, recv, size int64, r *Recorder) *entry {
 	if t.n == len(t.ring) {
 		t.growLocked()
 	}
 	seq := t.first + uint64(t.n)
 	e := &t.ring[(t.head+t.n)%len(t.ring)]
 	m := &ev.Metadata
-	c := t.postCorrLocked(m.CorrelationID, seq)
+	c := r.corr
+	if c != nil && live(&c.posting) {
+		c.add(seq)
+	} else {
+		c = t.postCorrLocked(m.CorrelationID, seq)
+	}
+	root := r.root
+	if live(root) {
+		root.add(seq)
+	} else {
+		root = post(t.byRoot, m.RootID, seq)
+	}
+	var stage *posting
+	switch {
+	case m.Stage == "":
+	case live(r.stage):
+		stage = r.stage
+		stage.add(seq)
+	default:
+		stage = post(t.byStage, m.Stage, seq)
+	}
+	if ev.Topic != r.topic {
+		r.topic = t.internLocked(ev.Topic)
+	}
+	if ev.PublisherComponent != r.comp {
+		r.comp = t.internLocked(ev.PublisherComponent)
+	}
+	if m.SourceProcess != r.source {
+		r.source = t.internLocked(m.SourceProcess)
+	}
 	*e = entry{
 		recv:      recv,
 		pub:       nanos(ev.PublishedAt),
 		started:   nanos(m.StartedAt),
 		seqNo:     m.Sequence,
-		payload:   bytes.Clone(ev.Payload),
-		topic:     t.internLocked(ev.Topic),
-		component: t.internLocked(ev.PublisherComponent),
-		source:    t.internLocked(m.SourceProcess),
+		payload:   t.keepPayload(ev.Payload),
+		topic:     r.topic,
+		component: r.comp,
+		source:    r.source,
 		parent:    t.parentLocked(c, m.ParentID),
 		corr:      c,
-		root:      post(t.byRoot, m.RootID, seq),
-		tags:      t.postTagsLocked(c, m.Tags, seq),
+		root:      root,
+		stage:     stage,
+		tags:      t.postTagsLocked(c, m.Tags, seq, r.tags),
 		pid:       ev.PublisherPID,
 		uid:       ev.PublisherUID,
 		size:      int32(size),
 		final:     ev.Final,
 	}
-	if m.Stage != "" {
-		e.stage = post(t.byStage, m.Stage, seq)
-	}
+	r.corr, r.root, r.stage, r.tags = c, root, stage, e.tags
 	t.n++
 	t.bytes += size
 	t.counts.Recorded++
 	return e
+}
+
+// Small payloads are copied into shared blocks of payloadBlock bytes: one
+// allocation serves many events, and the garbage collector frees a block
+// once the history has evicted all of its events.
+const (
+	payloadBlock      = 64 << 10
+	maxBlockedPayload = 4 << 10
+)
+
+// keepPayload returns the history's copy of p.
+func (t *Tracker) keepPayload(p []byte) []byte {
+	if p == nil || len(p) > maxBlockedPayload {
+		return bytes.Clone(p)
+	}
+	if cap(t.block)-len(t.block) < len(p) {
+		t.block = make([]byte, 0, payloadBlock)
+	}
+	n := len(t.block)
+	t.block = append(t.block, p...)
+	return t.block[n:len(t.block):len(t.block)]
 }
 
 // growLocked doubles the ring (up to MaxEvents), oldest event first.
@@ -300,7 +406,7 @@ func post(idx map[string]*posting, key string, seq uint64) *posting {
 		p = &posting{key: strings.Clone(key)}
 		idx[p.key] = p
 	}
-	p.ids = append(p.ids, seq)
+	p.add(seq)
 	return p
 }
 
@@ -310,35 +416,49 @@ func (t *Tracker) postCorrLocked(id string, seq uint64) *corrPosting {
 		c = &corrPosting{posting: posting{key: strings.Clone(id)}}
 		t.byCorr[c.key] = c
 	}
-	c.ids = append(c.ids, seq)
+	c.add(seq)
 	return c
 }
 
-// postTagsLocked adds seq to the postings of tags. When they repeat the
-// correlation's previous event's, it reuses that event's postings (and
-// slice) without looking them up.
-func (t *Tracker) postTagsLocked(c *corrPosting, tags map[string]string, seq uint64) []*posting {
+// postTagsLocked adds seq to the postings of tags. prev, when not nil, are
+// the postings of the same tags for the previous event of the caller's
+// Recorder; else, when tags repeat the correlation's previous event's, it
+// reuses that event's postings (and slice). Either way it skips the
+// lookups.
+func (t *Tracker) postTagsLocked(c *corrPosting, tags map[string]string, seq uint64, prev []*posting) []*posting {
 	if len(tags) == 0 {
 		return nil
 	}
-	ps := c.tags
-	if !sameTags(ps, tags) {
-		ps = make([]*posting, 0, len(tags))
-		for k, v := range tags {
-			t.keyBuf = tagIndexKey(t.keyBuf, k, v)
-			p := t.byTag[string(t.keyBuf)] // the compiler does not allocate here
-			if p == nil {
-				p = &posting{key: string(t.keyBuf)}
-				t.byTag[p.key] = p
+	ps := prev
+	if !allLive(ps) || len(ps) != len(tags) {
+		ps = c.tags
+		if !sameTags(ps, tags) {
+			ps = make([]*posting, 0, len(tags))
+			for k, v := range tags {
+				t.keyBuf = tagIndexKey(t.keyBuf, k, v)
+				p := t.byTag[string(t.keyBuf)] // the compiler does not allocate here
+				if p == nil {
+					p = &posting{key: string(t.keyBuf)}
+					t.byTag[p.key] = p
+				}
+				ps = append(ps, p)
 			}
-			ps = append(ps, p)
 		}
-		c.tags = ps
 	}
+	c.tags = ps
 	for _, p := range ps {
-		p.ids = append(p.ids, seq)
+		p.add(seq)
 	}
 	return ps
+}
+
+func allLive(ps []*posting) bool {
+	for _, p := range ps {
+		if len(p.ids()) == 0 {
+			return false
+		}
+	}
+	return ps != nil
 }
 
 // Stats are the tracker's sizes and cumulative counters.

@@ -166,7 +166,7 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 		return nil, ErrClosed
 	}
 	if p := t.byCorr[correlationID]; p != nil {
-		for _, seq := range p.ids {
+		for _, seq := range p.ids() {
 			w.add(t.at(seq), t.cfg.MaxEvents)
 		}
 	}

@@ -154,9 +154,11 @@ func (t *Tracker) flowLocked(e *entry) *workflow {
 	return w
 }
 
+// dropFlowLocked stops tracking w; a nil elem tells Recorders holding it.
 func (t *Tracker) dropFlowLocked(w *workflow) {
 	delete(t.flows, w.root)
 	t.activity.Remove(w.elem)
+	w.elem = nil
 }
 
 // expireLocked drops workflows idle for IdleTimeout or more at now. The
@@ -186,33 +188,59 @@ func (t *Tracker) Expire(now time.Time) int {
 	return t.expireLocked(now.UnixNano())
 }
 
-// trackLocked adds e to its workflow.
-func (t *Tracker) trackLocked(e *entry) {
-	w := t.flowLocked(e)
+// tracked is what an event resolved to in its workflow; nil where the
+// workflow was past a limit.
+type tracked struct {
+	stage *stageState // nil too when the event has no stage
+	corr  *corrState
+	proc  *procState
+}
+
+// trackLocked adds e to its workflow. r holds the workflow and entries of
+// r's previous event if its metadata repeats (see Recorder.Record); they
+// are reused if the workflow is still tracked.
+func (t *Tracker) trackLocked(e *entry, r *Recorder) {
+	w := r.flow
+	if w != nil && w.elem != nil {
+		t.activity.MoveToBack(w.elem)
+	} else {
+		w = t.flowLocked(e)
+		r.flow, r.states = w, tracked{}
+	}
 	w.touch(e.recv, e.final)
 	w.bytes += int64(len(e.payload))
-	tracked := true
+	s := &r.states
+	complete := true
 	if name := e.stageName(); name != "" {
-		if st := w.stage(name); st != nil {
-			st.touch(e.recv, e.final)
+		if s.stage == nil {
+			s.stage = w.stage(name)
+		}
+		if s.stage != nil {
+			s.stage.touch(e.recv, e.final)
 			if e.final {
-				st.complete(e.recv)
+				s.stage.complete(e.recv)
 			}
 		} else {
-			tracked = false
+			complete = false
 		}
 	}
-	if c := w.correlation(e); c != nil {
-		c.touch(e.recv, e.final)
-	} else {
-		tracked = false
+	if s.corr == nil {
+		s.corr = w.correlation(e)
 	}
-	if p := w.process(e.publisher()); p != nil {
-		p.touch(e.recv, e.final)
+	if s.corr != nil {
+		s.corr.touch(e.recv, e.final)
 	} else {
-		tracked = false
+		complete = false
 	}
-	if !tracked {
+	if s.proc == nil || s.proc.pub != e.publisher() {
+		s.proc = w.process(e.publisher())
+	}
+	if s.proc != nil {
+		s.proc.touch(e.recv, e.final)
+	} else {
+		complete = false
+	}
+	if !complete {
 		w.untracked++
 	}
 }

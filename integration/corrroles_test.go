@@ -55,8 +55,8 @@ type corrEvent struct {
 func fromMessage(m *eventbus.Message) corrEvent {
 	e := corrEvent{Topic: m.Topic, Payload: string(m.Payload), PID: m.PublisherPID, Component: m.PublisherComponent,
 		Final: m.Final, ReceivedAt: m.ReceivedAt}
-	if m.Correlation != nil {
-		e.Meta, e.HasMeta = *m.Correlation, true
+	if m.Correlation() != nil {
+		e.Meta, e.HasMeta = *m.Correlation(), true
 	}
 	return e
 }
@@ -174,7 +174,7 @@ func collectorMain(args []string) error {
 			if !ok {
 				return errors.New("subscription channel closed")
 			}
-			if m.Correlation == nil {
+			if m.Correlation() == nil {
 				say("ignored %s uncorrelated task", m.Topic)
 				continue
 			}
@@ -190,7 +190,7 @@ func collectorMain(args []string) error {
 func answer(c *eventbus.Client, m *eventbus.Message, name, resultTopic string, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), roleTimeout)
 	defer cancel()
-	meta := m.Correlation.Clone()
+	meta := m.Correlation().Clone()
 	meta.SourceProcess = name
 	for i := range n {
 		opts := []eventbus.PublishOption{eventbus.WithCorrelation(meta)}

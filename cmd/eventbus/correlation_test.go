@@ -190,9 +190,9 @@ func TestPubCorrelationErrors(t *testing.T) {
 // TestJSONCorrelation checks sub --json's correlation object on messages
 // pub cannot make: a zero start time is left out, nil tags print as {}.
 func TestJSONCorrelation(t *testing.T) {
-	m := &eventbus.Message{Topic: "events.a", Payload: []byte("x"), Final: true,
-		Correlation: &correlation.Metadata{CorrelationID: "c", RootID: "r", Sequence: 7}}
-	b, err := json.Marshal(toJSON(m))
+	j := toJSON(&eventbus.Message{Topic: "events.a", Payload: []byte("x"), Final: true})
+	j.Correlation = correlationJSON(&correlation.Metadata{CorrelationID: "c", RootID: "r", Sequence: 7})
+	b, err := json.Marshal(j)
 	if err != nil {
 		t.Fatal(err)
 	}

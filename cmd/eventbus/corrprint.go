@@ -138,7 +138,7 @@ func writeMessages(out, errOut io.Writer, msgs []*eventbus.Message, asJSON bool,
 	var t table
 	for _, m := range msgs {
 		stage, corr := "-", "-"
-		if c := m.Correlation; c != nil {
+		if c := m.Correlation(); c != nil {
 			stage, corr = orDash(c.Stage), ids.id(c.CorrelationID)
 		}
 		t.add(m.ReceivedAt.Local().Format(eventTimeFormat), m.Topic, stage, corr,

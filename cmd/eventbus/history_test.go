@@ -418,8 +418,8 @@ func decodeJSON(t *testing.T, out string, v any) {
 // note, and are no failure; other errors are.
 func TestWriteHistoryTruncated(t *testing.T) {
 	msgs := []*eventbus.Message{
-		{Topic: "events.a", Payload: []byte("x"), Correlation: &correlation.Metadata{CorrelationID: "c", RootID: "c"}},
-		{Topic: "events.a", Payload: []byte("y"), Correlation: &correlation.Metadata{CorrelationID: "c", RootID: "c"}},
+		{Topic: "events.a", Payload: []byte("x")},
+		{Topic: "events.a", Payload: []byte("y")},
 	}
 	var out, errOut bytes.Buffer
 	err := writeHistory(&out, &errOut, msgs, fmt.Errorf("eventbus: history: %w", eventbus.ErrTruncated), false, idFormat{})

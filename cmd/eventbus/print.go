@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/correlation"
 )
 
 // printer writes messages for sub, one line each. Every line is a single
@@ -85,28 +86,35 @@ func toJSON(m *eventbus.Message) jsonMessage {
 		Missed:             m.Missed,
 		Final:              m.Final,
 	}
-	if c := m.Correlation; c != nil {
-		j.Correlation = &jsonCorrelation{
-			CorrelationID: c.CorrelationID,
-			ParentID:      c.ParentID,
-			RootID:        c.RootID,
-			Sequence:      c.Sequence,
-			Stage:         c.Stage,
-			SourceProcess: c.SourceProcess,
-			Tags:          c.Tags,
-		}
-		if j.Correlation.Tags == nil {
-			j.Correlation.Tags = map[string]string{}
-		}
-		if !c.StartedAt.IsZero() {
-			j.Correlation.StartedAt = c.StartedAt.UTC().Format(time.RFC3339Nano)
-		}
-	}
+	j.Correlation = correlationJSON(m.Correlation())
 	if utf8.Valid(m.Payload) {
 		s := string(m.Payload)
 		j.Payload = &s
 	} else {
 		j.PayloadBase64 = base64.StdEncoding.EncodeToString(m.Payload)
+	}
+	return j
+}
+
+// correlationJSON is c for sub --json; nil for none. Tags are never null.
+func correlationJSON(c *correlation.Metadata) *jsonCorrelation {
+	if c == nil {
+		return nil
+	}
+	j := &jsonCorrelation{
+		CorrelationID: c.CorrelationID,
+		ParentID:      c.ParentID,
+		RootID:        c.RootID,
+		Sequence:      c.Sequence,
+		Stage:         c.Stage,
+		SourceProcess: c.SourceProcess,
+		Tags:          c.Tags,
+	}
+	if j.Tags == nil {
+		j.Tags = map[string]string{}
+	}
+	if !c.StartedAt.IsZero() {
+		j.StartedAt = c.StartedAt.UTC().Format(time.RFC3339Nano)
 	}
 	return j
 }
