@@ -173,7 +173,7 @@ func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO_OK: %v", err)
 	}
 	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok,
-		raw: rawConn(nc), names: make(interner)}, nil
+		raw: rawConn(nc)}, nil
 }
 
 func decodeError(body []byte) error {

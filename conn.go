@@ -107,7 +107,6 @@ func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn 
 		r:         wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.cfg.MaxMessageSize+wire.FrameOverhead),
 		subs:      make(map[uint64]*subscription),
 		raw:       rawConn(nc),
-		strs:      make(interner),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -345,12 +344,22 @@ func (c *conn) handlePublish(body []byte) {
 	}
 	var meta *correlation.Metadata
 	if v.Correlation != nil {
-		if meta, err = c.b.track(c, &v); err != nil {
+		if meta, err = c.checkCorrelation(&v); err != nil {
 			c.refusePublish(v.Topic, err)
 			return
 		}
 	}
 	c.b.route(c, body, v.Topic, meta)
+	if meta != nil {
+		// Deliver before recording, so that recording is off the latency
+		// path when this frame ends the read batch. The history still has
+		// the message before the connection's next frame is handled (a
+		// Flush then a query sees it).
+		if !c.r.HasFrame() {
+			c.wakeSubscribers()
+		}
+		c.recordCorrelation()
+	}
 }
 
 func (c *conn) checkPublish(v wire.PublishView) error {

@@ -46,7 +46,7 @@ func metadataToWire(m *correlation.Metadata) *wire.Correlation {
 // from in (nil: new strings). tags becomes m.Tags, cleared first: the
 // broker passes one map per connection, reused since the tracker does not
 // keep it; nil makes a new one where there are tags.
-func decodeCorrelation(b []byte, v *wire.CorrelationView, in interner, tags map[string]string, m *correlation.Metadata) error {
+func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, tags map[string]string, m *correlation.Metadata) error {
 	if err := wire.DecodeCorrelation(b, v); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)
 	}
@@ -75,16 +75,18 @@ func decodeCorrelation(b []byte, v *wire.CorrelationView, in interner, tags map[
 // number; shape recognizes that, and then the broker neither decodes nor
 // validates it again and the Recorder reuses what it resolved.
 type publisherCorrelation struct {
-	shape wire.CorrelationShape // the last metadata recorded
+	shape wire.CorrelationShape // the metadata last recorded
 	view  wire.CorrelationView
 	meta  correlation.Metadata // decoded; Tags is owned here
 	rec   *correlation.Recorder
+	ev    correlation.Event // checked, to record; its payload aliases the frame
 }
 
-// track records a correlated publish in the broker's history (SPEC §5)
-// and returns its metadata for routing, valid until the connection's next
-// publish. Invalid metadata is refused, never truncated.
-func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, error) {
+// checkCorrelation decodes and checks a correlated publish (SPEC §5) and
+// returns its metadata for routing, valid until the connection's next
+// publish; recordCorrelation then records it. Invalid metadata is refused,
+// never truncated.
+func (c *conn) checkCorrelation(v *wire.PublishView) (*correlation.Metadata, error) {
 	pc := &c.corr
 	meta := &pc.meta
 	seq, repeat := pc.shape.Match(v.Correlation)
@@ -95,14 +97,14 @@ func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, err
 		if meta.Tags == nil {
 			meta.Tags = make(map[string]string)
 		}
-		if err := decodeCorrelation(v.Correlation, &pc.view, c.strs, meta.Tags, meta); err != nil {
+		if err := decodeCorrelation(v.Correlation, &pc.view, &c.strs, meta.Tags, meta); err != nil {
 			return nil, err
 		}
 	}
 	if pc.rec == nil {
-		pc.rec = b.tracker.NewRecorder()
+		pc.rec = c.b.tracker.NewRecorder()
 	}
-	err := pc.rec.Record(correlation.Event{
+	pc.ev = correlation.Event{
 		Topic:              c.strs.get(v.Topic),
 		Payload:            v.Payload,
 		PublishedAt:        time.Unix(0, v.PublishedAt),
@@ -112,14 +114,24 @@ func (b *Broker) track(c *conn, v *wire.PublishView) (*correlation.Metadata, err
 		PublisherComponent: c.component,
 		Metadata:           *meta,
 		Final:              v.Final,
-	}, repeat)
-	if err != nil {
+	}
+	if err := pc.rec.Check(&pc.ev, repeat); err != nil {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	}
 	if !repeat {
 		pc.shape.Set(v.Correlation) // validated: a repeat may skip that
 	}
 	return meta, nil
+}
+
+// recordCorrelation records the publish checkCorrelation accepted. It can
+// fail only once the broker is shutting down; the message was delivered.
+func (c *conn) recordCorrelation() {
+	pc := &c.corr
+	if err := pc.rec.Record(&pc.ev); err != nil {
+		c.b.cfg.Logger.Debug("correlated publish not recorded", "conn", c.id, "err", err)
+	}
+	pc.ev.Payload = nil // do not pin the read buffer
 }
 
 // filterFromWire converts a received subscription filter.

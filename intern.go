@@ -7,24 +7,32 @@ const maxInterned = 4096
 
 // interner shares equal strings decoded from one connection: topics,
 // stages, tags and the ids of a workflow repeat from message to message,
-// so most decodes need no new string. Owned by one goroutine.
-type interner map[string]string
+// so most decodes need no new string. Owned by one goroutine; the zero
+// value is ready.
+type interner struct {
+	m    map[string]string
+	last string // the last string returned: a stream often repeats it
+}
 
-// get returns b as a string; a nil interner just converts.
-func (in interner) get(b []byte) string {
-	if len(b) == 0 {
+// get returns b as a string shared with earlier equal ones; a nil
+// interner just converts.
+func (in *interner) get(b []byte) string {
+	switch {
+	case len(b) == 0:
 		return ""
-	}
-	if in == nil {
+	case in == nil:
 		return string(b)
+	case string(b) == in.last:
+		return in.last
 	}
-	if s, ok := in[string(b)]; ok {
-		return s
+	s, ok := in.m[string(b)]
+	if !ok {
+		if in.m == nil || len(in.m) >= maxInterned {
+			in.m = make(map[string]string)
+		}
+		s = string(b)
+		in.m[s] = s
 	}
-	if len(in) >= maxInterned {
-		clear(in)
-	}
-	s := string(b)
-	in[s] = s
+	in.last = s
 	return s
 }

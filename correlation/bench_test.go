@@ -132,7 +132,7 @@ func BenchmarkRecord(b *testing.B) {
 		fill(b, tr, w, 10000)
 		rec := tr.NewRecorder()
 		ev := w.event(0)
-		if err := rec.Record(ev, false); err != nil {
+		if err := rec.Record(&ev); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
@@ -141,7 +141,10 @@ func BenchmarkRecord(b *testing.B) {
 			i++
 			ev.Metadata.Sequence = uint64(i)
 			ev.ReceivedAt = w.base.Add(time.Duration(10000+i) * time.Microsecond)
-			if err := rec.Record(ev, true); err != nil {
+			if err := rec.Check(&ev, true); err != nil {
+				b.Fatal(err)
+			}
+			if err := rec.Record(&ev); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -121,7 +121,7 @@ func runTrackerOps(t testing.TB, data []byte) {
 	cfg.Now = clk.Now
 	viaRecorders, _ := newTestTracker(t, cfg)
 	recorders := make([]*Recorder, 3)
-	lastMeta := make([]*Metadata, len(recorders)) // each Recorder's previous event's
+	lastMeta := make([]*Metadata, len(recorders)) // of each Recorder's last event recorded
 	for i := range recorders {
 		recorders[i] = viaRecorders.NewRecorder()
 	}
@@ -144,11 +144,21 @@ func runTrackerOps(t testing.TB, data []byte) {
 				recv = lastRecv
 			}
 			err := tr.Record(ev)
-			if err2 := recorders[who].Record(ev, repeat); fmt.Sprint(err2) != fmt.Sprint(err) {
+			err2 := recorders[who].Check(&ev, repeat)
+			if err2 == nil && src.pick(4) > 0 { // else Record checks by itself
+				err2 = recorders[who].Record(&ev)
+			} else if err2 == nil {
+				rec := &ev
+				recorders[who].Check(&Event{}, false) // forgets the Check of ev
+				err2 = recorders[who].Record(rec)
+			}
+			if fmt.Sprint(err2) != fmt.Sprint(err) {
 				t.Fatalf("step %d: Tracker.Record = %v but Recorder.Record(repeat %v) = %v", step, err, repeat, err2)
 			}
-			meta := ev.Metadata
-			lastMeta[who] = &meta
+			if err == nil {
+				meta := ev.Metadata
+				lastMeta[who] = &meta
+			}
 			if ev.Size() > cfg.MaxBytes {
 				if !errors.Is(err, ErrEventTooLarge) {
 					t.Fatalf("step %d: Record(%d bytes, limit %d) = %v; want ErrEventTooLarge", step, ev.Size(), cfg.MaxBytes, err)

@@ -150,43 +150,54 @@ func NewTracker(cfg Config) (*Tracker, error) {
 func (t *Tracker) Record(ev Event) error {
 	var r Recorder
 	r.t = t
-	return r.Record(ev, false)
+	return r.Record(&ev)
 }
 
 // Recorder records one publisher's events, as the broker's reader for one
 // connection does. A publisher usually sends many events with the same
 // metadata but the sequence number; the Recorder remembers what the last
-// one resolved to (its validation, index postings and workflow entries) so
-// that a repeat skips them. It is not safe for concurrent use; several
-// Recorders may share a Tracker.
+// one recorded resolved to (its validation, index postings and workflow
+// entries) so that a repeat skips them. It is not safe for concurrent use;
+// several Recorders may share a Tracker.
 type Recorder struct {
-	t        *Tracker
-	valid    bool // the fields below describe the last event recorded
+	t *Tracker
+
+	// What Check accepted, for the Record that follows it.
+	checked  bool
+	repeat   bool
+	size     int64
 	tagBytes int
-	corr     *corrPosting
-	root     *posting
-	stage    *posting
-	tags     []*posting
-	topic    string // interned
-	comp     string // interned
-	source   string // interned
-	flow     *workflow
-	states   tracked
+
+	// What the last event recorded resolved to; valid says it did.
+	valid       bool
+	recTagBytes int
+	corr        *corrPosting
+	root        *posting
+	stage       *posting
+	tags        []*posting
+	topic       string // interned
+	comp        string // interned
+	source      string // interned
+	flow        *workflow
+	states      tracked
 }
 
 // NewRecorder returns a Recorder for t.
 func (t *Tracker) NewRecorder() *Recorder { return &Recorder{t: t} }
 
-// Record is Tracker.Record. repeat tells that ev.Metadata is equal, but for
-// Sequence, to the metadata of the last event this Recorder was given
-// (whatever its fate); the Recorder then trusts that metadata's validation
-// and reuses its index postings and workflow entries where they are still
-// current. A caller that cannot tell passes false.
-func (r *Recorder) Record(ev Event, repeat bool) error {
-	t := r.t
+// Check returns the error Record would refuse ev with, but ErrClosed:
+// invalid metadata (ErrInvalid) or an event too large (ErrEventTooLarge).
+// The broker checks before it delivers a message and records it after.
+//
+// repeat tells that ev.Metadata is equal, but for Sequence, to the
+// metadata of the last event this Recorder recorded; Check then trusts the
+// validation that metadata passed, and Record reuses the index postings
+// and workflow entries it resolved to where they are still current. A
+// caller that cannot tell passes false.
+func (r *Recorder) Check(ev *Event, repeat bool) error {
+	r.checked = false
 	repeat = repeat && r.valid
-	r.valid = false
-	tagBytes := r.tagBytes
+	tagBytes := r.recTagBytes
 	if !repeat {
 		var err error
 		if tagBytes, err = checkMetadata(&ev.Metadata); err != nil {
@@ -194,40 +205,55 @@ func (r *Recorder) Record(ev Event, repeat bool) error {
 		}
 	}
 	size := ev.size(tagBytes)
-	if size > t.cfg.MaxBytes {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrEventTooLarge, size, t.cfg.MaxBytes)
+	if size > r.t.cfg.MaxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrEventTooLarge, size, r.t.cfg.MaxBytes)
 	}
+	r.checked, r.repeat, r.size, r.tagBytes = true, repeat, size, tagBytes
+	return nil
+}
+
+// Record is Tracker.Record. If the Recorder's last call was a Check that
+// accepted ev, it does not check ev again; else it checks it as
+// Check(ev, false) does.
+func (r *Recorder) Record(ev *Event) error {
+	if !r.checked {
+		if err := r.Check(ev, false); err != nil {
+			return err
+		}
+	}
+	r.checked = false
+	t := r.t
 	recv := ev.ReceivedAt
 	if recv.IsZero() {
 		recv = t.cfg.Now()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !r.repeat {
+		r.forget()
+	}
+	r.valid = false
 	if t.closed {
 		return ErrClosed
 	}
 	rt := max(nanos(recv), t.lastRecv)
 	t.lastRecv = rt
-	for t.n >= t.cfg.MaxEvents || t.bytes+size > t.cfg.MaxBytes {
+	for t.n >= t.cfg.MaxEvents || t.bytes+r.size > t.cfg.MaxBytes {
 		t.evictOldestLocked()
 	}
-	if !repeat {
-		r.forget()
-	}
-	e := t.appendLocked(&ev, rt, size, r)
+	e := t.appendLocked(ev, rt, r.size, r)
 	// Expire first: an idle workflow would already be gone had it been
 	// expired eagerly, so a late event starts a new one.
 	t.expireLocked(rt)
 	t.trackLocked(e, r)
 	t.notifyLocked(e)
-	r.valid, r.tagBytes = true, tagBytes
+	r.valid, r.recTagBytes = true, r.tagBytes
 	return nil
 }
 
-// forget drops what the Recorder resolved for the previous event.
+// forget drops what the Recorder resolved for the last event recorded.
 func (r *Recorder) forget() {
-	t := r.t
-	*r = Recorder{t: t, topic: r.topic, comp: r.comp, source: r.source}
+	r.corr, r.root, r.stage, r.tags, r.flow, r.states = nil, nil, nil, nil, nil, tracked{}
 }
 
 // live reports whether p is still the indexed posting for its key: a

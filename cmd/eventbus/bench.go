@@ -30,7 +30,8 @@ reports one-way latency (subscriber receipt minus publisher timestamp).
 
 --baseline also measures a raw Unix-socket writer->reader (length-prefixed
 frames, 64 KiB buffers) in the same run and prints the bus's per-subscriber
-delivery rate as a ratio of it.`,
+delivery rate as a ratio of it. --correlation publishes with metadata and
+measures the same load without it in the same run, for the overhead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if external {
@@ -45,6 +46,7 @@ delivery rate as a ratio of it.`,
 				printBenchHeader(out, cfg)
 			}
 			for i := 0; i < runs; i++ {
+				cfg.PlainFirst = i%2 == 1
 				rep, err := bench.Run(cmd.Context(), cfg)
 				if err != nil {
 					return err
@@ -76,7 +78,7 @@ delivery rate as a ratio of it.`,
 	f.StringVar(&cfg.Pattern, "pattern", "#", "pattern each subscriber subscribes to (use the topic for exact subscriptions)")
 	f.IntVar(&cfg.Rate, "rate", 0, "publish this many messages per second in all (paced mode); 0 = as fast as possible")
 	f.BoolVar(&cfg.Baseline, "baseline", false, "also measure a raw Unix-socket writer->reader in the same run")
-	f.BoolVar(&cfg.Correlation, "correlation", false, "publish with correlation metadata (stage, source, 4 tags), which the broker decodes, validates and records")
+	f.BoolVar(&cfg.Correlation, "correlation", false, "publish with correlation metadata (stage, source, 4 tags), which the broker checks and records, and compare with the same load without it")
 	f.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "how long to wait for subscribers after publishing")
 	f.IntVar(&runs, "runs", 1, "repeat the measurement and report medians")
 	f.BoolVar(&external, "external", false, "measure the broker at --socket instead of one in this process")
@@ -109,6 +111,9 @@ func printBenchRun(w io.Writer, n int, r bench.Report) {
 		fmt.Fprintf(w, "; raw socket %s msg/s, p50 %v p99 %v; ratio %.3f",
 			rate(r.Baseline.DeliverRate()), us(r.Baseline.Latency.P50), us(r.Baseline.Latency.P99), r.Ratio())
 	}
+	if p := r.Plain; p != nil {
+		fmt.Fprintf(w, "; without metadata %s msg/s, p50 %v p99 %v", rate(p.DeliverRate()), us(p.Latency.P50), us(p.Latency.P99))
+	}
 	fmt.Fprintln(w)
 }
 
@@ -118,6 +123,10 @@ func printBenchSummary(w io.Writer, s bench.Summary) {
 	if s.BaselineRate > 0 {
 		fmt.Fprintf(w, "raw-socket baseline: %s msg/s, p50 %v p99 %v; eventbus per subscriber = %.3f of baseline\n",
 			rate(s.BaselineRate), us(s.BaselineP50), us(s.BaselineP99), s.Ratio)
+	}
+	if s.PlainRate > 0 {
+		fmt.Fprintf(w, "without metadata: %s msg/s, p50 %v; with/without = %.3f delivery rate, %.3f p50\n",
+			rate(s.PlainRate), us(s.PlainP50), s.PlainRateRatio, s.PlainP50Ratio)
 	}
 }
 

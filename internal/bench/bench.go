@@ -40,8 +40,13 @@ type Config struct {
 	// Timeout bounds the wait for subscribers after publishing ends.
 	Timeout time.Duration
 	// Correlation publishes every message with full metadata: a stage, a
-	// source and 4 tags, one workflow per publisher.
+	// source and 4 tags, one workflow per publisher. Each run then also
+	// measures the same load without metadata, against the same broker,
+	// so the overhead can be quoted as a ratio.
 	Correlation bool
+	// PlainFirst measures the load without metadata first; alternating it
+	// between runs cancels any advantage of going first or second.
+	PlainFirst bool `json:"-"`
 	// Policy is the in-process broker's access policy; nil means
 	// acl.Open (every topic public, each publish still checked).
 	Policy *acl.Policy `json:"-"`
@@ -64,11 +69,13 @@ func (r Result) PublishRate() float64 { return float64(r.Published) / r.Elapsed.
 // DeliverRate is messages delivered per second, across all subscribers.
 func (r Result) DeliverRate() float64 { return float64(r.Delivered) / r.Elapsed.Seconds() }
 
-// Report is a run's result and, if asked for, the baseline's.
+// Report is a run's result and, if asked for, the baseline's and (with
+// Config.Correlation) the result of the same load without metadata.
 type Report struct {
 	Config   Config
 	Bus      Result
 	Baseline *Result
+	Plain    *Result
 }
 
 // Run measures one configuration.
@@ -86,8 +93,28 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return rep, err
 	}
 	defer stop()
+	runPlain := func() error {
+		plain := cfg
+		plain.Correlation = false
+		p, err := runBus(ctx, addr, plain)
+		if err != nil {
+			return fmt.Errorf("bench: without metadata: %w", err)
+		}
+		rep.Plain = &p
+		return nil
+	}
+	if cfg.Correlation && cfg.PlainFirst {
+		if err := runPlain(); err != nil {
+			return rep, err
+		}
+	}
 	if rep.Bus, err = runBus(ctx, addr, cfg); err != nil {
 		return rep, err
+	}
+	if cfg.Correlation && !cfg.PlainFirst {
+		if err := runPlain(); err != nil {
+			return rep, err
+		}
 	}
 	if cfg.Baseline {
 		b, err := runBaseline(ctx, cfg)

@@ -20,6 +20,12 @@ type Summary struct {
 	BaselineP50  time.Duration `json:"baseline_p50_ns,omitempty"`
 	BaselineP99  time.Duration `json:"baseline_p99_ns,omitempty"`
 	Ratio        float64       `json:"ratio,omitempty"`
+	// Without metadata, when Config.Correlation compared it, and the
+	// medians of the per-run ratios with/without of delivery rate and p50.
+	PlainRate      float64       `json:"plain_delivered_per_sec,omitempty"`
+	PlainP50       time.Duration `json:"plain_p50_ns,omitempty"`
+	PlainRateRatio float64       `json:"correlation_rate_ratio,omitempty"`
+	PlainP50Ratio  float64       `json:"correlation_p50_ratio,omitempty"`
 }
 
 // Summarize takes the median of each figure over reps.
@@ -39,6 +45,12 @@ func Summarize(reps []Report) Summary {
 		s.BaselineP50 = time.Duration(median(reps, func(r Report) float64 { return float64(r.Baseline.Latency.P50) }))
 		s.BaselineP99 = time.Duration(median(reps, func(r Report) float64 { return float64(r.Baseline.Latency.P99) }))
 		s.Ratio = median(reps, func(r Report) float64 { return r.Ratio() })
+	}
+	if reps[0].Plain != nil {
+		s.PlainRate = median(reps, func(r Report) float64 { return r.Plain.DeliverRate() })
+		s.PlainP50 = time.Duration(median(reps, func(r Report) float64 { return float64(r.Plain.Latency.P50) }))
+		s.PlainRateRatio = median(reps, func(r Report) float64 { return r.Bus.DeliverRate() / r.Plain.DeliverRate() })
+		s.PlainP50Ratio = median(reps, func(r Report) float64 { return float64(r.Bus.Latency.P50) / float64(r.Plain.Latency.P50) })
 	}
 	return s
 }
