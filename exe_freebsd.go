@@ -11,9 +11,10 @@ import (
 // kern.proc.pathname.<pid> sysctl: the path the kernel resolves from the
 // process's text vnode, NUL-terminated. Empty if unreadable.
 //
-// The transport reports pid 0 on FreeBSD (transport/sys_freebsd.go), so
-// until it can read the peer's pid this returns "" for every peer. The
-// pid <= 0 guard matters: kern.proc.pathname.-1 is the caller's own path.
+// The transport reads the peer's pid on FreeBSD 13 and later
+// (transport/xucred.go); older releases report 0, and then this returns
+// "". The pid <= 0 guard matters: kern.proc.pathname.-1 is the caller's
+// own path.
 func peerExe(pid int) string {
 	if pid <= 0 {
 		return ""

@@ -296,10 +296,10 @@ func TestRulesAndString(t *testing.T) {
 	for _, want := range []string{
 		"default_access: restricted",
 		"events.+.anomaly             public      test.yaml:3",
-		"procmond: uids [0], gids [0], executables [/usr/bin/procmond]",
+		"procmond: uids [0], gids [0], executables [" + testExe + "]",
 		"deny_publish    events.process.batch              test.yaml:20",
 		"netmond: uids [0 1000], gids any, sids [S-1-5-21-1-2-3-1001], executables any",
-		"agent token: /run/eventbus/agent.token",
+		"agent token: " + testTokenFile,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() does not contain %q:\n%s", want, s)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -30,14 +31,14 @@ func TestAdmit(t *testing.T) {
 	}{
 		{name: "anonymous", peer: user, exe: "/usr/bin/sh", want: Identity{UID: 1000, GID: 1000, PID: 11, Exe: "/usr/bin/sh"}},
 		{name: "anonymous ignores token", peer: user, token: []byte("x"), want: Identity{UID: 1000, GID: 1000, PID: 11}},
-		{name: "component fits", peer: root, exe: "/usr/bin/procmond", claim: "procmond",
-			want: Identity{Component: "procmond", PID: 10, Exe: "/usr/bin/procmond", Registered: true}},
-		{name: "uid mismatch", peer: user, exe: "/usr/bin/procmond", claim: "procmond",
+		{name: "component fits", peer: root, exe: testExe, claim: "procmond",
+			want: Identity{Component: "procmond", PID: 10, Exe: testExe, Registered: true}},
+		{name: "uid mismatch", peer: user, exe: testExe, claim: "procmond",
 			err: "acl: component procmond refused: uid 1000 not in [0]"},
-		{name: "gid mismatch", peer: transport.Peer{UID: 0, GID: 5}, exe: "/usr/bin/procmond", claim: "procmond",
+		{name: "gid mismatch", peer: transport.Peer{UID: 0, GID: 5}, exe: testExe, claim: "procmond",
 			err: "acl: component procmond refused: gid 5 not in [0]"},
-		{name: "exe mismatch", peer: root, exe: "/tmp/procmond", claim: "procmond",
-			err: "acl: component procmond refused: executable /tmp/procmond not in [/usr/bin/procmond]"},
+		{name: "exe mismatch", peer: root, exe: testAbs("/tmp/procmond"), claim: "procmond",
+			err: "acl: component procmond refused: executable " + testAbs("/tmp/procmond") + " not in [" + testExe + "]"},
 		{name: "exe unknown", peer: root, claim: "procmond",
 			err: "acl: component procmond refused: executable unknown"},
 		{name: "no uid from the OS (windows pipe)", peer: transport.Peer{UID: ^uint32(0), GID: ^uint32(0), PID: 12}, claim: "netmond",
@@ -47,7 +48,7 @@ func TestAdmit(t *testing.T) {
 			want: Identity{Component: "netmond", UID: noID, GID: noID, PID: 13, SID: winUser.SID, Registered: true}},
 		{name: "windows peer sid not listed", peer: winOther, claim: "netmond",
 			err: "acl: component netmond refused: sid S-1-5-21-1-2-3-1002 not in [S-1-5-21-1-2-3-1001]"},
-		{name: "windows peer, component admitted by uid only", peer: winUser, exe: "/usr/bin/procmond", claim: "procmond",
+		{name: "windows peer, component admitted by uid only", peer: winUser, exe: testExe, claim: "procmond",
 			err: "acl: component procmond refused: the OS reports no uid or gid for this peer, only sid S-1-5-21-1-2-3-1001, and the policy admits the component by uids or gids but names no sids"},
 		{name: "no exe requirement", peer: user, claim: "netmond",
 			want: Identity{Component: "netmond", UID: 1000, GID: 1000, PID: 11, Registered: true}},
@@ -199,6 +200,8 @@ func TestInProcessIdentity(t *testing.T) {
 	}
 }
 
+// TestEnsureTokenFile checks Unix modes; token_windows_test.go checks
+// Windows ACLs.
 func TestEnsureTokenFile(t *testing.T) {
 	if os.Getuid() < 0 {
 		t.Skip("no Unix ownership on this OS")
@@ -274,10 +277,10 @@ func write(t *testing.T, path, data string, mode os.FileMode) {
 }
 
 func TestEnsureTokenFileConcurrent(t *testing.T) {
-	if os.Getuid() < 0 {
-		t.Skip("no Unix ownership on this OS")
+	if os.Getuid() < 0 && runtime.GOOS != "windows" {
+		t.Skip("no Unix ownership or Windows ACLs on this OS")
 	}
-	path := filepath.Join(t.TempDir(), "d", "agent.token")
+	path := filepath.Join(tempDir(t), "d", "agent.token")
 	const n = 8
 	toks := make(chan string, n)
 	for range n {

@@ -4,13 +4,29 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 )
 
+// testExe and testTokenFile are the absolute paths testPolicyYAML names.
+var (
+	testExe       = testAbs("/usr/bin/procmond")
+	testTokenFile = testAbs("/run/eventbus/agent.token")
+)
+
+// testAbs returns the Unix absolute path p as an absolute path of this OS:
+// p itself, or on Windows p on drive C: ("C:\usr\bin\procmond").
+func testAbs(p string) string {
+	if runtime.GOOS == "windows" {
+		return "C:" + filepath.FromSlash(p)
+	}
+	return p
+}
+
 // testPolicyYAML exercises every field; tests share it.
-const testPolicyYAML = `default_access: restricted
+var testPolicyYAML = `default_access: restricted
 topics:
   - pattern: events.+.anomaly
     access: public
@@ -26,7 +42,7 @@ components:
   procmond:
     uids: [0]
     gids: [0]
-    executables: [/usr/bin/procmond]
+    executables: ['` + testExe + `']
     publish: [events.process.#, control.collector.registration]
     subscribe: [control.collector.task.process.#, control.collector.config]
     deny_publish: [events.process.batch]
@@ -36,7 +52,7 @@ components:
     publish: [events.network.#]
     subscribe: [events.network.#, control.collector.lifecycle]
 agent:
-  token_file: /run/eventbus/agent.token
+  token_file: '` + testTokenFile + `'
 `
 
 func mustParse(t testing.TB, yaml string) *Policy {
@@ -62,7 +78,7 @@ func TestParseValid(t *testing.T) {
 		{name: "null sections", yaml: "topics:\ncomponents:\nagent:\n", defaultAccess: Restricted, components: []string{"agent"}},
 		{name: "public default", yaml: "default_access: public\n", defaultAccess: Public, components: []string{"agent"}},
 		{name: "full", yaml: testPolicyYAML, defaultAccess: Restricted, topicRules: 5,
-			components: []string{"agent", "netmond", "procmond"}, tokenFile: "/run/eventbus/agent.token"},
+			components: []string{"agent", "netmond", "procmond"}, tokenFile: testTokenFile},
 		{name: "flow style", yaml: `topics: [{pattern: "a.#", access: privileged}]
 components: {c1: {publish: ["#"], gids: [], deny_subscribe: [a.b]}}
 `, defaultAccess: Restricted, topicRules: 1, components: []string{"agent", "c1"}},
@@ -171,7 +187,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	path := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(path, []byte(testPolicyYAML), 0o600); err != nil {
 		t.Fatal(err)

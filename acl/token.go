@@ -21,20 +21,29 @@ const (
 )
 
 // EnsureTokenFile returns the agent token stored at path, creating it first
-// if it is missing: the directory (mode 0700) and then a file of mode 0600
-// holding 32 random bytes, hex-encoded. The file is created complete or not
-// at all (written aside, then linked into place), so concurrent callers
-// agree on one token.
+// if it is missing: the directory and then a file holding 32 random bytes,
+// hex-encoded, that only this process's user can use. The file is created
+// complete or not at all (written aside, then linked or renamed into place
+// without replacing anything), so concurrent callers agree on one token.
 //
-// An existing file is used only if it is a regular file (not a symlink)
-// owned by the current effective uid with no group or other permission
-// bits, in a directory that only its owner (or root) can write. On systems
-// without Unix ownership EnsureTokenFile fails rather than trust the file.
+// On Unix a new directory gets mode 0700 and the file mode 0600, and an
+// existing file is used only if it is a regular file (not a symlink) owned
+// by the current effective uid with no group or other permission bits, in
+// a directory that only its owner (or root) can write.
+//
+// On Windows a new directory and the file get a protected DACL granting
+// full access to this process's user, SYSTEM and Administrators only, and
+// an existing file is used only if it is a regular file (not a symlink)
+// owned by one of those three whose DACL grants no access to anyone else,
+// in a directory, owned the same way, where no one else may add, delete
+// or rename entries or change its owner or DACL. See token_windows.go.
+//
+// Elsewhere EnsureTokenFile fails rather than trust a file it cannot check.
 func EnsureTokenFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("acl: token file: no path given")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), tokenDirMode); err != nil {
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("acl: token file %s: %w", path, err)
 	}
 	if err := checkTokenDir(filepath.Dir(path)); err != nil { // before writing into it
@@ -67,7 +76,7 @@ func readTokenFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTokenFile(before); err != nil {
+	if err := checkTokenFile(before); err != nil { // before opening a FIFO, say
 		return nil, err
 	}
 	f, err := os.Open(path)
@@ -81,6 +90,9 @@ func readTokenFile(path string) ([]byte, error) {
 	}
 	if !os.SameFile(before, after) { // replaced between the check and the open
 		return nil, errors.New("file changed while being opened")
+	}
+	if err := checkFileOwner(f, after); err != nil { // the file read below
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenLen+2))
 	if err != nil {
@@ -96,7 +108,8 @@ func readTokenFile(path string) ([]byte, error) {
 	return tok, nil
 }
 
-// checkTokenFile refuses anything but a private regular file of ours.
+// checkTokenFile refuses anything but a regular file; checkFileOwner then
+// refuses one that is not private to this process's user.
 func checkTokenFile(fi fs.FileInfo) error {
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -104,7 +117,7 @@ func checkTokenFile(fi fs.FileInfo) error {
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("is not a regular file (mode %v)", fi.Mode())
 	}
-	return checkOwner(fi, false)
+	return nil
 }
 
 // checkTokenDir refuses a directory others could write into.
@@ -116,28 +129,25 @@ func checkTokenDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	if err := checkOwner(fi, true); err != nil {
+	if err := checkDirOwner(dir, fi); err != nil {
 		return fmt.Errorf("directory %s: %w", dir, err)
 	}
 	return nil
 }
 
-// createTokenFile writes a new token beside path and links it into place;
-// the error matches fs.ErrExist if another process created path first.
+// createTokenFile writes a new token beside path and links (or renames) it
+// into place; the error matches fs.ErrExist if another process created path
+// first.
 func createTokenFile(path string) error {
 	raw := make([]byte, tokenBytes)
 	if _, err := rand.Read(raw); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".token-*") // mode 0600
+	tmp, err := createPrivateTemp(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(tokenFileMode); err != nil {
-		tmp.Close()
-		return err
-	}
+	defer os.Remove(tmp.Name()) // once linked, or if never renamed
 	_, err = tmp.WriteString(hex.EncodeToString(raw) + "\n")
 	if err == nil {
 		err = tmp.Sync()
@@ -148,5 +158,5 @@ func createTokenFile(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.Link(tmp.Name(), path)
+	return linkNew(tmp.Name(), path)
 }

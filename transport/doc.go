@@ -25,7 +25,8 @@
 //     one that listener created.
 //
 // [PeerOf] reads SO_PEERCRED on Linux and LOCAL_PEERCRED on macOS and
-// FreeBSD, plus LOCAL_PEERPID on macOS; see [Peer] for what each reveals.
+// FreeBSD (on FreeBSD 13 and later the xucred holds the pid too), plus
+// LOCAL_PEERPID on macOS; see [Peer] for what each reveals.
 // The default path is the same on all three: /tmp/eventbus-<uid> unless
 // XDG_RUNTIME_DIR is set (on macOS $TMPDIR is per user and differs between
 // a root broker and a user's client, so it is not used).

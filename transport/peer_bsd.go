@@ -23,7 +23,7 @@ func xucredPeer(fd int) (Peer, error) {
 	if cred.Ngroups < 1 {
 		return Peer{}, fmt.Errorf("getsockopt LOCAL_PEERCRED: no group in the peer's credentials")
 	}
-	pid, err := peerPID(fd)
+	pid, err := peerPID(fd, cred)
 	if err != nil {
 		return Peer{}, err
 	}

@@ -31,8 +31,8 @@ func socketCloexec() (int, error) {
 }
 
 // peerPID reads LOCAL_PEERPID: the pid of the process that connected,
-// recorded by the kernel at connect time.
-func peerPID(fd int) (int, error) {
+// recorded by the kernel at connect time. macOS's xucred holds no pid.
+func peerPID(fd int, _ *unix.Xucred) (int, error) {
 	pid, err := unix.GetsockoptInt(fd, unix.SOL_LOCAL, unix.LOCAL_PEERPID)
 	if err != nil {
 		return 0, &os.SyscallError{Syscall: "getsockopt LOCAL_PEERPID", Err: err}

@@ -15,7 +15,6 @@ func socketCloexec() (int, error) {
 	return unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 }
 
-// peerPID would read the pid FreeBSD 13+ stores in the xucred (cr_pid), but
-// golang.org/x/sys/unix (v0.49) declares that union member as a blank
-// field, so it cannot be read without unsafe code; PID is 0 (see [Peer]).
-func peerPID(int) (int, error) { return 0, nil }
+// peerPID returns the pid FreeBSD 13 and later record in the xucred at
+// connect time (cr_pid), read by xucredPID; 0 (unknown) on older releases.
+func peerPID(_ int, cred *unix.Xucred) (int, error) { return xucredPID(cred), nil }

@@ -24,11 +24,12 @@ var (
 // Peer is a connected process's identity as the kernel reports it.
 //
 // On Linux, macOS and FreeBSD UID and GID are the peer's effective ids and
-// SID is empty. PID is the peer's process id on Linux and macOS; FreeBSD
-// records it too, but golang.org/x/sys does not expose it yet, so PID is 0
-// there. On Windows PID is the pipe client's process id, SID its user's
-// security identifier in string form ("S-1-5-21-..."), and UID and GID are
-// both ^uint32(0), which is also what uint32(os.Getuid()) gives there.
+// SID is empty. PID is the peer's process id on Linux, macOS and FreeBSD 13
+// or later (read from the xucred's cr_pid; FreeBSD 12 and older record no
+// pid there, so PID is 0, meaning unknown). On Windows PID is the pipe
+// client's process id, SID its user's security identifier in string form
+// ("S-1-5-21-..."), and UID and GID are both ^uint32(0), which is also
+// what uint32(os.Getuid()) gives there.
 type Peer struct {
 	UID, GID uint32
 	PID      int
@@ -151,11 +152,11 @@ func Dial(ctx context.Context, path string) (net.Conn, error) {
 
 // Self returns this process's own identity, as [PeerOf] at the other end
 // of a connection would report it: the effective uid and gid and the pid on
-// Linux, macOS and FreeBSD (where PeerOf reports pid 0, Self still gives
-// the real one); on Windows the pid and the user SID of the process token,
-// with UID and GID ^uint32(0). The broker uses it for its in-process
-// client and for the built-in policy, which admits components from the
-// broker's own user.
+// Linux, macOS and FreeBSD (where PeerOf reports pid 0 before FreeBSD 13,
+// Self still gives the real one); on Windows the pid and the user SID of
+// the process token, with UID and GID ^uint32(0). The broker uses it for
+// its in-process client and for the built-in policy, which admits
+// components from the broker's own user.
 //
 // It fails only on Windows, if the process token cannot be read; the Peer
 // returned then has everything but the SID.

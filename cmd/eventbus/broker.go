@@ -52,9 +52,11 @@ admits the components procmond, netmond, fsmond, perfmond and agent from
 this user's uid and root and lets anonymous clients use only the public
 topics (events.+.anomaly, control.health.#). A client proves it is the
 agent with the token in --agent-token-file (agent_token_file; the policy's
-agent.token_file takes precedence), default agent.token beside the socket;
-the broker creates it (mode 0600) if it is missing. The second line the
-broker prints says which policy and token file are in force.`,
+agent.token_file takes precedence), default agent.token beside the socket
+(on Windows %AppData%\eventbus\agent.token); the broker creates it if it
+is missing, readable by this user only (mode 0600; on Windows an ACL for
+this user, SYSTEM and Administrators). The second line the broker prints
+says which policy and token file are in force.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBroker(cmd, &f)
@@ -69,7 +71,7 @@ broker prints says which policy and token file are in force.`,
 	fl.BoolVar(&f.noStats, "no-stats", false, "turn off per-topic statistics and latency histograms (enable_statistics: false)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
 	fl.StringVar(&f.policy, "policy", "", "access policy `FILE` (policy_file; default: the built-in policy of SPEC §3)")
-	fl.StringVar(&f.agentTokenFile, "agent-token-file", "", "agent token `PATH`, created if missing (agent_token_file; default agent.token beside the socket)")
+	fl.StringVar(&f.agentTokenFile, "agent-token-file", "", "agent token `PATH`, created if missing (agent_token_file; default agent.token beside the socket; on Windows %AppData%\\eventbus\\agent.token)")
 	return cmd
 }
 
@@ -172,9 +174,9 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 }
 
 // newBroker creates the broker. Unless a token file is configured, it
-// uses agent.token beside the socket (a policy's agent.token_file still
-// takes precedence); if that default is unusable, for example a socket in
-// a directory others can write, the broker runs without an agent token and
+// uses defaultTokenFile (a policy's agent.token_file still takes
+// precedence); if that default is unusable, for example a socket in a
+// directory others can write, the broker runs without an agent token and
 // says why, rather than fail for a file nobody asked for.
 func newBroker(cfg eventbus.Config, log *slog.Logger) (*eventbus.Broker, error) {
 	if cfg.AgentTokenFile != "" {

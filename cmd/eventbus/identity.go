@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 
@@ -17,10 +18,20 @@ import (
 // otherwise.
 const tokenFileName = "agent.token"
 
-// defaultTokenFile returns agent.token in socket's directory, or "" where
-// the endpoint is not a file (Windows named pipes).
+// defaultTokenFile returns agent.token in socket's directory. A Windows
+// named pipe has no directory, so there it returns
+// %AppData%\eventbus\agent.token (os.UserConfigDir), the same file for
+// every pipe: a broker and the clients that run as its user agree on it
+// without configuration. It returns "" if there is no such place.
 func defaultTokenFile(socket string) string {
-	if runtime.GOOS == "windows" || socket == "" {
+	if runtime.GOOS == "windows" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(dir, "eventbus", tokenFileName)
+	}
+	if socket == "" {
 		return ""
 	}
 	if abs, err := filepath.Abs(socket); err == nil {
@@ -37,7 +48,7 @@ type identityFlags struct {
 
 func (f *identityFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.as, "as", "", "claim to be `COMPONENT` (procmond, agent, ...); the broker checks the claim against its policy")
-	fl.StringVar(&f.tokenFile, "token-file", "", "with --as agent: read the agent token from `PATH` (default agent.token beside the socket)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "with --as agent: read the agent token from `PATH` (default agent.token beside the socket; on Windows %AppData%\\eventbus\\agent.token)")
 }
 
 // options returns the client options that make the claim, reading the

@@ -42,8 +42,9 @@ refused any, for example a topic the access policy does not grant (exit 1).
 --as COMPONENT claims a component of the broker's policy; the broker admits
 the claim only if the kernel's view of this process fits it. --as agent
 also presents the agent token from --token-file (default agent.token
-beside the socket). Without --as, pub is anonymous and may publish only
-the topics the policy makes public.
+beside the socket; on Windows %AppData%\eventbus\agent.token). Without
+--as, pub is anonymous and may publish only the topics the policy makes
+public.
 
 Correlation metadata (SPEC.md §5): any of --correlation-id, --parent,
 --root, --stage, --tag, --source or --final makes every message carry
