@@ -15,7 +15,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
 )
 
 // Defaults for Config's zero values.
@@ -163,6 +165,15 @@ func setDefault[T comparable](p *T, def T) {
 	}
 }
 
+// minHistoryBytes is the least history_max_bytes that holds any accepted
+// correlated message: its frame (the payload and everything around it,
+// metadata included), the publisher's component and the history's own
+// per-event bytes. So the broker never has to refuse a message it has
+// already delivered for being too large to record.
+func minHistoryBytes(maxMessageSize int) int64 {
+	return int64(maxMessageSize) + wire.FrameOverhead + maxNameLen + correlation.MaxEventOverhead
+}
+
 // Validate checks every field of c with its defaults applied.
 func (c Config) Validate() error {
 	c = c.withDefaults()
@@ -196,6 +207,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "workflow_idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WorkflowIdleTimeout)}
 	case c.HandshakeTimeout < 0:
 		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
+	case c.HistoryMaxBytes != 0 && int64(c.HistoryMaxBytes) < minHistoryBytes(c.MaxMessageSize),
+		c.HistoryMaxBytes == 0 && correlation.DefaultMaxBytes < minHistoryBytes(c.MaxMessageSize):
+		return &ConfigError{Field: "history_max_bytes", Msg: fmt.Sprintf("%d bytes (0: the default, %d) cannot hold the largest correlated message: need at least %d for max_message_size %d",
+			c.HistoryMaxBytes, correlation.DefaultMaxBytes, minHistoryBytes(c.MaxMessageSize), c.MaxMessageSize)}
 	case fs.FileMode(c.SocketMode)&^fs.ModePerm != 0:
 		return &ConfigError{Field: "socket_mode", Msg: fmt.Sprintf("%#o has bits beyond permissions", uint32(c.SocketMode))}
 	}

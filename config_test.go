@@ -119,6 +119,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "socket_mode too big", yaml: "socket_mode: 01777\n", mentions: []string{"socket_mode"}},
 		{name: "socket_mode words", yaml: "socket_mode: rw-------\n", mentions: []string{"socket_mode"}},
 		{name: "negative handshake_timeout", yaml: "handshake_timeout: -1s\n", field: "handshake_timeout", line: 1, checkType: true},
+		{name: "history smaller than a message", yaml: "max_message_size: 65536\nhistory_max_bytes: 65536\n", field: "history_max_bytes", line: 2, checkType: true,
+			mentions: []string{"history_max_bytes", "65536", "need at least"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +185,8 @@ func TestNewValidates(t *testing.T) {
 		{"policy", Config{SlowSubscriberPolicy: "block"}, "slow_subscriber_policy"},
 		{"handshake timeout", Config{HandshakeTimeout: -time.Second}, "handshake_timeout"},
 		{"socket mode", Config{SocketMode: Mode(fs.ModeSetuid | 0o600)}, "socket_mode"},
+		{"history smaller than a message", Config{MaxMessageSize: 1 << 20, HistoryMaxBytes: 1 << 20}, "history_max_bytes"},
+		{"default history smaller than a message", Config{MaxMessageSize: 64 << 20, MaxPendingBytes: 128 << 20}, "history_max_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -343,8 +343,9 @@ func (c *conn) handlePublish(body []byte) {
 		return
 	}
 	var meta *correlation.Metadata
+	var repeat bool
 	if v.Correlation != nil {
-		if meta, err = c.checkCorrelation(&v); err != nil {
+		if meta, repeat, err = c.checkCorrelation(&v); err != nil {
 			c.refusePublish(v.Topic, err)
 			return
 		}
@@ -358,7 +359,7 @@ func (c *conn) handlePublish(body []byte) {
 		if !c.r.HasFrame() {
 			c.wakeSubscribers()
 		}
-		c.recordCorrelation()
+		c.recordCorrelation(&v, repeat)
 	}
 }
 

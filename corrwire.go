@@ -84,26 +84,39 @@ type publisherCorrelation struct {
 
 // checkCorrelation decodes and checks a correlated publish (SPEC §5) and
 // returns its metadata for routing, valid until the connection's next
-// publish; recordCorrelation then records it. Invalid metadata is refused,
-// never truncated.
-func (c *conn) checkCorrelation(v *wire.PublishView) (*correlation.Metadata, error) {
+// publish, and whether it repeats the last metadata recorded but for the
+// sequence number; recordCorrelation then records it. Invalid metadata is
+// refused, never truncated. A repeat needs no decoding and no checks, so
+// this touches as little as it can before the message is delivered.
+func (c *conn) checkCorrelation(v *wire.PublishView) (meta *correlation.Metadata, repeat bool, err error) {
 	pc := &c.corr
-	meta := &pc.meta
+	meta = &pc.meta
 	seq, repeat := pc.shape.Match(v.Correlation)
 	if repeat {
 		meta.Sequence = seq
-	} else {
-		pc.shape.Reset()
-		if meta.Tags == nil {
-			meta.Tags = make(map[string]string)
-		}
-		if err := decodeCorrelation(v.Correlation, &pc.view, &c.strs, meta.Tags, meta); err != nil {
-			return nil, err
-		}
+		return meta, true, nil
+	}
+	pc.shape.Reset()
+	if meta.Tags == nil {
+		meta.Tags = make(map[string]string)
+	}
+	if err := decodeCorrelation(v.Correlation, &pc.view, &c.strs, meta.Tags, meta); err != nil {
+		return nil, false, err
 	}
 	if pc.rec == nil {
 		pc.rec = c.b.tracker.NewRecorder()
 	}
+	c.stageEvent(v)
+	if err := pc.rec.Check(&pc.ev, false); err != nil {
+		return nil, false, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	}
+	pc.shape.Set(v.Correlation) // validated: a repeat may skip that
+	return meta, false, nil
+}
+
+// stageEvent sets c.corr.ev to the publish v with the decoded metadata.
+func (c *conn) stageEvent(v *wire.PublishView) {
+	pc := &c.corr
 	pc.ev = correlation.Event{
 		Topic:              c.strs.get(v.Topic),
 		Payload:            v.Payload,
@@ -112,24 +125,27 @@ func (c *conn) checkCorrelation(v *wire.PublishView) (*correlation.Metadata, err
 		PublisherPID:       c.peer.PID,
 		PublisherUID:       c.peer.UID,
 		PublisherComponent: c.component,
-		Metadata:           *meta,
+		Metadata:           pc.meta,
 		Final:              v.Final,
 	}
-	if err := pc.rec.Check(&pc.ev, repeat); err != nil {
-		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
-	}
-	if !repeat {
-		pc.shape.Set(v.Correlation) // validated: a repeat may skip that
-	}
-	return meta, nil
 }
 
-// recordCorrelation records the publish checkCorrelation accepted. It can
+// recordCorrelation records the publish checkCorrelation accepted. It
+// cannot be refused: a repeat's metadata passed the checks before, and
+// Config.Validate makes the history large enough for any message. It can
 // fail only once the broker is shutting down; the message was delivered.
-func (c *conn) recordCorrelation() {
+func (c *conn) recordCorrelation(v *wire.PublishView, repeat bool) {
 	pc := &c.corr
-	if err := pc.rec.Record(&pc.ev); err != nil {
-		c.b.cfg.Logger.Debug("correlated publish not recorded", "conn", c.id, "err", err)
+	err := error(nil)
+	if repeat {
+		c.stageEvent(v)
+		err = pc.rec.Check(&pc.ev, true)
+	}
+	if err == nil {
+		err = pc.rec.Record(&pc.ev)
+	}
+	if err != nil {
+		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}
 	pc.ev.Payload = nil // do not pin the read buffer
 }

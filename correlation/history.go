@@ -26,6 +26,10 @@ type Event struct {
 const (
 	eventOverhead = 256 // the history slot, its index postings and workflow counts
 	tagOverhead   = 16  // one tag's slot in the event and its index posting
+
+	// MaxEventOverhead is the most an event's Size adds to the lengths of
+	// its payload, topic, component and metadata strings.
+	MaxEventOverhead = eventOverhead + MaxTags*tagOverhead
 )
 
 // Size returns the bytes ev counts against Config.MaxBytes.
