@@ -239,9 +239,21 @@ func (c *conn) readLoop() {
 			c.fail(err)
 			return
 		}
-		if !c.r.HasFrame() {
-			c.wakeSubscribers()
-		}
+		c.frameDone(!c.r.HasFrame())
+	}
+}
+
+// frameDone ends the handling of a frame, while its body is still valid:
+// at the end of a read batch it wakes the subscribers, then it records the
+// frame's correlated publish, if any. Recording after the wake keeps it off
+// the latency path; the history still holds the publish before the
+// connection's next frame is handled (a Flush then a query finds it).
+func (c *conn) frameDone(batchEnd bool) {
+	if batchEnd {
+		c.wakeSubscribers()
+	}
+	if c.corr.pending {
+		c.recordCorrelation()
 	}
 }
 
@@ -343,7 +355,7 @@ func (c *conn) handlePublish(body []byte) {
 		return
 	}
 	var meta *correlation.Metadata
-	var repeat bool
+	var repeat bool // meta repeats the last recorded but the sequence
 	if v.Correlation != nil {
 		if meta, repeat, err = c.checkCorrelation(&v); err != nil {
 			c.refusePublish(v.Topic, err)
@@ -352,14 +364,7 @@ func (c *conn) handlePublish(body []byte) {
 	}
 	c.b.route(c, body, v.Topic, meta)
 	if meta != nil {
-		// Deliver before recording, so that recording is off the latency
-		// path when this frame ends the read batch. The history still has
-		// the message before the connection's next frame is handled (a
-		// Flush then a query sees it).
-		if !c.r.HasFrame() {
-			c.wakeSubscribers()
-		}
-		c.recordCorrelation(&v, repeat)
+		c.corr.pending, c.corr.repeat, c.corr.view = true, repeat, v // recorded by frameDone
 	}
 }
 

@@ -75,11 +75,16 @@ func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, tags map
 // number; shape recognizes that, and then the broker neither decodes nor
 // validates it again and the Recorder reuses what it resolved.
 type publisherCorrelation struct {
-	shape wire.CorrelationShape // the metadata last recorded
-	view  wire.CorrelationView
-	meta  correlation.Metadata // decoded; Tags is owned here
-	rec   *correlation.Recorder
-	ev    correlation.Event // checked, to record; its payload aliases the frame
+	shape    wire.CorrelationShape // the metadata last recorded
+	corrView wire.CorrelationView
+	meta     correlation.Metadata // decoded; Tags is owned here
+	rec      *correlation.Recorder
+	ev       correlation.Event // checked, to record; its payload aliases the frame
+
+	// The publish routed and not yet recorded (see conn.frameDone).
+	pending bool
+	repeat  bool             // its metadata repeats the last recorded
+	view    wire.PublishView // aliases the frame
 }
 
 // checkCorrelation decodes and checks a correlated publish (SPEC §5) and
@@ -100,7 +105,7 @@ func (c *conn) checkCorrelation(v *wire.PublishView) (meta *correlation.Metadata
 	if meta.Tags == nil {
 		meta.Tags = make(map[string]string)
 	}
-	if err := decodeCorrelation(v.Correlation, &pc.view, &c.strs, meta.Tags, meta); err != nil {
+	if err := decodeCorrelation(v.Correlation, &pc.corrView, &c.strs, meta.Tags, meta); err != nil {
 		return nil, false, err
 	}
 	if pc.rec == nil {
@@ -134,11 +139,11 @@ func (c *conn) stageEvent(v *wire.PublishView) {
 // cannot be refused: a repeat's metadata passed the checks before, and
 // Config.Validate makes the history large enough for any message. It can
 // fail only once the broker is shutting down; the message was delivered.
-func (c *conn) recordCorrelation(v *wire.PublishView, repeat bool) {
+func (c *conn) recordCorrelation() {
 	pc := &c.corr
 	err := error(nil)
-	if repeat {
-		c.stageEvent(v)
+	if pc.repeat {
+		c.stageEvent(&pc.view)
 		err = pc.rec.Check(&pc.ev, true)
 	}
 	if err == nil {
@@ -147,7 +152,8 @@ func (c *conn) recordCorrelation(v *wire.PublishView, repeat bool) {
 	if err != nil {
 		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}
-	pc.ev.Payload = nil // do not pin the read buffer
+	// Do not pin the read buffer.
+	pc.pending, pc.view, pc.ev.Payload = false, wire.PublishView{}, nil
 }
 
 // filterFromWire converts a received subscription filter.

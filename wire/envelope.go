@@ -297,31 +297,46 @@ type CorrelationView struct {
 func DecodeCorrelation(b []byte, v *CorrelationView) error {
 	tags := v.Tags[:0]
 	*v = CorrelationView{}
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, val []byte) error {
+	defer func() { v.Tags = tags }()
+	// One loop, no callbacks: the broker decodes every new correlation.
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return malformed("bad field tag: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
 		switch {
 		case num == fieldCorrSequence && typ == protowire.VarintType:
-			v.Sequence, _ = protowire.ConsumeVarint(val)
+			v.Sequence, n = protowire.ConsumeVarint(b)
 		case num == fieldCorrStarted && typ == protowire.Fixed64Type:
-			u, _ := protowire.ConsumeFixed64(val)
+			var u uint64
+			u, n = protowire.ConsumeFixed64(b)
 			v.StartedAt = int64(u)
 		case num >= fieldCorrID && num <= fieldCorrTags && num != fieldCorrSequence && typ == protowire.BytesType:
-			s, _ := protowire.ConsumeBytes(val)
-			if num == fieldCorrTags {
-				kv, err := decodeMapEntry(s)
-				if err != nil {
-					return err
-				}
-				tags = append(tags, kv)
-				return nil
+			var val []byte
+			if val, n = protowire.ConsumeBytes(b); n < 0 {
+				break
 			}
-			*v.stringField(num) = s
+			if num != fieldCorrTags {
+				*v.stringField(num) = val
+				break
+			}
+			kv, err := decodeMapEntry(val)
+			if err != nil {
+				return err
+			}
+			tags = append(tags, kv)
 		case num >= fieldCorrID && num <= fieldCorrStarted:
 			return malformed("correlation field %d has wire type %d", num, typ)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
-		return nil
-	})
-	v.Tags = tags
-	return err
+		if n < 0 {
+			return malformed("field %d: %v", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 func (v *CorrelationView) stringField(num protowire.Number) *[]byte {
@@ -341,15 +356,24 @@ func (v *CorrelationView) stringField(num protowire.Number) *[]byte {
 // decodeMapEntry decodes a map<string,string> entry: key 1, value 2.
 func decodeMapEntry(b []byte) ([2][]byte, error) {
 	var kv [2][]byte
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, val []byte) error {
-		if num != 1 && num != 2 {
-			return nil
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return kv, malformed("bad field tag: %v", protowire.ParseError(n))
 		}
-		if typ != protowire.BytesType {
-			return malformed("correlation tag field %d has wire type %d", num, typ)
+		b = b[n:]
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			kv[num-1], n = protowire.ConsumeBytes(b)
+		case num == 1 || num == 2:
+			return kv, malformed("correlation tag field %d has wire type %d", num, typ)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
-		kv[num-1], _ = protowire.ConsumeBytes(val)
-		return nil
-	})
-	return kv, err
+		if n < 0 {
+			return kv, malformed("field %d: %v", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return kv, nil
 }
