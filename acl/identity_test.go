@@ -1,7 +1,6 @@
 package acl
 
 import (
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -212,25 +211,12 @@ func TestEnsureTokenFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("EnsureTokenFile: %v", err)
 		}
-		if raw, err := hex.DecodeString(string(tok)); err != nil || len(raw) != 32 {
-			t.Errorf("token %q is not 32 hex-encoded bytes", tok)
-		}
 		for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700} {
 			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
 				t.Errorf("mode of %s = %v, %v; want %v", p, fi.Mode().Perm(), err, want)
 			}
 		}
-		again, err := EnsureTokenFile(path)
-		if err != nil || string(again) != string(tok) {
-			t.Errorf("second EnsureTokenFile = %q, %v; want the same token %q", again, err, tok)
-		}
-		if read, err := ReadTokenFile(path); err != nil || string(read) != string(tok) {
-			t.Errorf("ReadTokenFile = %q, %v; want %q", read, err, tok)
-		}
-		entries, _ := os.ReadDir(filepath.Dir(path))
-		if len(entries) != 1 {
-			t.Errorf("directory holds %d entries; want just the token (no temporary files)", len(entries))
-		}
+		checkNewToken(t, path, tok)
 	})
 	good := strings.Repeat("5", 64) + "\n"
 	tests := []struct {

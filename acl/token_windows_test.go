@@ -1,8 +1,6 @@
 package acl
 
 import (
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -99,20 +97,7 @@ func TestEnsureTokenFileWindows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("EnsureTokenFile: %v", err)
 	}
-	if raw, err := hex.DecodeString(string(tok)); err != nil || len(raw) != 32 {
-		t.Errorf("token %q is not 32 hex-encoded bytes", tok)
-	}
-	again, err := EnsureTokenFile(path)
-	if err != nil || string(again) != string(tok) {
-		t.Errorf("second EnsureTokenFile = %q, %v; want the same token %q", again, err, tok)
-	}
-	if read, err := ReadTokenFile(path); err != nil || string(read) != string(tok) {
-		t.Errorf("ReadTokenFile = %q, %v; want %q", read, err, tok)
-	}
-	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries; want just the token (no temporary files)", len(entries))
-	}
+	checkNewToken(t, path, tok)
 
 	for _, tt := range []struct {
 		path, inherit string
