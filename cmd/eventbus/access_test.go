@@ -367,3 +367,22 @@ func TestBrokerUnsafeTokenDir(t *testing.T) {
 		t.Errorf("broker created agent.token in a directory others can write")
 	}
 }
+
+// TestBenchExternalAs: bench against a broker with the built-in policy is
+// refused anonymously (the bench topic is restricted) and runs as the
+// agent; --as without --external is a usage error.
+func TestBenchExternalAs(t *testing.T) {
+	t.Parallel()
+	_, sock := startBroker(t)
+	args := []string{"bench", "--external", "--socket", sock, "--msgs", "2000", "--timeout", "20s"}
+	if r := runCLI(t, "", args...); r.code == 0 || !strings.Contains(r.stderr, "denied") {
+		t.Errorf("anonymous bench --external = %d, stderr %q; want a failure naming the denial", r.code, r.stderr)
+	}
+	r := runCLI(t, "", append(args, "--as", "agent")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "median of 1: delivered") {
+		t.Errorf("bench --external --as agent = %d, stdout %q, stderr %q; want 0 and a summary", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, "", "bench", "--as", "agent", "--msgs", "10"); r.code != 2 || !strings.Contains(r.stderr, "--as is for --external") {
+		t.Errorf("bench --as without --external = %d, stderr %q; want 2 and the reason", r.code, r.stderr)
+	}
+}

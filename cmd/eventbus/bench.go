@@ -15,12 +15,15 @@ func newBenchCmd() *cobra.Command {
 	var cfg bench.Config
 	var runs int
 	var asJSON, external bool
+	var id identityFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput and latency end to end over the socket",
 		Long: `Measure eventbus end to end: publishers and subscribers are clients over a
 real Unix socket. By default the broker runs inside this process on a
-temporary socket; with --external the broker at --socket is measured.
+temporary socket; with --external the broker at --socket is measured, and
+--as makes every client claim a component its policy lets publish and
+subscribe to --topic (e.g. --as agent).
 
 Throughput mode (no --rate) publishes as fast as possible and reports
 messages delivered per second across all subscribers. A subscriber that
@@ -36,7 +39,14 @@ measures the same load without it in the same run, for the overhead.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if external {
 				cfg.Socket = socketPath(cmd)
+			} else if cmd.Flags().Changed("as") {
+				return usageErrorf("--as is for --external: the broker in this process lets every client publish and subscribe")
 			}
+			opts, err := id.options(cmd)
+			if err != nil {
+				return err
+			}
+			cfg.ClientOptions = opts
 			if runs < 1 {
 				return usageErrorf("--runs must be at least 1, got %d", runs)
 			}
@@ -83,6 +93,7 @@ measures the same load without it in the same run, for the overhead.`,
 	f.IntVar(&runs, "runs", 1, "repeat the measurement and report medians")
 	f.BoolVar(&external, "external", false, "measure the broker at --socket instead of one in this process")
 	f.BoolVar(&asJSON, "json", false, "print the configuration and medians as JSON")
+	id.add(f)
 	return cmd
 }
 

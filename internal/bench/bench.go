@@ -47,6 +47,9 @@ type Config struct {
 	// PlainFirst measures the load without metadata first; alternating it
 	// between runs cancels any advantage of going first or second.
 	PlainFirst bool `json:"-"`
+	// ClientOptions are added to every client's, e.g. the identity to claim
+	// at an external broker whose policy restricts the topic.
+	ClientOptions []eventbus.ClientOption `json:"-"`
 	// Policy is the in-process broker's access policy; nil means
 	// acl.Open (every topic public, each publish still checked).
 	Policy *acl.Policy `json:"-"`
@@ -186,7 +189,8 @@ func runBus(ctx context.Context, addr string, cfg Config) (Result, error) {
 		}
 	}()
 	dial := func(name string) (*eventbus.Client, error) {
-		c, err := eventbus.Dial(ctx, addr, eventbus.WithName(name), eventbus.WithReconnect(false))
+		opts := append([]eventbus.ClientOption{eventbus.WithName(name), eventbus.WithReconnect(false)}, cfg.ClientOptions...)
+		c, err := eventbus.Dial(ctx, addr, opts...)
 		if err == nil {
 			clients = append(clients, c)
 		}
@@ -332,5 +336,16 @@ func publish(ctx context.Context, c *eventbus.Client, topicName string, size, n 
 			return err
 		}
 	}
-	return c.Flush(ctx)
+	return refused(c.Flush(ctx))
+}
+
+// refused shortens Flush's list of refusals to the first and a count: a
+// refused benchmark is usually refused every publish, for one reason.
+func refused(err error) error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(j.Unwrap()) < 2 {
+		return err
+	}
+	errs := j.Unwrap()
+	return fmt.Errorf("bench: the broker refused %d publishes or more, the first: %w (a broker's policy may need --as)", len(errs), errs[0])
 }
