@@ -304,7 +304,7 @@ func readACEs(dacl *windows.ACL) ([]ace, error) {
 func sddlACESIDs(sddl string) ([]string, error) {
 	rest, ok := strings.CutPrefix(sddl, "D:")
 	if !ok {
-		return nil, fmt.Errorf("cannot parse %q: want D:...", sddl)
+		return nil, fmt.Errorf("cannot parse %q: want a DACL, starting with \"D:\"", sddl)
 	}
 	i := strings.IndexByte(rest, '(')
 	if i < 0 {

@@ -99,7 +99,7 @@ func echoClient(t *testing.T, addr string, i int) error {
 		return fmt.Errorf("read the echo: %w", err)
 	}
 	if !bytes.Equal(got, msg) {
-		return fmt.Errorf("echo = %.40q...; want %.40q...", got, msg)
+		return fmt.Errorf("echo differs: got %.40q, want %.40q (first 40 bytes)", got, msg)
 	}
 	return nil
 }
