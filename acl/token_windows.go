@@ -34,7 +34,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/windows"
@@ -296,34 +295,6 @@ func readACEs(dacl *windows.ACL) ([]ace, error) {
 		aces[i].sid = sid
 	}
 	return aces, nil
-}
-
-// sddlACESIDs returns the account SIDs, as written, of the ACEs in sddl,
-// the SDDL form of a lone DACL of plain ACEs: "D:" and flags, then ACEs of
-// six fields each, "(type;flags;rights;object;inherited object;SID)".
-func sddlACESIDs(sddl string) ([]string, error) {
-	rest, ok := strings.CutPrefix(sddl, "D:")
-	if !ok {
-		return nil, fmt.Errorf("cannot parse %q: want a DACL, starting with \"D:\"", sddl)
-	}
-	i := strings.IndexByte(rest, '(')
-	if i < 0 {
-		return nil, nil // flags only: an empty DACL
-	}
-	var sids []string
-	for rest = rest[i:]; rest != ""; {
-		end := strings.IndexByte(rest, ')')
-		if rest[0] != '(' || end < 0 {
-			return nil, fmt.Errorf("cannot parse %q at %q", sddl, rest)
-		}
-		fields := strings.Split(rest[1:end], ";")
-		if len(fields) != 6 || strings.ContainsRune(rest[1:end], '(') {
-			return nil, fmt.Errorf("cannot parse ACE %q in %q", rest[:end+1], sddl)
-		}
-		sids = append(sids, fields[5])
-		rest = rest[end+1:]
-	}
-	return sids, nil
 }
 
 // sidName returns sid in string form, followed by its account name when

@@ -286,27 +286,3 @@ func TestCheckSecurityNullDACL(t *testing.T) {
 		}
 	}
 }
-
-func TestSDDLACESIDs(t *testing.T) {
-	tests := []struct {
-		sddl string
-		want []string // nil with err
-		err  bool
-	}{
-		{"D:", nil, false},
-		{"D:PAI", nil, false},
-		{"D:P(A;;FA;;;SY)(A;OICI;0x1200a9;;;S-1-5-21-1-2-3-1001)", []string{"SY", "S-1-5-21-1-2-3-1001"}, false},
-		{"D:(D;;FA;;;WD)", []string{"WD"}, false},
-		{"O:SYD:(A;;FA;;;SY)", nil, true},             // not a lone DACL
-		{"D:(A;;FA;;;SY", nil, true},                  // unterminated
-		{"D:(A;;FA;;SY)", nil, true},                  // five fields
-		{"D:(XA;;FA;;;WD;(@User.x == 1))", nil, true}, // conditional ACE
-		{"D:(A;;FA;;;SY)x", nil, true},                // trailing junk
-	}
-	for _, tt := range tests {
-		got, err := sddlACESIDs(tt.sddl)
-		if (err != nil) != tt.err || strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("sddlACESIDs(%q) = %q, %v; want %q, error %t", tt.sddl, got, err, tt.want, tt.err)
-		}
-	}
-}
