@@ -254,17 +254,28 @@ func BenchmarkEndToEndCorrelation(b *testing.B) {
 	meta := correlation.New(correlation.WithStage("collection"), correlation.WithSource("procmond"),
 		correlation.WithTag("investigation_id", "INC-12345"), correlation.WithTag("host", "server-01"),
 		correlation.WithTag("collector", "procmond"), correlation.WithTag("severity", "high"))
-	b.Run("metadata=none", func(b *testing.B) { endToEndWith(b, acl.Open(), nil, nil, nil) })
+	b.Run("metadata=none", func(b *testing.B) { endToEndWith(b, acl.Open(), nil, nil, nil, nil) })
 	b.Run("metadata=full", func(b *testing.B) {
-		endToEndWith(b, acl.Open(), nil, nil, []PublishOption{WithCorrelation(meta)})
+		endToEndWith(b, acl.Open(), nil, nil, []PublishOption{WithCorrelation(meta)}, nil)
+	})
+	// The subscriber also reads every message's metadata, as the agent
+	// tracking workflows does.
+	b.Run("metadata=full,read", func(b *testing.B) {
+		endToEndWith(b, acl.Open(), nil, nil, []PublishOption{WithCorrelation(meta)}, func(m *Message) {
+			if m.Correlation() == nil {
+				panic("message without its metadata")
+			}
+		})
 	})
 }
 
 func endToEnd(b *testing.B, policy *acl.Policy, pubOpts, subOpts []ClientOption) {
-	endToEndWith(b, policy, pubOpts, subOpts, nil)
+	endToEndWith(b, policy, pubOpts, subOpts, nil, nil)
 }
 
-func endToEndWith(b *testing.B, policy *acl.Policy, pubOpts, subOpts []ClientOption, publishOpts []PublishOption) {
+// endToEndWith publishes b.N messages with publishOpts; the subscriber
+// calls read, if not nil, on each.
+func endToEndWith(b *testing.B, policy *acl.Policy, pubOpts, subOpts []ClientOption, publishOpts []PublishOption, read func(*Message)) {
 	dir, err := os.MkdirTemp("", "ebb")
 	if err != nil {
 		b.Fatal(err)
@@ -292,7 +303,10 @@ func endToEndWith(b *testing.B, policy *acl.Policy, pubOpts, subOpts []ClientOpt
 	got := make(chan struct{}, 1)
 	var n, want int
 	var mu sync.Mutex
-	s, err := sub.SubscribeFunc(ctx, func(*Message) {
+	s, err := sub.SubscribeFunc(ctx, func(m *Message) {
+		if read != nil {
+			read(m)
+		}
 		mu.Lock()
 		if n++; n == want {
 			got <- struct{}{}

@@ -70,8 +70,9 @@ type clientConn struct {
 	// Reader-goroutine state.
 	view      wire.DeliverView
 	corrView  wire.CorrelationView
-	corrShape wire.CorrelationShape // the last correlation received
-	names     interner              // topics and components
+	corrShape wire.CorrelationShape // the last correlation received...
+	corrBase  *correlation.Metadata // ...decoded, but the sequence
+	names     interner              // topics, components and correlation strings
 }
 
 type request struct {

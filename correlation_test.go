@@ -177,19 +177,22 @@ func TestCorrelationRepeats(t *testing.T) {
 	}
 }
 
-// TestMessageCorrelationConcurrent: Correlation decodes once, whichever
-// goroutine asks first, and every caller sees the same value.
+// TestMessageCorrelationConcurrent: Correlation builds its value once,
+// whichever goroutine asks first, every caller sees the same value, and
+// it is the caller's to modify.
 func TestMessageCorrelationConcurrent(t *testing.T) {
 	_, path := startBroker(t, Config{})
 	ctx := testCtx(t)
 	sub := subscribe(t, dial(t, path), "events.#")
 	pub := dial(t, path)
 	meta := correlation.New(correlation.WithTag("k", "v"))
-	if err := pub.Publish(ctx, "events.a", nil, WithCorrelation(meta)); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := pub.Publish(ctx, "events.a", nil, WithCorrelation(meta)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	flush(t, pub)
-	m := recv(t, sub)
+	m, next := recv(t, sub), recv(t, sub)
 	got := make(chan *correlation.Metadata, 8)
 	for range cap(got) {
 		go func() { got <- m.Correlation() }()
@@ -202,6 +205,12 @@ func TestMessageCorrelationConcurrent(t *testing.T) {
 	}
 	if first == nil || first.CorrelationID != meta.CorrelationID || first.Tags["k"] != "v" || first.Sequence != 1 {
 		t.Errorf("Correlation = %+v; want %+v with sequence 1", first, meta)
+	}
+	// The two messages share their decoded metadata inside the client;
+	// what one caller does to its copy is not seen through the other.
+	first.Tags["k"] = "changed"
+	if c := next.Correlation(); c.Tags["k"] != "v" || c.Sequence != 2 {
+		t.Errorf("second message's Correlation = %+v; want tag k=v and sequence 2", c)
 	}
 	if m := (&Message{}); m.Correlation() != nil {
 		t.Errorf("a message without metadata has Correlation %+v", m.Correlation())

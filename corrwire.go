@@ -43,9 +43,9 @@ func metadataToWire(m *correlation.Metadata) *wire.Correlation {
 }
 
 // decodeCorrelation decodes an encoded Correlation into m, with strings
-// from in (nil: new strings). tags becomes m.Tags, cleared first: the
-// broker passes one map per connection, reused since the tracker does not
-// keep it; nil makes a new one where there are tags.
+// from in. tags becomes m.Tags, cleared first: the broker passes one map
+// per connection, reused since the tracker does not keep it; nil makes a
+// new one where there are tags.
 func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, tags map[string]string, m *correlation.Metadata) error {
 	if err := wire.DecodeCorrelation(b, v); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)

@@ -14,14 +14,11 @@ type interner struct {
 	last string // the last string returned: a stream often repeats it
 }
 
-// get returns b as a string shared with earlier equal ones; a nil
-// interner just converts.
+// get returns b as a string shared with earlier equal ones.
 func (in *interner) get(b []byte) string {
 	switch {
 	case len(b) == 0:
 		return ""
-	case in == nil:
-		return string(b)
 	case string(b) == in.last:
 		return in.last
 	}

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,29 +34,30 @@ type Message struct {
 	// full) or by this client (the subscription's channel was full).
 	Missed uint64
 
-	corr     []byte // encoded Correlation, checked on receipt; nil: none
+	// The correlation metadata but the sequence number, shared by the
+	// messages that repeat it and never handed out; nil: none.
+	corrBase *correlation.Metadata
+	corrSeq  uint64
 	corrOnce sync.Once
 	meta     *correlation.Metadata
 }
 
 // Correlation returns the message's correlation metadata, or nil if it
-// has none. It is decoded on the first call, so subscribers that never
-// look pay nothing for it; later calls return the same value. Safe for
-// concurrent use.
+// has none. The first call builds it (a subscriber that never looks pays
+// nothing) and later calls return the same value, which the caller may
+// modify. Safe for concurrent use.
 func (m *Message) Correlation() *correlation.Metadata {
-	if m.corr != nil {
-		m.corrOnce.Do(m.decodeCorrelation)
+	if m.corrBase != nil {
+		m.corrOnce.Do(m.buildCorrelation)
 	}
 	return m.meta
 }
 
-func (m *Message) decodeCorrelation() {
-	var v wire.CorrelationView
-	meta := new(correlation.Metadata)
-	// The client decoded these bytes on receipt, so this cannot fail.
-	if err := decodeCorrelation(m.corr, &v, nil, nil, meta); err == nil {
-		m.meta = meta
-	}
+func (m *Message) buildCorrelation() {
+	meta := *m.corrBase
+	meta.Sequence = m.corrSeq
+	meta.Tags = maps.Clone(m.corrBase.Tags)
+	m.meta = &meta
 }
 
 // Subscription receives the messages matching its patterns, on C or
@@ -317,6 +319,7 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 	}
 	m := &Message{
 		Topic:              cc.names.get(v.Topic),
+		Payload:            append([]byte(nil), v.Payload...),
 		PublishedAt:        time.Unix(0, v.PublishedAt),
 		ReceivedAt:         time.Unix(0, v.ReceivedAt),
 		PublisherPID:       int(v.PublisherPID),
@@ -325,28 +328,19 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		Final:              v.Final,
 	}
 	if v.Correlation != nil {
-		// Check it now, so that Message.Correlation cannot fail later; a
-		// repeat of the last one (but for its sequence) is known good.
-		if _, ok := cc.corrShape.Match(v.Correlation); !ok {
-			if err := wire.DecodeCorrelation(v.Correlation, &cc.corrView); err != nil {
-				return fmt.Errorf("eventbus: malformed correlation in DELIVER from broker: %w", err)
+		// A publisher's messages usually repeat their metadata but the
+		// sequence number: decoded once, it is shared by the repeats.
+		seq, ok := cc.corrShape.Match(v.Correlation)
+		if !ok {
+			base := new(correlation.Metadata)
+			if err := decodeCorrelation(v.Correlation, &cc.corrView, &cc.names, nil, base); err != nil {
+				return fmt.Errorf("eventbus: DELIVER from broker: %w", err)
 			}
+			seq, base.Sequence = base.Sequence, 0
+			cc.corrBase = base
 			cc.corrShape.Set(v.Correlation)
 		}
-	}
-	// One copy holds the payload and the encoded correlation.
-	if n := len(v.Payload); n+len(v.Correlation) > 0 {
-		buf := make([]byte, n+len(v.Correlation))
-		copy(buf, v.Payload)
-		copy(buf[n:], v.Correlation)
-		if n > 0 {
-			m.Payload = buf[:n:n]
-		}
-		if v.Correlation != nil {
-			m.corr = buf[n:]
-		}
-	} else if v.Correlation != nil {
-		m.corr = []byte{}
+		m.corrBase, m.corrSeq = cc.corrBase, seq
 	}
 	s.dispatch(m)
 	return nil
