@@ -36,13 +36,21 @@ func (f *queryFlags) add(fl *pflag.FlagSet, ids bool) {
 	}
 }
 
-// connect dials the broker with the identity the flags claim.
-func (f *queryFlags) connect(ctx context.Context, cmd *cobra.Command) (*eventbus.Client, error) {
+// query dials the broker with the identity the flags claim and runs ask
+// with the client, both within timeout.
+func (f *queryFlags) query(cmd *cobra.Command, timeout time.Duration, ask func(context.Context, *eventbus.Client) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
 	opts, err := f.id.options(cmd)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return dial(ctx, cmd, opts...)
+	c, err := dial(ctx, cmd, opts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return ask(ctx, c)
 }
 
 type historyFlags struct {
@@ -99,15 +107,10 @@ func runHistory(cmd *cobra.Command, f *historyFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-	defer cancel()
-	c, err := f.connect(ctx, cmd)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	msgs, err := c.History(ctx, q)
-	return writeHistory(cmd.OutOrStdout(), cmd.ErrOrStderr(), msgs, err, f.json, idFormat{f.fullIDs})
+	return f.queryFlags.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
+		msgs, err := c.History(ctx, q)
+		return writeHistory(cmd.OutOrStdout(), cmd.ErrOrStderr(), msgs, err, f.json, idFormat{f.fullIDs})
+	})
 }
 
 // writeHistory prints History's results; results cut to fit one reply
@@ -253,19 +256,14 @@ func runWait(cmd *cobra.Command, f *waitFlags, id string) error {
 	if err := (correlation.Metadata{CorrelationID: id, RootID: id}).Validate(); err != nil {
 		return &exitStatus{code: exitUsage, err: err}
 	}
-	c, err := f.connect(cmd.Context(), cmd)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-	defer cancel()
-	msgs, waitErr := c.Wait(ctx, id, until)
-	if waitErr != nil && !errors.Is(waitErr, eventbus.ErrWaitUnmet) {
-		return waitErr
-	}
-	if err := writeMessages(cmd.OutOrStdout(), cmd.ErrOrStderr(), msgs, f.json, idFormat{f.fullIDs}); err != nil {
-		return err
-	}
-	return waitErr // an unmet condition, reported after the partial results
+	return f.query(cmd, f.timeout, func(ctx context.Context, c *eventbus.Client) error {
+		msgs, waitErr := c.Wait(ctx, id, until)
+		if waitErr != nil && !errors.Is(waitErr, eventbus.ErrWaitUnmet) {
+			return waitErr
+		}
+		if err := writeMessages(cmd.OutOrStdout(), cmd.ErrOrStderr(), msgs, f.json, idFormat{f.fullIDs}); err != nil {
+			return err
+		}
+		return waitErr // an unmet condition, reported after the partial results
+	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/wire"
 )
 
@@ -32,21 +33,16 @@ publisher_component, correlation_id, parent_id, sequence, final, depth).
 Exit status 1 if the broker holds no event of ROOT that this client may see.`,
 		Args: exactArgs("ROOT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			c, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			entries, err := c.Timeline(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if len(entries) == 0 {
-				return fmt.Errorf("timeline %s: no events recorded for this workflow, or none this client may see", args[0])
-			}
-			return writeTimeline(cmd.OutOrStdout(), entries, f.json, idFormat{f.fullIDs})
+			return f.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
+				entries, err := c.Timeline(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if len(entries) == 0 {
+					return fmt.Errorf("timeline %s: no events recorded for this workflow, or none this client may see", args[0])
+				}
+				return writeTimeline(cmd.OutOrStdout(), entries, f.json, idFormat{f.fullIDs})
+			})
 		},
 	}
 	f.add(cmd.Flags(), true)
@@ -71,18 +67,13 @@ object (root_id, current_stage, stages, completed_stages, correlations,
 processes, events, finals, first_seen, last_seen).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			c, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ws, err := c.Workflows(ctx)
-			if err != nil {
-				return f.anonymousHint(err)
-			}
-			return writeWorkflows(cmd.OutOrStdout(), ws, f.json)
+			return f.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
+				ws, err := c.Workflows(ctx)
+				if err != nil {
+					return f.anonymousHint(err)
+				}
+				return writeWorkflows(cmd.OutOrStdout(), ws, f.json)
+			})
 		},
 	}
 	f.add(cmd.Flags(), false)
@@ -105,21 +96,16 @@ Only for registered components: claim one with --as (e.g. --as agent). With
 track ROOT (never seen, or dropped after being idle).`,
 		Args: exactArgs("ROOT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			c, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			w, ok, err := c.Workflow(ctx, args[0])
-			if err != nil {
-				return f.anonymousHint(err)
-			}
-			if !ok {
-				return fmt.Errorf("workflow %s: not tracked (never seen, or dropped after being idle)", args[0])
-			}
-			return writeWorkflow(cmd.OutOrStdout(), &w, f.json)
+			return f.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
+				w, ok, err := c.Workflow(ctx, args[0])
+				if err != nil {
+					return f.anonymousHint(err)
+				}
+				if !ok {
+					return fmt.Errorf("workflow %s: not tracked (never seen, or dropped after being idle)", args[0])
+				}
+				return writeWorkflow(cmd.OutOrStdout(), &w, f.json)
+			})
 		},
 	}
 	f.add(cmd.Flags(), false)
