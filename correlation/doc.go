@@ -10,7 +10,9 @@
 //   - [Filter] selects messages by metadata; [Filter.Compile] validates it
 //     and returns a [Compiled] filter whose Match does not allocate.
 //   - [Tracker] records every correlated message the broker sees
-//     ([Tracker.Record]), keeps workflows keyed by root, answers history
+//     ([Tracker.Record], or a [Recorder] per publisher, which skips the
+//     work a repeat of its last metadata needs not redo), keeps workflows
+//     keyed by root, answers history
 //     queries (by tags, correlation, root, stage, time range; timelines;
 //     workflow state) and lets a caller [Tracker.Wait] for a correlation's
 //     results.

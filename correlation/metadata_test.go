@@ -187,10 +187,8 @@ func TestSequencer(t *testing.T) {
 	if got := s.Len(); got != 2 {
 		t.Errorf("Len() = %d; want 2 (the bound)", got)
 	}
-	m := Metadata{CorrelationID: "b"}
-	s.Stamp(&m)
-	if m.Sequence != 1 { // b was evicted by c
-		t.Errorf("Stamp: Sequence = %d; want 1", m.Sequence)
+	if got := s.Next("b"); got != 1 { // b was evicted by c
+		t.Errorf("Next(b) after its eviction = %d; want 1", got)
 	}
 	if got := NewSequencer(0).max; got != DefaultSequencerSize {
 		t.Errorf("NewSequencer(0) size = %d; want %d", got, DefaultSequencerSize)

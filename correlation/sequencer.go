@@ -61,9 +61,6 @@ func (s *Sequencer) Next(correlationID string) uint64 {
 	return 1
 }
 
-// Stamp sets m.Sequence to Next(m.CorrelationID).
-func (s *Sequencer) Stamp(m *Metadata) { m.Sequence = s.Next(m.CorrelationID) }
-
 // Len returns how many correlation ids s remembers.
 func (s *Sequencer) Len() int {
 	s.mu.Lock()
