@@ -102,37 +102,49 @@ func BenchmarkBrokerPublish(b *testing.B) {
 
 // BenchmarkBrokerPublishCorrelation measures what correlation metadata
 // (stage, source, 4 tags) adds to the broker's work for one PUBLISH:
-// metadata=repeat repeats the connection's last metadata but the sequence
-// (checked by one comparison, recorded with the Recorder's cached
-// postings); metadata=new changes it every time (decoded, validated,
-// every index looked up), cycling through 1,000 correlations.
+// metadata=ref names metadata defined once on the connection, as the Go
+// client sends it (PROTOCOL.md §5.3.1); metadata=repeat sends the
+// connection's last metadata in full but the sequence (recognized by one
+// comparison); metadata=new changes it every time (decoded, validated,
+// every index looked up), cycling through 1,000 correlations. Every
+// publish is recorded.
 func BenchmarkBrokerPublishCorrelation(b *testing.B) {
-	meta := func(i int) *wire.Correlation {
+	base := func(i int) []byte {
 		m := correlation.New(correlation.WithStage("collection"), correlation.WithSource("procmond"),
 			correlation.WithTag("investigation_id", fmt.Sprintf("INC-%d", i)), correlation.WithTag("host", "server-01"),
 			correlation.WithTag("collector", "procmond"), correlation.WithTag("severity", "high"))
-		return metadataToWire(&m)
+		return wire.AppendCorrelationBase(nil, metadataToWire(&m))
 	}
-	body := func(c *wire.Correlation, seq uint64) []byte {
+	body := func(f wire.CorrelationFields) []byte {
 		env := &wire.Envelope{Topic: "events.process.lifecycle", Payload: make([]byte, 128), PublishedAt: time.Now().UnixNano()}
-		return wire.AppendPublish(nil, env, wire.AppendCorrelationBase(nil, c), seq)[wire.HeaderSize:]
+		return wire.AppendPublish(nil, env, &f)[wire.HeaderSize:]
 	}
 	b.Run("metadata=none", func(b *testing.B) {
 		rig := newBenchRig(b, 1, "events.#")
 		defer rig.close()
 		rig.publishN(b, publishBody("events.process.lifecycle", 128))
 	})
+	b.Run("metadata=ref", func(b *testing.B) {
+		rig := newBenchRig(b, 1, "events.#")
+		defer rig.close()
+		rig.pub.handlePublish(body(wire.CorrelationFields{Base: base(0), Seq: 1, Ref: 1, Define: true}))
+		rig.pub.frameDone(true)
+		rig.publishN(b, body(wire.CorrelationFields{Seq: 2, Ref: 1}))
+		if got := rig.b.tracker.Stats().Recorded; got != uint64(b.N)+1 {
+			b.Fatalf("recorded %d publishes; want %d: publishes by ref were refused", got, b.N+1)
+		}
+	})
 	b.Run("metadata=repeat", func(b *testing.B) {
 		rig := newBenchRig(b, 1, "events.#")
 		defer rig.close()
-		rig.publishN(b, body(meta(0), 1))
+		rig.publishN(b, body(wire.CorrelationFields{Base: base(0), Seq: 1}))
 	})
 	b.Run("metadata=new", func(b *testing.B) {
 		rig := newBenchRig(b, 1, "events.#")
 		defer rig.close()
 		bodies := make([][]byte, 1000)
 		for i := range bodies {
-			bodies[i] = body(meta(i), 1)
+			bodies[i] = body(wire.CorrelationFields{Base: base(i), Seq: 1})
 		}
 		rig.publishEach(b, bodies)
 	})

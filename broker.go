@@ -348,12 +348,17 @@ func (b *Broker) cut() {
 	}
 }
 
-// route delivers one published envelope to every matching subscription
-// whose correlation filter, if any, meta matches.
+// route delivers one published message to every matching subscription
+// whose correlation filter, if any, corr's metadata matches (corr is nil
+// for a message without correlation).
 // It runs on the publisher's reader goroutine and never blocks on a
 // subscriber: a full queue drops (SPEC §4). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
-func (b *Broker) route(from *conn, envelope, topicName []byte, meta *correlation.Metadata) {
+func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, corr *corrDef) {
+	var meta *correlation.Metadata
+	if corr != nil {
+		meta = &corr.meta
+	}
 	for _, s := range b.index.MatchBytes(topicName) {
 		sc := s.c
 		if s.filter != nil && !s.filter.Match(meta) {
@@ -362,7 +367,7 @@ func (b *Broker) route(from *conn, envelope, topicName []byte, meta *correlation
 		if s.filtered && sc.access.CheckBytes(acl.Subscribe, topicName) != nil {
 			continue
 		}
-		switch sc.out.deliver(s, envelope, from.readAt, from.publisherFields) {
+		switch sc.out.deliver(s, d, corr) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
 		case dropped:

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -67,12 +66,15 @@ type clientConn struct {
 	r     *wire.Reader
 	hello *wire.HelloOK
 	raw   syscall.RawConn // for direct writes; nil for pipes
+	// The correlations this connection's publishes named, by ref
+	// (publishFields); guarded by Client.mu.
+	pubRefs    map[*publishCorrelation]uint64
+	nextPubRef uint64 // the last ref defined
 	// Reader-goroutine state.
-	view      wire.DeliverView
-	corrView  wire.CorrelationView
-	corrShape wire.CorrelationShape // the last correlation received...
-	corrBase  *correlation.Metadata // ...decoded, but the sequence
-	names     interner              // topics, components and correlation strings
+	view     wire.DeliverView
+	corrView wire.CorrelationView
+	corrRefs []*correlation.Metadata // the broker's correlation refs, by ref-1; sequence 0
+	names    interner                // topics, components and correlation strings
 }
 
 type request struct {
@@ -365,16 +367,35 @@ func (c *Client) enqueueLocked(t wire.Type, m wire.Message, direct bool) error {
 	return c.enqueueWith(direct, func() { c.appendLocked(t, m) })
 }
 
-// enqueuePublishLocked is enqueueLocked for c.env with the correlation
-// built from base and seq (see wire.AppendPublish).
-func (c *Client) enqueuePublishLocked(base []byte, seq uint64, direct bool) error {
+// enqueuePublishLocked is enqueueLocked for c.env with pc's metadata, if
+// not nil, numbered seq.
+func (c *Client) enqueuePublishLocked(pc *publishCorrelation, seq uint64, direct bool) error {
 	return c.enqueueWith(direct, func() {
-		size := wire.HeaderSize + c.env.SizeVT()
-		if base != nil {
-			size += len(base) + 2*binary.MaxVarintLen64
+		var corr *wire.CorrelationFields
+		var fields wire.CorrelationFields
+		if pc != nil {
+			fields = c.conn.publishFields(pc, seq)
+			corr = &fields
 		}
-		c.pending.Commit(wire.AppendPublish(c.pending.Tail(size), &c.env, base, seq))
+		size := wire.PublishSize(c.env.SizeVT(), corr)
+		c.pending.Commit(wire.AppendPublish(c.pending.Tail(size), &c.env, corr))
 	})
+}
+
+// publishFields returns how a publish on cc sends pc's metadata
+// (PROTOCOL.md §5.3.1): in full the first time, defining a ref for it,
+// then by that ref. Refs are reused once wire.MaxCorrelationRef are
+// defined; a definition replaces the last. The caller holds Client.mu.
+func (cc *clientConn) publishFields(pc *publishCorrelation, seq uint64) wire.CorrelationFields {
+	if ref, ok := cc.pubRefs[pc]; ok {
+		return wire.CorrelationFields{Seq: seq, Ref: ref}
+	}
+	ref := cc.nextPubRef%wire.MaxCorrelationRef + 1
+	if cc.pubRefs == nil || ref == 1 {
+		cc.pubRefs = make(map[*publishCorrelation]uint64) // forget the options of the refs reused from now on
+	}
+	cc.pubRefs[pc], cc.nextPubRef = ref, ref
+	return wire.CorrelationFields{Base: pc.base, Seq: seq, Ref: ref, Define: true}
 }
 
 // enqueueWith waits for room in the write buffer, appends a frame with
@@ -495,17 +516,16 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, 
 		o.final = o.final || opt.final
 	}
 	c.env.Final = o.final
-	var base []byte
 	var seq uint64
 	if o.corr != nil {
 		if o.corr.err != nil {
 			c.env.Topic, c.env.Payload = "", nil
 			return fmt.Errorf("eventbus: publish %s: %w", topicName, o.corr.err)
 		}
-		base, seq = o.corr.base, c.seq.Next(o.corr.id)
+		seq = c.seq.Next(o.corr.id)
 	}
 	c.pendingPubs++
-	err := c.enqueuePublishLocked(base, seq, direct)
+	err := c.enqueuePublishLocked(o.corr, seq, direct)
 	c.env.Topic, c.env.Payload, c.env.Final = "", nil, false
 	if err != nil {
 		c.pendingPubs--

@@ -252,7 +252,7 @@ func (c *conn) frameDone(batchEnd bool) {
 	if batchEnd {
 		c.wakeSubscribers()
 	}
-	if c.corr.pending {
+	if c.corr.pending != nil {
 		c.recordCorrelation()
 	}
 }
@@ -343,6 +343,12 @@ func (c *conn) handle(t wire.Type, body []byte) error {
 func (c *conn) handlePublish(body []byte) {
 	c.publishSeq++
 	v, err := wire.ScanPublish(body)
+	var corr *corrDef
+	if err == nil && v.HasCorrelation() {
+		// First, so that a definition holds even if this publish is
+		// refused below (PROTOCOL.md §5.3.1).
+		corr, err = c.correlationOf(&v)
+	}
 	if err == nil {
 		err = c.checkPublish(v)
 	}
@@ -354,17 +360,11 @@ func (c *conn) handlePublish(body []byte) {
 		c.refusePublish(v.Topic, c.denied(err))
 		return
 	}
-	var meta *correlation.Metadata
-	var repeat bool // meta repeats the last recorded but the sequence
-	if v.Correlation != nil {
-		if meta, repeat, err = c.checkCorrelation(&v); err != nil {
-			c.refusePublish(v.Topic, err)
-			return
-		}
-	}
-	c.b.route(c, body, v.Topic, meta)
-	if meta != nil {
-		c.corr.pending, c.corr.repeat, c.corr.view = true, repeat, v // recorded by frameDone
+	d := wire.Delivery{ReceivedAt: c.readAt, Publisher: c.publisherFields}
+	d.Head, d.Tail, c.corr.strip = v.Uncorrelated(body, c.corr.strip)
+	c.b.route(c, &d, v.Topic, corr)
+	if corr != nil {
+		c.corr.pending, c.corr.view = corr, v // recorded by frameDone
 	}
 }
 

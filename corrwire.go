@@ -43,15 +43,13 @@ func metadataToWire(m *correlation.Metadata) *wire.Correlation {
 }
 
 // decodeCorrelation decodes an encoded Correlation into m, with strings
-// from in. tags becomes m.Tags, cleared first: the broker passes one map
-// per connection, reused since the tracker does not keep it; nil makes a
-// new one where there are tags.
-func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, tags map[string]string, m *correlation.Metadata) error {
+// from in.
+func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, m *correlation.Metadata) error {
 	if err := wire.DecodeCorrelation(b, v); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)
 	}
-	clear(tags)
-	if tags == nil && len(v.Tags) > 0 {
+	var tags map[string]string
+	if len(v.Tags) > 0 {
 		tags = make(map[string]string, len(v.Tags))
 	}
 	for _, kv := range v.Tags {
@@ -70,59 +68,96 @@ func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, tags map
 	return nil
 }
 
+// corrDef is one correlation a publisher sends: metadata decoded and
+// validated once, which its publishes repeat but for the sequence number.
+// Only the publisher's reader uses it, but for base, which is immutable:
+// subscribers' queues name a corrDef by pointer (outQueue.correlationLocked).
+type corrDef struct {
+	meta correlation.Metadata // Sequence is the publish being handled's
+	base []byte               // wire.AppendCorrelationBase of meta
+	rec  *correlation.Recorder
+}
+
 // publisherCorrelation is a connection's state for its correlated
-// publishes. A publisher usually repeats its metadata but the sequence
-// number; shape recognizes that, and then the broker neither decodes nor
-// validates it again and the Recorder reuses what it resolved.
+// publishes (PROTOCOL.md §5.3.1): the correlations it named by ref, and
+// the last one it sent in full without a ref.
 type publisherCorrelation struct {
-	shape    wire.CorrelationShape // the metadata last recorded
-	corrView wire.CorrelationView
-	meta     correlation.Metadata // decoded; Tags is owned here
-	rec      *correlation.Recorder
-	ev       correlation.Event // checked, to record; its payload aliases the frame
+	refs      []*corrDef            // by ref-1; nil: not defined
+	anon      *corrDef              // the last correlation sent in full without a ref...
+	anonShape wire.CorrelationShape // ...and its encoding, to recognize a repeat
+	corrView  wire.CorrelationView
+	strip     []byte // scratch for PublishView.Uncorrelated
+	ev        correlation.Event
 
 	// The publish routed and not yet recorded (see conn.frameDone).
-	pending bool
-	repeat  bool             // its metadata repeats the last recorded
+	pending *corrDef
 	view    wire.PublishView // aliases the frame
 }
 
-// checkCorrelation decodes and checks a correlated publish (SPEC §5) and
-// returns its metadata for routing, valid until the connection's next
-// publish, and whether it repeats the last metadata recorded but for the
-// sequence number; recordCorrelation then records it. Invalid metadata is
-// refused, never truncated. A repeat needs no decoding and no checks, so
-// this touches as little as it can before the message is delivered.
-func (c *conn) checkCorrelation(v *wire.PublishView) (meta *correlation.Metadata, repeat bool, err error) {
+// correlationOf returns the correlation of the publish v, defining it
+// first if v carries it in full (SPEC §5, PROTOCOL.md §5.3 rule 7). Its
+// Sequence is v's, until the connection's next publish. Invalid metadata
+// is refused, never truncated; a ref it was to define is then undefined.
+// A repeat needs no decoding and no checks, so this touches as little as
+// it can before the message is delivered.
+func (c *conn) correlationOf(v *wire.PublishView) (*corrDef, error) {
 	pc := &c.corr
-	meta = &pc.meta
-	seq, repeat := pc.shape.Match(v.Correlation)
-	if repeat {
-		meta.Sequence = seq
-		return meta, true, nil
+	ref := v.CorrelationRef
+	if v.Correlation == nil { // by reference
+		if int(ref) > len(pc.refs) || pc.refs[ref-1] == nil {
+			return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
+				"correlation ref %d is not defined on this connection", ref)
+		}
+		d := pc.refs[ref-1]
+		d.meta.Sequence = v.CorrelationSeq
+		return d, nil
 	}
-	pc.shape.Reset()
-	if meta.Tags == nil {
-		meta.Tags = make(map[string]string)
+	if ref == 0 {
+		if seq, ok := pc.anonShape.Match(v.Correlation); ok {
+			pc.anon.meta.Sequence = seq
+			return pc.anon, nil
+		}
+		pc.anonShape.Reset()
+	} else {
+		for int(ref) > len(pc.refs) {
+			pc.refs = append(pc.refs, nil)
+		}
+		pc.refs[ref-1] = nil
 	}
-	if err := decodeCorrelation(v.Correlation, &pc.corrView, &c.strs, meta.Tags, meta); err != nil {
-		return nil, false, err
+	d, err := c.defineCorrelation(v)
+	if err != nil {
+		return nil, err
 	}
-	if pc.rec == nil {
-		pc.rec = c.b.tracker.NewRecorder()
+	if ref == 0 {
+		pc.anon = d
+		pc.anonShape.Set(v.Correlation)
+	} else {
+		pc.refs[ref-1] = d
 	}
-	c.stageEvent(v)
-	if err := pc.rec.Check(&pc.ev, false); err != nil {
-		return nil, false, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
-	}
-	pc.shape.Set(v.Correlation) // validated: a repeat may skip that
-	return meta, false, nil
+	return d, nil
 }
 
-// stageEvent sets c.corr.ev to the publish v with the decoded metadata.
-func (c *conn) stageEvent(v *wire.PublishView) {
+// defineCorrelation decodes and validates the correlation v carries in
+// full, with v's payload: an event too large for the history is refused
+// here, before it is delivered.
+func (c *conn) defineCorrelation(v *wire.PublishView) (*corrDef, error) {
 	pc := &c.corr
-	pc.ev = correlation.Event{
+	d := &corrDef{rec: c.b.tracker.NewRecorder()}
+	if err := decodeCorrelation(v.Correlation, &pc.corrView, &c.strs, &d.meta); err != nil {
+		return nil, err
+	}
+	c.stageEvent(v, d)
+	if err := d.rec.Check(&pc.ev, false); err != nil {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	}
+	pc.ev.Payload = nil // do not pin the read buffer
+	d.base = wire.AppendCorrelationBase(nil, metadataToWire(&d.meta))
+	return d, nil
+}
+
+// stageEvent sets c.corr.ev to the publish v with d's metadata.
+func (c *conn) stageEvent(v *wire.PublishView, d *corrDef) {
+	c.corr.ev = correlation.Event{
 		Topic:              c.strs.get(v.Topic),
 		Payload:            v.Payload,
 		PublishedAt:        time.Unix(0, v.PublishedAt),
@@ -130,30 +165,29 @@ func (c *conn) stageEvent(v *wire.PublishView) {
 		PublisherPID:       c.peer.PID,
 		PublisherUID:       c.peer.UID,
 		PublisherComponent: c.component,
-		Metadata:           pc.meta,
+		Metadata:           d.meta,
 		Final:              v.Final,
 	}
 }
 
-// recordCorrelation records the publish checkCorrelation accepted. It
-// cannot be refused: a repeat's metadata passed the checks before, and
+// recordCorrelation records the publish routed last. It cannot be
+// refused: its metadata passed the checks when it was defined, and
 // Config.Validate makes the history large enough for any message. It can
 // fail only once the broker is shutting down; the message was delivered.
 func (c *conn) recordCorrelation() {
 	pc := &c.corr
-	err := error(nil)
-	if pc.repeat {
-		c.stageEvent(&pc.view)
-		err = pc.rec.Check(&pc.ev, true)
-	}
+	d := pc.pending
+	c.stageEvent(&pc.view, d)
+	// The Recorder has d's metadata, but the sequence, from its last event.
+	err := d.rec.Check(&pc.ev, true)
 	if err == nil {
-		err = pc.rec.Record(&pc.ev)
+		err = d.rec.Record(&pc.ev)
 	}
 	if err != nil {
 		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}
 	// Do not pin the read buffer.
-	pc.pending, pc.view, pc.ev.Payload = false, wire.PublishView{}, nil
+	pc.pending, pc.view, pc.ev.Payload = nil, wire.PublishView{}, nil
 }
 
 // filterFromWire converts a received subscription filter.

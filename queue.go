@@ -23,6 +23,11 @@ type outQueue struct {
 	msgs       int             // DELIVER frames in buf
 	stamps     []int64         // broker receive time of each queued delivery
 	missedSubs []*subscription // subscriptions with drops not yet reported
+	// The correlations queued DELIVERs defined, by ref (correlationLocked).
+	refs     map[*corrDef]uint64
+	nextRef  uint64 // the last ref defined
+	lastCorr *corrDef
+	lastRef  uint64
 	closed     bool            // no more frames are accepted
 	overflow   bool            // a drop happened under the disconnect policy
 	// writing: the writer goroutine or a direct write from a publisher's
@@ -54,15 +59,21 @@ const (
 	discarded                          // queue closed
 )
 
-// deliver queues a DELIVER frame for s, or counts a drop if the queue is
-// full (SPEC §4).
-func (q *outQueue) deliver(s *subscription, envelope []byte, receivedAt int64, publisher []byte) enqueueResult {
-	size := wire.DeliverSize(s.id, len(envelope), len(publisher))
+// deliver queues a DELIVER frame of d for s, with corr's metadata (nil:
+// none), or counts a drop if the queue is full (SPEC §4).
+func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef) enqueueResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return discarded
 	}
+	var cf *wire.CorrelationFields
+	var fields wire.CorrelationFields
+	if corr != nil {
+		fields = q.correlationLocked(corr)
+		cf = &fields
+	}
+	size := wire.DeliverSize(s.id, d, cf)
 	if q.msgs >= q.maxMsgs || q.buf.Len()+size > q.maxBytes {
 		if s.missed == 0 {
 			q.missedSubs = append(q.missedSubs, s)
@@ -73,15 +84,43 @@ func (q *outQueue) deliver(s *subscription, envelope []byte, receivedAt int64, p
 	}
 	wasEmpty := q.buf.Len() == 0
 	q.appendMissedLocked()
-	q.buf.Commit(wire.AppendDeliver(q.buf.Tail(size), s.id, envelope, receivedAt, publisher))
+	q.buf.Commit(wire.AppendDeliver(q.buf.Tail(size), s.id, d, cf))
+	if fields.Define {
+		q.definedLocked(corr, fields.Ref)
+	}
 	q.msgs++
 	if q.timed {
-		q.stamps = append(q.stamps, receivedAt)
+		q.stamps = append(q.stamps, d.ReceivedAt)
 	}
 	if wasEmpty {
 		return enqueuedFirst
 	}
 	return enqueued
+}
+
+// correlationLocked returns how a DELIVER names corr's metadata on this
+// connection (PROTOCOL.md §5.4.1): by the ref an earlier DELIVER defined,
+// or in full, defining the next ref. Refs are reused once
+// wire.MaxCorrelationRef are defined; a definition replaces the last.
+func (q *outQueue) correlationLocked(corr *corrDef) wire.CorrelationFields {
+	seq := corr.meta.Sequence
+	if corr == q.lastCorr {
+		return wire.CorrelationFields{Ref: q.lastRef, Seq: seq}
+	}
+	if ref, ok := q.refs[corr]; ok {
+		q.lastCorr, q.lastRef = corr, ref
+		return wire.CorrelationFields{Ref: ref, Seq: seq}
+	}
+	return wire.CorrelationFields{Base: corr.base, Seq: seq, Ref: q.nextRef%wire.MaxCorrelationRef + 1, Define: true}
+}
+
+// definedLocked notes that a queued DELIVER defined ref as corr.
+func (q *outQueue) definedLocked(corr *corrDef, ref uint64) {
+	if q.refs == nil || ref == 1 {
+		q.refs = make(map[*corrDef]uint64) // forget the corrDefs of the refs reused from now on
+	}
+	q.refs[corr], q.nextRef = ref, ref
+	q.lastCorr, q.lastRef = corr, ref
 }
 
 // appendMissedLocked reports pending drops ahead of the next delivery, so

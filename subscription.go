@@ -327,23 +327,44 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		PublisherComponent: cc.names.get(v.Component),
 		Final:              v.Final,
 	}
-	if v.Correlation != nil {
-		// A publisher's messages usually repeat their metadata but the
-		// sequence number: decoded once, it is shared by the repeats.
-		seq, ok := cc.corrShape.Match(v.Correlation)
-		if !ok {
-			base := new(correlation.Metadata)
-			if err := decodeCorrelation(v.Correlation, &cc.corrView, &cc.names, nil, base); err != nil {
-				return fmt.Errorf("eventbus: DELIVER from broker: %w", err)
-			}
-			seq, base.Sequence = base.Sequence, 0
-			cc.corrBase = base
-			cc.corrShape.Set(v.Correlation)
+	if v.Correlation != nil || v.CorrelationRef != 0 {
+		base, seq, err := cc.correlation(v)
+		if err != nil {
+			return fmt.Errorf("eventbus: DELIVER from broker: %w", err)
 		}
-		m.corrBase, m.corrSeq = cc.corrBase, seq
+		m.corrBase, m.corrSeq = base, seq
 	}
 	s.dispatch(m)
 	return nil
+}
+
+// correlation returns the metadata of the DELIVER v, but its sequence,
+// and the sequence (PROTOCOL.md §5.4.1). Metadata the broker defined a ref
+// for is decoded once and shared by the messages that name the ref.
+func (cc *clientConn) correlation(v *wire.DeliverView) (*correlation.Metadata, uint64, error) {
+	ref := v.CorrelationRef
+	if ref > wire.MaxCorrelationRef {
+		return nil, 0, fmt.Errorf("correlation ref %d out of range 1-%d", ref, wire.MaxCorrelationRef)
+	}
+	if v.Correlation == nil {
+		if int(ref) > len(cc.corrRefs) || cc.corrRefs[ref-1] == nil {
+			return nil, 0, fmt.Errorf("correlation ref %d was never defined", ref)
+		}
+		return cc.corrRefs[ref-1], v.CorrelationSeq, nil
+	}
+	base := new(correlation.Metadata)
+	if err := decodeCorrelation(v.Correlation, &cc.corrView, &cc.names, base); err != nil {
+		return nil, 0, err
+	}
+	seq := base.Sequence
+	base.Sequence = 0
+	if ref != 0 {
+		for int(ref) > len(cc.corrRefs) {
+			cc.corrRefs = append(cc.corrRefs, nil)
+		}
+		cc.corrRefs[ref-1] = base
+	}
+	return base, seq, nil
 }
 
 func (c *Client) handleError(body []byte) error {

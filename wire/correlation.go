@@ -49,40 +49,89 @@ func AppendCorrelationBase(dst []byte, c *Correlation) []byte {
 	return dst
 }
 
-// AppendPublish appends a PUBLISH frame of env, whose Correlation must be
-// nil, followed by the correlation field built from base (see
-// AppendCorrelationBase) and seq; a nil base means no correlation.
-func AppendPublish(dst []byte, env *Envelope, base []byte, seq uint64) []byte {
-	envLen := env.SizeVT()
-	corrLen := 0
-	if base != nil {
-		corrLen = len(base)
-		if seq != 0 {
-			corrLen += 1 + protowire.SizeVarint(seq)
+// CorrelationFields is a message's correlation as a PUBLISH or DELIVER
+// envelope carries it (PROTOCOL.md §5.3.1, §5.4.1): in full, as the
+// correlation field built from Base (see AppendCorrelationBase) and Seq;
+// in full and naming it Ref on the connection (Define); or as Ref and Seq
+// alone, once Ref is defined. A nil *CorrelationFields, or a nil Base
+// without Ref, is no correlation.
+type CorrelationFields struct {
+	Base   []byte
+	Seq    uint64
+	Ref    uint64
+	Define bool
+}
+
+func (c *CorrelationFields) full() bool { return c.Ref == 0 || c.Define }
+
+// size is the encoded size of the fields, with refField and seqField the
+// envelope's field numbers for Ref and Seq.
+func (c *CorrelationFields) size(refField, seqField protowire.Number) int {
+	if c == nil {
+		return 0
+	}
+	n := 0
+	if c.full() && c.Base != nil {
+		n += 1 + protowire.SizeBytes(c.baseSeqLen())
+	}
+	if c.Ref != 0 {
+		n += protowire.SizeTag(refField) + protowire.SizeVarint(c.Ref)
+		if !c.Define && c.Seq != 0 {
+			n += protowire.SizeTag(seqField) + protowire.SizeVarint(c.Seq)
 		}
 	}
-	bodyLen := envLen
-	if base != nil {
-		bodyLen += 1 + protowire.SizeBytes(corrLen)
+	return n
+}
+
+func (c *CorrelationFields) baseSeqLen() int {
+	if c.Seq == 0 {
+		return len(c.Base)
 	}
-	dst = AppendHeader(dst, TypePublish, bodyLen)
+	return len(c.Base) + 1 + protowire.SizeVarint(c.Seq)
+}
+
+// append appends the fields, with refField and seqField the envelope's
+// field numbers for Ref and Seq.
+func (c *CorrelationFields) append(dst []byte, refField, seqField protowire.Number) []byte {
+	if c == nil {
+		return dst
+	}
+	if c.full() && c.Base != nil {
+		dst = protowire.AppendTag(dst, fieldCorrelation, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(c.baseSeqLen()))
+		dst = append(dst, c.Base...)
+		if c.Seq != 0 {
+			dst = append(dst, seqTag)
+			dst = protowire.AppendVarint(dst, c.Seq)
+		}
+	}
+	if c.Ref != 0 {
+		dst = protowire.AppendTag(dst, refField, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, c.Ref)
+		if !c.Define && c.Seq != 0 {
+			dst = protowire.AppendTag(dst, seqField, protowire.VarintType)
+			dst = protowire.AppendVarint(dst, c.Seq)
+		}
+	}
+	return dst
+}
+
+// AppendPublish appends a PUBLISH frame of env, whose Correlation must be
+// nil, followed by the correlation fields of corr (nil: none).
+func AppendPublish(dst []byte, env *Envelope, corr *CorrelationFields) []byte {
+	envLen := env.SizeVT()
+	dst = AppendHeader(dst, TypePublish, envLen+corr.size(fieldCorrRef, fieldCorrSeq))
 	start := len(dst)
 	dst = append(dst, make([]byte, envLen)...)
 	if _, err := env.MarshalToSizedBufferVT(dst[start:]); err != nil {
 		panic("wire: marshal PUBLISH: " + err.Error()) // SizeVT and MarshalToSizedBufferVT disagree
 	}
-	if base == nil {
-		return dst
-	}
-	dst = protowire.AppendTag(dst, fieldCorrelation, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(corrLen))
-	dst = append(dst, base...)
-	if seq != 0 {
-		dst = append(dst, seqTag)
-		dst = protowire.AppendVarint(dst, seq)
-	}
-	return dst
+	return corr.append(dst, fieldCorrRef, fieldCorrSeq)
 }
+
+// PublishSize is the frame size AppendPublish produces for an envelope of
+// envLen bytes (Envelope.SizeVT).
+func PublishSize(envLen int, corr *CorrelationFields) int { return HeaderSize + envLen + corr.size(fieldCorrRef, fieldCorrSeq) }
 
 // CorrelationShape remembers an encoded Correlation with its sequence
 // number cut out, to recognize the next encoding that differs from it in

@@ -3,8 +3,11 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -40,23 +43,33 @@ func TestAppendCorrelationBaseCanonical(t *testing.T) {
 func TestAppendPublish(t *testing.T) {
 	c := sampleCorrelation()
 	for _, tc := range []struct {
-		name string
-		corr *Correlation
-		seq  uint64
+		name        string
+		corr        *Correlation
+		seq, ref    uint64
+		define      bool
+		wantRef     uint64 // fields 6 and 7 as decoded
+		wantCorrSeq uint64
 	}{
-		{"none", nil, 0},
-		{"no sequence", c, 0},
-		{"sequence", c, 1},
-		{"large sequence", c, 1 << 62},
-		{"empty correlation", &Correlation{}, 7},
+		{name: "none"},
+		{name: "no sequence", corr: c},
+		{name: "sequence", corr: c, seq: 1},
+		{name: "large sequence", corr: c, seq: 1 << 62},
+		{name: "empty correlation", corr: &Correlation{}, seq: 7},
+		{name: "defining a ref", corr: c, seq: 3, ref: 5, define: true, wantRef: 5},
+		{name: "by ref", corr: c, seq: 4, ref: 5, wantRef: 5, wantCorrSeq: 4},
+		{name: "by ref without sequence", corr: c, ref: MaxCorrelationRef, wantRef: MaxCorrelationRef},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &Envelope{Topic: "events.a", Payload: []byte("payload"), PublishedAt: 42, Final: true}
-			var base []byte
+			var corr *CorrelationFields
 			if tc.corr != nil {
-				base = AppendCorrelationBase([]byte{}, tc.corr) // non-nil even when empty
+				// Base is non-nil even when empty.
+				corr = &CorrelationFields{Base: AppendCorrelationBase([]byte{}, tc.corr), Seq: tc.seq, Ref: tc.ref, Define: tc.define}
 			}
-			frame := AppendPublish(nil, env, base, tc.seq)
+			frame := AppendPublish(nil, env, corr)
+			if got, want := len(frame), PublishSize(env.SizeVT(), corr); got != want {
+				t.Errorf("len(AppendPublish) = %d; PublishSize = %d", got, want)
+			}
 			r := NewReader(bufio.NewReader(bytes.NewReader(frame)), len(frame))
 			typ, body, err := r.ReadFrame()
 			if err != nil || typ != TypePublish {
@@ -67,9 +80,11 @@ func TestAppendPublish(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := proto.Clone(env).(*Envelope)
-			if tc.corr != nil {
+			inFull := tc.corr != nil && (tc.ref == 0 || tc.define)
+			if inFull {
 				want.Correlation = withSeq(tc.corr, tc.seq)
 			}
+			want.CorrelationRef, want.CorrelationSequence = tc.wantRef, tc.wantCorrSeq
 			if !proto.Equal(&got, want) {
 				t.Errorf("decoded %v, want %v", &got, want)
 			}
@@ -77,8 +92,68 @@ func TestAppendPublish(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (v.Correlation != nil) != (tc.corr != nil) {
-				t.Errorf("ScanPublish correlation present = %v", v.Correlation != nil)
+			if (v.Correlation != nil) != inFull || v.CorrelationRef != tc.wantRef || v.CorrelationSeq != tc.wantCorrSeq {
+				t.Errorf("ScanPublish: correlation present %v, ref %d, seq %d", v.Correlation != nil, v.CorrelationRef, v.CorrelationSeq)
+			}
+			head, tail, _ := v.Uncorrelated(body, nil)
+			plain := proto.Clone(env).(*Envelope)
+			if wantPlain, _ := plain.MarshalVT(); !bytes.Equal(append(head[:len(head):len(head)], tail...), wantPlain) {
+				t.Errorf("Uncorrelated = % x + % x; want % x", head, tail, wantPlain)
+			}
+		})
+	}
+}
+
+// TestUncorrelatedInterleaved: correlation fields between others are cut
+// out one by one, through the scratch buffer.
+func TestUncorrelatedInterleaved(t *testing.T) {
+	var body []byte
+	body = protowire.AppendTag(body, fieldCorrRef, protowire.VarintType)
+	body = protowire.AppendVarint(body, 3)
+	body = append(body, bytesField(fieldTopic, "a.b")...)
+	body = protowire.AppendTag(body, fieldCorrSeq, protowire.VarintType)
+	body = protowire.AppendVarint(body, 9)
+	body = append(body, bytesField(fieldPayload, "p")...)
+	v, err := ScanPublish(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, tail, scratch := v.Uncorrelated(body, make([]byte, 0, 64))
+	if want := append(bytesField(fieldTopic, "a.b"), bytesField(fieldPayload, "p")...); !bytes.Equal(head, want) || tail != nil {
+		t.Errorf("Uncorrelated = % x + % x; want % x", head, tail, want)
+	}
+	if &scratch[0] != &head[0] {
+		t.Error("Uncorrelated did not build in the scratch buffer")
+	}
+}
+
+// TestScanPublishCorrelationRef: the rules of PROTOCOL.md §5.3.1 that
+// ScanPublish enforces.
+func TestScanPublishCorrelationRef(t *testing.T) {
+	varint := func(num protowire.Number, v uint64) []byte {
+		return protowire.AppendVarint(protowire.AppendTag(nil, num, protowire.VarintType), v)
+	}
+	corr := protowire.AppendBytes(protowire.AppendTag(nil, fieldCorrelation, protowire.BytesType), bytesField(fieldCorrID, "c"))
+	topic := bytesField(fieldTopic, "a.b")
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tc := range []struct {
+		name string
+		body []byte
+		code ErrorCode
+		msg  string
+	}{
+		{"sequence without ref", cat(topic, varint(fieldCorrSeq, 1)), ErrorCode_ERROR_CODE_MALFORMED_FRAME, "without correlation_ref"},
+		{"sequence with correlation", cat(topic, corr, varint(fieldCorrRef, 1), varint(fieldCorrSeq, 1)), ErrorCode_ERROR_CODE_MALFORMED_FRAME, "with correlation"},
+		{"ref 0", cat(topic, varint(fieldCorrRef, 0)), ErrorCode_ERROR_CODE_INVALID_CORRELATION, "ref 0 out of range 1-1024"},
+		{"ref over the limit", cat(topic, varint(fieldCorrRef, MaxCorrelationRef+1)), ErrorCode_ERROR_CODE_INVALID_CORRELATION, "ref 1025 out of range"},
+		{"ref twice", cat(topic, varint(fieldCorrRef, 1), varint(fieldCorrRef, 2)), ErrorCode_ERROR_CODE_MALFORMED_FRAME, "repeats envelope field 6"},
+		{"ref as bytes", cat(topic, bytesField(fieldCorrRef, "x")), ErrorCode_ERROR_CODE_MALFORMED_FRAME, "field 6 has wire type 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ScanPublish(tc.body)
+			var we *Error
+			if !errors.As(err, &we) || we.Code != tc.code || !strings.Contains(we.Message, tc.msg) {
+				t.Errorf("ScanPublish = %v; want code %v mentioning %q", err, tc.code, tc.msg)
 			}
 		})
 	}
@@ -190,4 +265,39 @@ func FuzzCorrelationShape(f *testing.F) {
 			t.Fatalf("matched encodings differ:\n%v\n%v", &ca, &cb)
 		}
 	})
+}
+
+// TestDeliverCorrelation: a DELIVER defines a correlation ref with the
+// metadata in full, then names it by ref and sequence (PROTOCOL.md §5.4.1).
+func TestDeliverCorrelation(t *testing.T) {
+	c := sampleCorrelation()
+	d := &Delivery{Head: bytesField(fieldTopic, "a.b"), ReceivedAt: 5, Publisher: AppendPublisherFields(nil, 9, 0, "")}
+	for _, tc := range []struct {
+		name     string
+		corr     *CorrelationFields
+		want     *Correlation
+		ref, seq uint64
+	}{
+		{"definition", &CorrelationFields{Base: AppendCorrelationBase(nil, c), Seq: 4, Ref: 7, Define: true}, withSeq(c, 4), 7, 0},
+		{"by ref", &CorrelationFields{Seq: 5, Ref: 7}, nil, 7, 5},
+		{"by ref, sequence 0", &CorrelationFields{Ref: 7}, nil, 7, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frame := AppendDeliver(nil, 2, d, tc.corr)
+			if len(frame) != DeliverSize(2, d, tc.corr) {
+				t.Errorf("len(AppendDeliver) = %d; DeliverSize = %d", len(frame), DeliverSize(2, d, tc.corr))
+			}
+			e := decodeDeliver(t, frame).Envelope
+			if !proto.Equal(e.Correlation, tc.want) || e.DeliveryCorrelationRef != tc.ref || e.DeliveryCorrelationSequence != tc.seq {
+				t.Errorf("decoded correlation %v, ref %d, seq %d; want %v, %d, %d", e.Correlation, e.DeliveryCorrelationRef, e.DeliveryCorrelationSequence, tc.want, tc.ref, tc.seq)
+			}
+			var v DeliverView
+			if err := DecodeDeliver(frame[HeaderSize:], &v); err != nil {
+				t.Fatal(err)
+			}
+			if v.CorrelationRef != tc.ref || v.CorrelationSeq != tc.seq || (v.Correlation != nil) != (tc.want != nil) {
+				t.Errorf("DecodeDeliver: ref %d, seq %d, correlation present %v", v.CorrelationRef, v.CorrelationSeq, v.Correlation != nil)
+			}
+		})
+	}
 }

@@ -12,6 +12,8 @@ const (
 	fieldPublishedAt protowire.Number = 3
 	fieldCorrelation protowire.Number = 4
 	fieldFinal       protowire.Number = 5
+	fieldCorrRef     protowire.Number = 6
+	fieldCorrSeq     protowire.Number = 7
 
 	firstBrokerField   protowire.Number = 16
 	lastBrokerField    protowire.Number = 31
@@ -19,10 +21,17 @@ const (
 	fieldPublisherPID  protowire.Number = 17
 	fieldPublisherUID  protowire.Number = 18
 	fieldPublisherComp protowire.Number = 19
+	fieldDeliveryRef   protowire.Number = 20
+	fieldDeliverySeq   protowire.Number = 21
 
 	fieldDeliverSubID    protowire.Number = 1
 	fieldDeliverEnvelope protowire.Number = 2
 )
+
+// MaxCorrelationRef is the largest correlation ref a connection may use
+// (PROTOCOL.md §5.3.1): a publisher names at most this many correlations
+// at once, so the broker's table of them stays small.
+const MaxCorrelationRef = 1024
 
 // PublishView is what the broker needs from a PUBLISH body. Topic and
 // Correlation alias the body.
@@ -33,7 +42,45 @@ type PublishView struct {
 	PublishedAt int64
 	// Correlation is the encoded Correlation message, nil if absent.
 	Correlation []byte
-	Final       bool
+	// CorrelationRef names the correlation on the connection (0: none);
+	// CorrelationSeq is the sequence of a publish by reference.
+	CorrelationRef, CorrelationSeq uint64
+	Final                          bool
+
+	// The correlation fields (4, 6, 7) lie in body[corrStart:corrEnd];
+	// interleaved says other fields lie there too.
+	corrStart, corrEnd int
+	interleaved        bool
+}
+
+// HasCorrelation reports whether the publish carries correlation
+// metadata, in full or by reference.
+func (v *PublishView) HasCorrelation() bool { return v.Correlation != nil || v.CorrelationRef != 0 }
+
+// Uncorrelated returns body, which ScanPublish accepted as v, without its
+// correlation fields, in at most two pieces; scratch is used, and
+// returned, when the fields are interleaved with others.
+func (v *PublishView) Uncorrelated(body, scratch []byte) (head, tail, scratchOut []byte) {
+	switch {
+	case !v.HasCorrelation():
+		return body, nil, scratch
+	case !v.interleaved:
+		return body[:v.corrStart], body[v.corrEnd:], scratch
+	}
+	scratch = scratch[:0]
+	for rest := body; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		n += protowire.ConsumeFieldValue(num, typ, rest[n:]) // ScanPublish accepted it
+		if !isCorrelationField(num) {
+			scratch = append(scratch, rest[:n]...)
+		}
+		rest = rest[n:]
+	}
+	return scratch, nil, scratch
+}
+
+func isCorrelationField(num protowire.Number) bool {
+	return num == fieldCorrelation || num == fieldCorrRef || num == fieldCorrSeq
 }
 
 // ScanPublish checks that body is a well-formed Envelope holding only
@@ -42,7 +89,10 @@ type PublishView struct {
 func ScanPublish(body []byte) (PublishView, error) {
 	var v PublishView
 	var seen uint32 // bit per known field number
+	size := len(body)
+	otherAfterCorr := false // a non-correlation field follows a correlation field
 	for len(body) > 0 {
+		start := size - len(body)
 		num, typ, n := protowire.ConsumeTag(body)
 		if n < 0 {
 			return v, malformed("publish: bad field tag: %v", protowire.ParseError(n))
@@ -83,13 +133,40 @@ func ScanPublish(body []byte) (PublishView, error) {
 		case fieldFinal:
 			u, _ := protowire.ConsumeVarint(body)
 			v.Final = u != 0
+		case fieldCorrRef:
+			v.CorrelationRef, _ = protowire.ConsumeVarint(body)
+		case fieldCorrSeq:
+			v.CorrelationSeq, _ = protowire.ConsumeVarint(body)
 		}
 		body = body[n:]
+		switch {
+		case !isCorrelationField(num):
+			otherAfterCorr = otherAfterCorr || v.corrEnd > 0
+		case v.corrEnd == 0:
+			v.corrStart, v.corrEnd = start, size-len(body)
+		default:
+			v.interleaved = v.interleaved || otherAfterCorr
+			v.corrEnd = size - len(body)
+		}
 	}
 	if seen&(1<<fieldTopic) == 0 {
 		return v, Errorf(ErrorCode_ERROR_CODE_INVALID_TOPIC, "publish has no topic")
 	}
-	return v, nil
+	return v, checkCorrelationRef(&v, seen)
+}
+
+// checkCorrelationRef checks fields 6 and 7 (PROTOCOL.md §5.3.1).
+func checkCorrelationRef(v *PublishView, seen uint32) error {
+	hasRef, hasSeq := seen&(1<<fieldCorrRef) != 0, seen&(1<<fieldCorrSeq) != 0
+	switch {
+	case hasSeq && !hasRef:
+		return malformed("publish has correlation_sequence without correlation_ref")
+	case hasSeq && v.Correlation != nil:
+		return malformed("publish has correlation_sequence with correlation: the sequence goes in the correlation")
+	case hasRef && (v.CorrelationRef == 0 || v.CorrelationRef > MaxCorrelationRef):
+		return Errorf(ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref %d out of range 1-%d", v.CorrelationRef, MaxCorrelationRef)
+	}
+	return nil
 }
 
 func publishFieldType(num protowire.Number) (protowire.Type, bool) {
@@ -98,7 +175,7 @@ func publishFieldType(num protowire.Number) (protowire.Type, bool) {
 		return protowire.BytesType, true
 	case fieldPublishedAt:
 		return protowire.Fixed64Type, true
-	case fieldFinal:
+	case fieldFinal, fieldCorrRef, fieldCorrSeq:
 		return protowire.VarintType, true
 	}
 	return 0, false
@@ -126,27 +203,43 @@ func AppendPublisherFields(dst []byte, pid int32, uid uint32, component string) 
 // receivedAtSize is the encoded size of the received_at field.
 const receivedAtSize = 2 + 8
 
-// AppendDeliver appends a DELIVER frame for one subscription: the
+// Delivery is one routed message: the publisher's envelope without its
+// correlation fields (Head then Tail), the receive time and the publisher
+// fields (AppendPublisherFields).
+type Delivery struct {
+	Head, Tail []byte
+	ReceivedAt int64
+	Publisher  []byte
+}
+
+// AppendDeliver appends a DELIVER frame of d for one subscription: the
 // publisher's envelope bytes as received, then received_at and the
 // publisher fields, which later in the encoding override any earlier value
-// (PROTOCOL.md §5.4). It allocates only if dst must grow.
-func AppendDeliver(dst []byte, subID uint64, envelope []byte, receivedAt int64, publisher []byte) []byte {
-	envLen := len(envelope) + receivedAtSize + len(publisher)
+// (PROTOCOL.md §5.4), then the correlation, as fields 4, 20 and 21
+// (§5.4.1). It allocates only if dst must grow.
+func AppendDeliver(dst []byte, subID uint64, d *Delivery, corr *CorrelationFields) []byte {
+	envLen := d.envelopeSize(corr)
 	bodyLen := 1 + protowire.SizeVarint(subID) + 1 + protowire.SizeVarint(uint64(envLen)) + envLen
 	dst = AppendHeader(dst, TypeDeliver, bodyLen)
 	dst = protowire.AppendTag(dst, fieldDeliverSubID, protowire.VarintType)
 	dst = protowire.AppendVarint(dst, subID)
 	dst = protowire.AppendTag(dst, fieldDeliverEnvelope, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(envLen))
-	dst = append(dst, envelope...)
+	dst = append(dst, d.Head...)
+	dst = append(dst, d.Tail...)
 	dst = protowire.AppendTag(dst, fieldReceivedAt, protowire.Fixed64Type)
-	dst = protowire.AppendFixed64(dst, uint64(receivedAt))
-	return append(dst, publisher...)
+	dst = protowire.AppendFixed64(dst, uint64(d.ReceivedAt))
+	dst = append(dst, d.Publisher...)
+	return corr.append(dst, fieldDeliveryRef, fieldDeliverySeq)
+}
+
+func (d *Delivery) envelopeSize(corr *CorrelationFields) int {
+	return len(d.Head) + len(d.Tail) + receivedAtSize + len(d.Publisher) + corr.size(fieldDeliveryRef, fieldDeliverySeq)
 }
 
 // DeliverSize is the frame size AppendDeliver produces, for queue accounting.
-func DeliverSize(subID uint64, envelopeLen, publisherLen int) int {
-	envLen := envelopeLen + receivedAtSize + publisherLen
+func DeliverSize(subID uint64, d *Delivery, corr *CorrelationFields) int {
+	envLen := d.envelopeSize(corr)
 	return HeaderSize + 1 + protowire.SizeVarint(subID) + 1 + protowire.SizeVarint(uint64(envLen)) + envLen
 }
 
@@ -162,7 +255,11 @@ type DeliverView struct {
 	PublisherUID   uint32
 	Component      []byte
 	Correlation    []byte // encoded Correlation message, nil if absent
-	Final          bool
+	// CorrelationRef is the broker's name for the correlation on this
+	// connection (0: none): with Correlation, its definition; alone, a
+	// reference, with CorrelationSeq the message's sequence (§5.4.1).
+	CorrelationRef, CorrelationSeq uint64
+	Final                          bool
 }
 
 // DecodeDeliver decodes a DELIVER body without allocating: the hot path of
@@ -231,6 +328,10 @@ func (v *DeliverView) envelopeField(num protowire.Number, typ protowire.Type, va
 	case fieldFinal:
 		u, _ := protowire.ConsumeVarint(val)
 		v.Final = u != 0
+	case fieldDeliveryRef:
+		v.CorrelationRef, _ = protowire.ConsumeVarint(val)
+	case fieldDeliverySeq:
+		v.CorrelationSeq, _ = protowire.ConsumeVarint(val)
 	}
 	return nil
 }
@@ -239,7 +340,7 @@ func deliverFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
 	case fieldPublishedAt, fieldReceivedAt:
 		return protowire.Fixed64Type, true
-	case fieldPublisherPID, fieldPublisherUID:
+	case fieldPublisherPID, fieldPublisherUID, fieldDeliveryRef, fieldDeliverySeq:
 		return protowire.VarintType, true
 	case fieldPublisherComp:
 		return protowire.BytesType, true

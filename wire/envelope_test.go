@@ -208,12 +208,12 @@ func TestAppendDeliver(t *testing.T) {
 			envBytes := mustMarshal(t, tt.env)
 			pub := AppendPublisherFields(nil, tt.pid, tt.uid, tt.component)
 			prefix := []byte{0xde, 0xad}
-			frame := AppendDeliver(append([]byte(nil), prefix...), tt.subID, envBytes, tt.receivedAt, pub)
+			frame := AppendDeliver(append([]byte(nil), prefix...), tt.subID, &Delivery{Head: envBytes, ReceivedAt: tt.receivedAt, Publisher: pub}, nil)
 			if !bytes.HasPrefix(frame, prefix) {
 				t.Fatalf("AppendDeliver overwrote dst's contents")
 			}
 			frame = frame[len(prefix):]
-			if got, want := len(frame), DeliverSize(tt.subID, len(envBytes), len(pub)); got != want {
+			if got, want := len(frame), DeliverSize(tt.subID, &Delivery{Head: envBytes, Publisher: pub}, nil); got != want {
 				t.Errorf("len(AppendDeliver()) = %d; DeliverSize() = %d", got, want)
 			}
 			d := decodeDeliver(t, frame)
@@ -252,13 +252,13 @@ func TestAppendDeliverLastWins(t *testing.T) {
 		t.Fatalf("ScanPublish(forged identity) error = %v; want ErrMalformedFrame", err)
 	}
 
-	d := decodeDeliver(t, AppendDeliver(nil, 1, forged, 99, AppendPublisherFields(nil, 4242, 1000, "procmond")))
+	d := decodeDeliver(t, AppendDeliver(nil, 1, &Delivery{Head: forged, ReceivedAt: 99, Publisher: AppendPublisherFields(nil, 4242, 1000, "procmond")}, nil))
 	if e := d.Envelope; e.ReceivedAt != 99 || e.PublisherPid != 4242 || e.PublisherUid != 1000 || e.PublisherComponent != "procmond" {
 		t.Errorf("forged identity decoded as received_at %d, pid %d, uid %d, %q; want 99, 4242, 1000, \"procmond\"",
 			e.ReceivedAt, e.PublisherPid, e.PublisherUid, e.PublisherComponent)
 	}
 
-	d = decodeDeliver(t, AppendDeliver(nil, 1, forged, 99, AppendPublisherFields(nil, 4242, 1000, "")))
+	d = decodeDeliver(t, AppendDeliver(nil, 1, &Delivery{Head: forged, ReceivedAt: 99, Publisher: AppendPublisherFields(nil, 4242, 1000, "")}, nil))
 	if got := d.Envelope.PublisherComponent; got != "agent" {
 		t.Errorf("anonymous publisher's forged component decoded as %q; this test documents that it survives (want \"agent\")", got)
 	}
@@ -271,14 +271,14 @@ func TestDecodeDeliver(t *testing.T) {
 		body []byte
 		want DeliverView
 	}{
-		{"broker output", AppendDeliver(nil, 7, env, goldenReceivedAt, AppendPublisherFields(nil, -1, goldenUID, goldenComponent))[HeaderSize:],
+		{"broker output", AppendDeliver(nil, 7, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, -1, goldenUID, goldenComponent)}, nil)[HeaderSize:],
 			DeliverView{SubscriptionID: 7, Topic: []byte(goldenEnvelope().Topic), Payload: goldenEnvelope().Payload,
 				PublishedAt: goldenPublishedAt, ReceivedAt: goldenReceivedAt, PublisherPID: -1, PublisherUID: goldenUID,
 				Component: []byte(goldenComponent)}},
-		{"anonymous publisher", AppendDeliver(nil, 1, bytesField(fieldTopic, "a.b"), 5, AppendPublisherFields(nil, 9, 0, ""))[HeaderSize:],
+		{"anonymous publisher", AppendDeliver(nil, 1, &Delivery{Head: bytesField(fieldTopic, "a.b"), ReceivedAt: 5, Publisher: AppendPublisherFields(nil, 9, 0, "")}, nil)[HeaderSize:],
 			DeliverView{SubscriptionID: 1, Topic: []byte("a.b"), ReceivedAt: 5, PublisherPID: 9}},
 		{"fields from a newer broker skipped", cat(varintField(fieldDeliverSubID, 3), varintField(9, 1),
-			bytesField(fieldDeliverEnvelope, string(cat(bytesField(fieldTopic, "a.b"), varintField(20, 1), bytesField(9, "x"))))),
+			bytesField(fieldDeliverEnvelope, string(cat(bytesField(fieldTopic, "a.b"), varintField(30, 1), bytesField(9, "x"))))),
 			DeliverView{SubscriptionID: 3, Topic: []byte("a.b")}},
 		{"last value wins", cat(varintField(fieldDeliverSubID, 3),
 			bytesField(fieldDeliverEnvelope, string(cat(varintField(fieldPublisherPID, 1), varintField(fieldPublisherPID, 2))))),
@@ -331,8 +331,7 @@ func TestDecodeDeliverMalformed(t *testing.T) {
 }
 
 func TestDecodeDeliverAllocs(t *testing.T) {
-	body := AppendDeliver(nil, 1, mustMarshal(t, goldenEnvelope()), goldenReceivedAt,
-		AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent))[HeaderSize:]
+	body := AppendDeliver(nil, 1, &Delivery{Head: mustMarshal(t, goldenEnvelope()), ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)}, nil)[HeaderSize:]
 	var v DeliverView
 	if n := testing.AllocsPerRun(100, func() { DecodeDeliver(body, &v) }); n != 0 {
 		t.Errorf("DecodeDeliver allocates %v times per call; want 0", n)
@@ -359,11 +358,11 @@ func TestAppendPublisherFields(t *testing.T) {
 func TestAppendDeliverAllocs(t *testing.T) {
 	env := mustMarshal(t, goldenEnvelope())
 	pub := AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)
-	dst := make([]byte, 0, 4*DeliverSize(1, len(env), len(pub)))
+	dst := make([]byte, 0, 4*DeliverSize(1, &Delivery{Head: env, Publisher: pub}, nil))
 	allocs := testing.AllocsPerRun(100, func() {
 		dst = dst[:0]
 		for range 4 {
-			dst = AppendDeliver(dst, 1, env, goldenReceivedAt, pub)
+			dst = AppendDeliver(dst, 1, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: pub}, nil)
 		}
 	})
 	if allocs != 0 {
@@ -384,7 +383,7 @@ func BenchmarkScanPublish(b *testing.B) {
 
 func BenchmarkDecodeDeliver(b *testing.B) {
 	env := mustMarshal(b, &Envelope{Topic: "events.process.lifecycle", Payload: make([]byte, 256), PublishedAt: goldenPublishedAt})
-	body := AppendDeliver(nil, 1, env, goldenReceivedAt, AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent))[HeaderSize:]
+	body := AppendDeliver(nil, 1, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)}, nil)[HeaderSize:]
 	var v DeliverView
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
@@ -398,7 +397,7 @@ func BenchmarkDecodeDeliver(b *testing.B) {
 func BenchmarkAppendDeliver(b *testing.B) {
 	env := mustMarshal(b, &Envelope{Topic: "events.process.lifecycle", Payload: make([]byte, 256), PublishedAt: goldenPublishedAt})
 	pub := AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)
-	size := DeliverSize(1, len(env), len(pub))
+	size := DeliverSize(1, &Delivery{Head: env, Publisher: pub}, nil)
 	dst := make([]byte, 0, 64*size)
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
@@ -406,6 +405,6 @@ func BenchmarkAppendDeliver(b *testing.B) {
 		if len(dst)+size > cap(dst) {
 			dst = dst[:0]
 		}
-		dst = AppendDeliver(dst, 1, env, goldenReceivedAt, pub)
+		dst = AppendDeliver(dst, 1, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: pub}, nil)
 	}
 }

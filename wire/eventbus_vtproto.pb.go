@@ -163,6 +163,20 @@ func (m *Envelope) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.DeliveryCorrelationSequence != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.DeliveryCorrelationSequence))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa8
+	}
+	if m.DeliveryCorrelationRef != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.DeliveryCorrelationRef))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa0
+	}
 	if len(m.PublisherComponent) > 0 {
 		i -= len(m.PublisherComponent)
 		copy(dAtA[i:], m.PublisherComponent)
@@ -193,6 +207,16 @@ func (m *Envelope) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		dAtA[i] = 0x1
 		i--
 		dAtA[i] = 0x81
+	}
+	if m.CorrelationSequence != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.CorrelationSequence))
+		i--
+		dAtA[i] = 0x38
+	}
+	if m.CorrelationRef != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.CorrelationRef))
+		i--
+		dAtA[i] = 0x30
 	}
 	if m.Final {
 		i--
@@ -2444,6 +2468,12 @@ func (m *Envelope) SizeVT() (n int) {
 	if m.Final {
 		n += 2
 	}
+	if m.CorrelationRef != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.CorrelationRef))
+	}
+	if m.CorrelationSequence != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.CorrelationSequence))
+	}
 	if m.ReceivedAt != 0 {
 		n += 10
 	}
@@ -2456,6 +2486,12 @@ func (m *Envelope) SizeVT() (n int) {
 	l = len(m.PublisherComponent)
 	if l > 0 {
 		n += 2 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.DeliveryCorrelationRef != 0 {
+		n += 2 + protohelpers.SizeOfVarint(uint64(m.DeliveryCorrelationRef))
+	}
+	if m.DeliveryCorrelationSequence != 0 {
+		n += 2 + protohelpers.SizeOfVarint(uint64(m.DeliveryCorrelationSequence))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -3835,6 +3871,44 @@ func (m *Envelope) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			m.Final = bool(v != 0)
+		case 6:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field CorrelationRef", wireType)
+			}
+			m.CorrelationRef = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.CorrelationRef |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 7:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field CorrelationSequence", wireType)
+			}
+			m.CorrelationSequence = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.CorrelationSequence |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		case 16:
 			if wireType != 1 {
 				return fmt.Errorf("proto: wrong wireType = %d for field ReceivedAt", wireType)
@@ -3915,6 +3989,44 @@ func (m *Envelope) UnmarshalVT(dAtA []byte) error {
 			}
 			m.PublisherComponent = string(dAtA[iNdEx:postIndex])
 			iNdEx = postIndex
+		case 20:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field DeliveryCorrelationRef", wireType)
+			}
+			m.DeliveryCorrelationRef = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.DeliveryCorrelationRef |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 21:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field DeliveryCorrelationSequence", wireType)
+			}
+			m.DeliveryCorrelationSequence = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.DeliveryCorrelationSequence |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

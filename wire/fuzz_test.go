@@ -145,14 +145,33 @@ func FuzzScanPublish(f *testing.F) {
 		if e.Topic != string(v.Topic) || len(e.Payload) != v.PayloadLen {
 			t.Fatalf("ScanPublish(% x) = {%q, %d}; UnmarshalVT = {%q, %d}", body, v.Topic, v.PayloadLen, e.Topic, len(e.Payload))
 		}
-		if e.ReceivedAt != 0 || e.PublisherPid != 0 || e.PublisherUid != 0 || e.PublisherComponent != "" || len(e.unknownFields) != 0 {
+		if e.ReceivedAt != 0 || e.PublisherPid != 0 || e.PublisherUid != 0 || e.PublisherComponent != "" ||
+			e.DeliveryCorrelationRef != 0 || e.DeliveryCorrelationSequence != 0 || len(e.unknownFields) != 0 {
 			t.Fatalf("ScanPublish accepted % x, which sets broker-owned or unknown fields: %v", body, &e)
+		}
+		if e.CorrelationRef != v.CorrelationRef || e.CorrelationSequence != v.CorrelationSeq {
+			t.Fatalf("ScanPublish(% x) ref %d seq %d; UnmarshalVT ref %d seq %d", body, v.CorrelationRef, v.CorrelationSeq, e.CorrelationRef, e.CorrelationSequence)
+		}
+		head, tail, _ := v.Uncorrelated(body, nil)
+		plain := append(append([]byte(nil), head...), tail...)
+		var p Envelope
+		if err := p.UnmarshalVT(plain); err != nil {
+			t.Fatalf("Uncorrelated(% x) = % x, which does not decode: %v", body, plain, err)
+		}
+		e.Correlation, e.CorrelationRef, e.CorrelationSequence = nil, 0, 0
+		if !proto.Equal(&p, &e) {
+			t.Fatalf("Uncorrelated(% x) decodes to %v; want %v", body, &p, &e)
 		}
 
 		pub := AppendPublisherFields(nil, -7, 1000, "")
-		frame := AppendDeliver(nil, 42, body, 5, pub)
-		if len(frame) != DeliverSize(42, len(body), len(pub)) {
-			t.Fatalf("len(AppendDeliver) = %d; DeliverSize = %d", len(frame), DeliverSize(42, len(body), len(pub)))
+		dl := &Delivery{Head: head, Tail: tail, ReceivedAt: 5, Publisher: pub}
+		var corr *CorrelationFields
+		if v.HasCorrelation() {
+			corr = &CorrelationFields{Ref: 3, Seq: v.CorrelationSeq}
+		}
+		frame := AppendDeliver(nil, 42, dl, corr)
+		if len(frame) != DeliverSize(42, dl, corr) {
+			t.Fatalf("len(AppendDeliver) = %d; DeliverSize = %d", len(frame), DeliverSize(42, dl, corr))
 		}
 		var d Deliver
 		if err := d.UnmarshalVT(frame[HeaderSize:]); err != nil {
@@ -162,6 +181,9 @@ func FuzzScanPublish(f *testing.F) {
 		if d.SubscriptionId != 42 || got == nil || got.Topic != e.Topic || !bytes.Equal(got.Payload, e.Payload) ||
 			got.PublishedAt != e.PublishedAt || got.ReceivedAt != 5 || got.PublisherPid != -7 || got.PublisherUid != 1000 || got.PublisherComponent != "" {
 			t.Fatalf("DELIVER of % x decodes to %v; want subscription 42 and %v with the broker's fields", body, &d, &e)
+		}
+		if corr != nil && (got.DeliveryCorrelationRef != 3 || got.DeliveryCorrelationSequence != corr.Seq || got.Correlation != nil) {
+			t.Fatalf("DELIVER of % x by ref 3 decodes to %v", body, &d)
 		}
 		var view DeliverView
 		if err := DecodeDeliver(frame[HeaderSize:], &view); err != nil {
@@ -209,10 +231,11 @@ func diffDeliver(v *DeliverView, d *Deliver) string {
 	if e == nil {
 		e = new(Envelope)
 	}
-	got := fmt.Sprintf("sub %d topic %q payload %x published %d received %d pid %d uid %d component %q",
-		v.SubscriptionID, v.Topic, v.Payload, v.PublishedAt, v.ReceivedAt, v.PublisherPID, v.PublisherUID, v.Component)
-	want := fmt.Sprintf("sub %d topic %q payload %x published %d received %d pid %d uid %d component %q",
-		d.SubscriptionId, e.Topic, e.Payload, e.PublishedAt, e.ReceivedAt, e.PublisherPid, e.PublisherUid, e.PublisherComponent)
+	const format = "sub %d topic %q payload %x published %d received %d pid %d uid %d component %q correlation %v ref %d seq %d final %v"
+	got := fmt.Sprintf(format, v.SubscriptionID, v.Topic, v.Payload, v.PublishedAt, v.ReceivedAt, v.PublisherPID,
+		v.PublisherUID, v.Component, v.Correlation != nil, v.CorrelationRef, v.CorrelationSeq, v.Final)
+	want := fmt.Sprintf(format, d.SubscriptionId, e.Topic, e.Payload, e.PublishedAt, e.ReceivedAt, e.PublisherPid,
+		e.PublisherUid, e.PublisherComponent, e.Correlation != nil, e.DeliveryCorrelationRef, e.DeliveryCorrelationSequence, e.Final)
 	if got == want {
 		return ""
 	}

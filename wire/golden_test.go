@@ -92,7 +92,7 @@ func encodeGolden(f sampleFrame) []byte {
 	if err != nil {
 		panic(err)
 	}
-	return AppendDeliver(nil, 1, pub, goldenReceivedAt, AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent))
+	return AppendDeliver(nil, 1, &Delivery{Head: pub, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)}, nil)
 }
 
 func newMessage(t Type) Message {
