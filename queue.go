@@ -28,8 +28,8 @@ type outQueue struct {
 	nextRef  uint64 // the last ref defined
 	lastCorr *corrDef
 	lastRef  uint64
-	closed     bool            // no more frames are accepted
-	overflow   bool            // a drop happened under the disconnect policy
+	closed   bool // no more frames are accepted
+	overflow bool // a drop happened under the disconnect policy
 	// writing: the writer goroutine or a direct write from a publisher's
 	// reader holds the connection's write side; the other stays off it.
 	writing bool

@@ -131,7 +131,9 @@ func AppendPublish(dst []byte, env *Envelope, corr *CorrelationFields) []byte {
 
 // PublishSize is the frame size AppendPublish produces for an envelope of
 // envLen bytes (Envelope.SizeVT).
-func PublishSize(envLen int, corr *CorrelationFields) int { return HeaderSize + envLen + corr.size(fieldCorrRef, fieldCorrSeq) }
+func PublishSize(envLen int, corr *CorrelationFields) int {
+	return HeaderSize + envLen + corr.size(fieldCorrRef, fieldCorrSeq)
+}
 
 // CorrelationShape remembers an encoded Correlation with its sequence
 // number cut out, to recognize the next encoding that differs from it in
