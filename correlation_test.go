@@ -363,3 +363,167 @@ func TestCorrelationFilterInvalid(t *testing.T) {
 		t.Errorf("SubscribeWith(%d root ids) = %v; want ErrInvalidCorrelation", len(ids), err)
 	}
 }
+
+// TestCorrelationRefs: the rules of PROTOCOL.md §5.3.1 over a raw
+// connection, seen by a Go subscriber and by the history.
+func TestCorrelationRefs(t *testing.T) {
+	b, path := startBroker(t, Config{})
+	sub := subscribe(t, dial(t, path), "events.#")
+	a := correlation.New(correlation.WithStage("collection"), correlation.WithTag("host", "h1"))
+	other := correlation.New(correlation.WithStage("analysis"))
+	bad := a.Clone()
+	bad.Tags[strings.Repeat("k", correlation.MaxTagKeyBytes+1)] = "v"
+	base := func(m correlation.Metadata) []byte { return wire.AppendCorrelationBase(nil, metadataToWire(&m)) }
+	raw := testutil.HandshakeRaw(t, path)
+	send := func(topicName, payload string, f *wire.CorrelationFields) {
+		t.Helper()
+		frame := wire.AppendPublish(nil, &wire.Envelope{Topic: topicName, Payload: []byte(payload)}, f)
+		if err := raw.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectRefused := func(code wire.ErrorCode, msg string) {
+		t.Helper()
+		if e := raw.ExpectError(code, false); !strings.Contains(e.Message, msg) {
+			t.Errorf("refusal %q; want it to mention %q", e.Message, msg)
+		}
+	}
+
+	send("events.a", "unknown", &wire.CorrelationFields{Ref: 1, Seq: 1})
+	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref 1 is not defined on this connection")
+	send("events.a", "a1", &wire.CorrelationFields{Base: base(a), Seq: 1, Ref: 1, Define: true})
+	send("events.a", "a2", &wire.CorrelationFields{Seq: 2, Ref: 1})
+	// A definition holds even when its publish is refused for its topic.
+	send("$sys.x", "refused", &wire.CorrelationFields{Base: base(other), Seq: 1, Ref: 2, Define: true})
+	expectRefused(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "reserved")
+	send("events.a", "o2", &wire.CorrelationFields{Seq: 2, Ref: 2})
+	// Redefining ref 1; then an invalid definition leaves ref 2 undefined.
+	send("events.a", "r1", &wire.CorrelationFields{Base: base(other), Seq: 7, Ref: 1, Define: true})
+	send("events.a", "bad", &wire.CorrelationFields{Base: base(bad), Seq: 1, Ref: 2, Define: true})
+	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "tag key too long")
+	send("events.a", "after bad", &wire.CorrelationFields{Seq: 3, Ref: 2})
+	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref 2 is not defined")
+	send("events.a", "r2", &wire.CorrelationFields{Seq: 8, Ref: 1})
+	raw.Ping(1)
+
+	want := []struct {
+		payload string
+		meta    correlation.Metadata
+		seq     uint64
+	}{{"a1", a, 1}, {"a2", a, 2}, {"o2", other, 2}, {"r1", other, 7}, {"r2", other, 8}}
+	for _, w := range want {
+		m := recv(t, sub)
+		w.meta.Sequence = w.seq
+		if got := m.Correlation(); string(m.Payload) != w.payload || got == nil || !sameMetadata(*got, w.meta) {
+			t.Fatalf("received %q with %+v; want %q with %+v", m.Payload, got, w.payload, w.meta)
+		}
+	}
+	if extra := drain(sub); len(extra) > 0 {
+		t.Errorf("%d messages more than the %d accepted", len(extra), len(want))
+	}
+	events := b.Tracker().InRange(time.Time{}, time.Time{})
+	if len(events) != len(want) {
+		t.Fatalf("history holds %d events; want %d", len(events), len(want))
+	}
+	for i, e := range events {
+		w := want[i].meta
+		w.Sequence = want[i].seq
+		if string(e.Payload) != want[i].payload || !sameMetadata(e.Metadata, w) {
+			t.Errorf("recorded event %d: %q %+v; want %q %+v", i, e.Payload, e.Metadata, want[i].payload, w)
+		}
+	}
+}
+
+// TestCorrelationRefsLateSubscriber: a subscriber that missed a ref's
+// definition, because it subscribed later or its filter skipped the
+// defining message, receives the metadata in full with its first message.
+func TestCorrelationRefsLateSubscriber(t *testing.T) {
+	_, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	pub := dial(t, path)
+	early := subscribe(t, dial(t, path), "events.#")
+	a := correlation.New(correlation.WithStage("collection"))
+	opt := WithCorrelation(a)
+	seqFilter := func(min uint64) *correlation.Filter { return &correlation.Filter{MinSequence: &min} }
+	filtered, err := dial(t, path).SubscribeWith(ctx, SubscribeOptions{Patterns: []string{"events.#"}, Filter: seqFilter(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := pub.Publish(ctx, "events.a", nil, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, pub)
+	late := subscribe(t, dial(t, path), "events.#")
+	for range 2 {
+		if err := pub.Publish(ctx, "events.a", nil, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, pub)
+	for _, tc := range []struct {
+		name string
+		sub  *Subscription
+		seqs []uint64
+	}{{"early", early, []uint64{1, 2, 3, 4}}, {"filtered", filtered, []uint64{3, 4}}, {"late", late, []uint64{3, 4}}} {
+		for _, seq := range tc.seqs {
+			want := a
+			want.Sequence = seq
+			if got := recv(t, tc.sub).Correlation(); got == nil || !sameMetadata(*got, want) {
+				t.Errorf("%s subscriber: metadata %+v; want %+v", tc.name, got, want)
+			}
+		}
+	}
+}
+
+// TestCorrelationRefsReused: past wire.MaxCorrelationRef distinct
+// correlations on one connection, the client and the broker reuse refs,
+// and every message still carries its own metadata: a publisher's
+// (the client's refs wrap) and a subscriber's (the broker's refs toward
+// it wrap while another publisher's ref stays the same).
+func TestCorrelationRefsReused(t *testing.T) {
+	b, path := startBroker(t, Config{})
+	ctx := testCtx(t)
+	sub := subscribe(t, dial(t, path), "events.#")
+	pub, steady := dial(t, path), dial(t, path)
+	n := wire.MaxCorrelationRef + 100
+	metas := make([]correlation.Metadata, n+1) // metas[n] is steady's
+	opts := make([]PublishOption, n+1)
+	for i := range metas {
+		metas[i] = correlation.New(correlation.WithTag("i", fmt.Sprint(i)))
+		opts[i] = WithCorrelation(metas[i])
+	}
+	var order []int
+	publish := func(c *Client, i int) {
+		t.Helper()
+		if err := c.Publish(ctx, "events.a", fmt.Append(nil, i), opts[i]); err != nil {
+			t.Fatal(err)
+		}
+		flush(t, c) // one order across both publishers
+		order = append(order, i)
+	}
+	publish(steady, n)
+	for i := range n {
+		publish(pub, i)
+	}
+	publish(steady, n)
+	publish(pub, 0)
+	publish(pub, n-1)
+	got := make([]uint64, n+1)
+	for _, i := range order {
+		m := recv(t, sub)
+		if string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("received message %q; want %d", m.Payload, i)
+		}
+		got[i]++
+		want := metas[i]
+		want.Sequence = got[i]
+		if c := m.Correlation(); c == nil || !sameMetadata(*c, want) {
+			t.Fatalf("message %d, the %d. with its option: metadata %+v; want %+v", i, got[i], c, want)
+		}
+	}
+	if r := b.Tracker().Stats().Recorded; r != uint64(len(order)) {
+		t.Errorf("recorded %d events; want %d", r, len(order))
+	}
+}

@@ -122,11 +122,16 @@ func FuzzScanPublish(f *testing.F) {
 	for _, b := range bodies {
 		f.Add(b)
 	}
+	env := &Envelope{Topic: "a.b", Payload: []byte("p"), Final: true}
+	base := AppendCorrelationBase(nil, sampleCorrelation())
+	for _, c := range []CorrelationFields{{Base: base, Seq: 1, Ref: 2, Define: true}, {Seq: 3, Ref: 2}, {Ref: MaxCorrelationRef}} {
+		f.Add(AppendPublish(nil, env, &c)[HeaderSize:])
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, err := ScanPublish(body)
 		if err != nil {
-			if !errors.Is(err, ErrMalformedFrame) && !errors.Is(err, ErrInvalidTopic) {
-				t.Fatalf("ScanPublish(% x) error %v; want ErrMalformedFrame or ErrInvalidTopic", body, err)
+			if !errors.Is(err, ErrMalformedFrame) && !errors.Is(err, ErrInvalidTopic) && !errors.Is(err, ErrInvalidCorrelation) {
+				t.Fatalf("ScanPublish(% x) error %v; want ErrMalformedFrame, ErrInvalidTopic or ErrInvalidCorrelation", body, err)
 			}
 			return
 		}
