@@ -69,7 +69,9 @@ type clientConn struct {
 	// The correlations this connection's publishes named, by ref
 	// (publishFields); guarded by Client.mu.
 	pubRefs    map[*publishCorrelation]uint64
-	nextPubRef uint64 // the last ref defined
+	nextPubRef uint64              // the last ref defined
+	lastPub    *publishCorrelation // the last option published with...
+	lastPubRef uint64              // ...and its ref
 	// Reader-goroutine state.
 	view     wire.DeliverView
 	corrView wire.CorrelationView
@@ -387,15 +389,23 @@ func (c *Client) enqueuePublishLocked(pc *publishCorrelation, seq uint64, direct
 // then by that ref. Refs are reused once wire.MaxCorrelationRef are
 // defined; a definition replaces the last. The caller holds Client.mu.
 func (cc *clientConn) publishFields(pc *publishCorrelation, seq uint64) wire.CorrelationFields {
-	if ref, ok := cc.pubRefs[pc]; ok {
-		return wire.CorrelationFields{Seq: seq, Ref: ref}
+	if pc == cc.lastPub {
+		return wire.CorrelationFields{Seq: seq, Ref: cc.lastPubRef}
 	}
-	ref := cc.nextPubRef%wire.MaxCorrelationRef + 1
-	if cc.pubRefs == nil || ref == 1 {
-		cc.pubRefs = make(map[*publishCorrelation]uint64) // forget the options of the refs reused from now on
+	ref, ok := cc.pubRefs[pc]
+	define := !ok
+	if define {
+		ref = cc.nextPubRef%wire.MaxCorrelationRef + 1
+		if cc.pubRefs == nil || ref == 1 {
+			cc.pubRefs = make(map[*publishCorrelation]uint64) // forget the options of the refs reused from now on
+		}
+		cc.pubRefs[pc], cc.nextPubRef = ref, ref
 	}
-	cc.pubRefs[pc], cc.nextPubRef = ref, ref
-	return wire.CorrelationFields{Base: pc.base, Seq: seq, Ref: ref, Define: true}
+	cc.lastPub, cc.lastPubRef = pc, ref
+	if define {
+		return wire.CorrelationFields{Base: pc.base, Seq: seq, Ref: ref, Define: true}
+	}
+	return wire.CorrelationFields{Seq: seq, Ref: ref}
 }
 
 // enqueueWith waits for room in the write buffer, appends a frame with
