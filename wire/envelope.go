@@ -112,31 +112,38 @@ func ScanPublish(body []byte) (PublishView, error) {
 			return v, malformed("publish repeats envelope field %d", num)
 		}
 		seen |= 1 << num
-		n = protowire.ConsumeFieldValue(num, typ, body)
+		// Each value is parsed once, by its (checked) wire type.
+		var u uint64
+		var b []byte
+		switch typ {
+		case protowire.BytesType:
+			b, n = protowire.ConsumeBytes(body)
+		case protowire.Fixed64Type:
+			u, n = protowire.ConsumeFixed64(body)
+		default:
+			u, n = protowire.ConsumeVarint(body)
+		}
 		if n < 0 {
 			return v, malformed("publish envelope field %d: %v", num, protowire.ParseError(n))
 		}
 		switch num {
 		case fieldTopic:
-			v.Topic, _ = protowire.ConsumeBytes(body)
+			v.Topic = b
 		case fieldPayload:
-			v.Payload, _ = protowire.ConsumeBytes(body)
-			v.PayloadLen = len(v.Payload)
+			v.Payload, v.PayloadLen = b, len(b)
 		case fieldPublishedAt:
-			u, _ := protowire.ConsumeFixed64(body)
 			v.PublishedAt = int64(u)
 		case fieldCorrelation:
-			v.Correlation, _ = protowire.ConsumeBytes(body)
+			v.Correlation = b
 			if v.Correlation == nil {
 				v.Correlation = []byte{} // present but empty: still "present"
 			}
 		case fieldFinal:
-			u, _ := protowire.ConsumeVarint(body)
 			v.Final = u != 0
 		case fieldCorrRef:
-			v.CorrelationRef, _ = protowire.ConsumeVarint(body)
+			v.CorrelationRef = u
 		case fieldCorrSeq:
-			v.CorrelationSeq, _ = protowire.ConsumeVarint(body)
+			v.CorrelationSeq = u
 		}
 		body = body[n:]
 		switch {
