@@ -20,14 +20,17 @@
 // # History, indexes and eviction
 //
 // The history is a ring of events in receive order, bounded by a count and
-// a byte budget ([Config]). Each index (correlation id, root id, stage,
-// tag key=value) maps a key to a posting: the receive numbers of the
-// retained events with that key, ascending. The oldest event is always
-// evicted first, so it is at the front of every posting it is in: eviction
-// pops it from each in O(1) and deletes keys left empty, which keeps every
-// index equal to a scan of the retained history. Queries read postings, so
-// they never scan the history; receive times never decrease along the
-// ring, so time bounds are binary searches.
+// a byte budget ([Config]). Events with the same metadata but the
+// sequence, publisher and topic share a meta: the receive numbers of its
+// retained events, ascending, and its index keys. Each index (correlation
+// id, root id, stage, tag key=value) maps a key to a posting: the metas
+// with that key. So an event of a stream is recorded with one append, and
+// the oldest event, always evicted first, is popped from the front of its
+// meta in O(1); a meta left empty leaves its postings, and keys left
+// without live metas are deleted, which keeps every index equal to a scan
+// of the retained history. Queries merge the receive numbers of a
+// posting's metas, so they never scan the history; receive times never
+// decrease along the ring, so time bounds are binary searches.
 //
 // Workflow state outlives the history's events: a workflow lives until it
 // has been idle for Config.IdleTimeout (expired lazily by Record and the

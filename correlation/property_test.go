@@ -11,8 +11,8 @@ import (
 )
 
 // checkInvariants checks the tracker's internal consistency: byte and
-// count accounting, every index against the retained history, and the
-// workflow list.
+// count accounting, every meta against the retained history, every index
+// against the metas, and the workflow list.
 func checkInvariants(t testing.TB, tr *Tracker) {
 	t.Helper()
 	tr.mu.Lock()
@@ -21,34 +21,69 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 		t.Fatalf("history holds %d events, %d bytes; limits %d, %d", tr.n, tr.bytes, tr.cfg.MaxEvents, tr.cfg.MaxBytes)
 	}
 	var bytes int64
-	postings := 0
+	events := make(map[*meta]int) // retained events of each live meta
 	for i := range tr.n {
 		seq := tr.first + uint64(i)
 		e := tr.at(seq)
 		bytes += int64(e.size)
-		own := append([]*posting{&e.corr.posting, e.root}, e.tags...)
-		if e.stage != nil {
-			own = append(own, e.stage)
+		if _, ok := slices.BinarySearch(e.meta.ids.ids(), seq); !ok {
+			t.Fatalf("event %d missing from its meta's ids %v", seq, e.meta.ids.ids())
 		}
-		postings += len(own)
-		for _, p := range own {
-			if _, ok := slices.BinarySearch(p.ids(), seq); !ok {
-				t.Fatalf("event %d missing from its posting %q", seq, p.key)
-			}
-		}
+		events[e.meta]++
 	}
 	if bytes != tr.bytes {
 		t.Fatalf("bytes = %d; retained events add up to %d", tr.bytes, bytes)
 	}
+	// Each live meta: exactly its retained events, and in exactly the
+	// indexed postings of its keys.
+	indexed := 0
+	for m, n := range events {
+		if ids := m.ids.ids(); len(ids) != n || !slices.IsSorted(ids) {
+			t.Fatalf("meta of %q holds ids %v; %d of its events are retained", m.corr.key, ids, n)
+		}
+		own := []*posting{&m.corr.posting, m.root}
+		if got := tr.byCorr[m.corr.key]; got != m.corr {
+			t.Fatalf("live meta's correlation posting %q is not the indexed one", m.corr.key)
+		}
+		if tr.byRoot[m.root.key] != m.root {
+			t.Fatalf("live meta's root posting %q is not the indexed one", m.root.key)
+		}
+		if m.stage != nil {
+			own = append(own, m.stage)
+			if m.stage.key == "" || tr.byStage[m.stage.key] != m.stage {
+				t.Fatalf("live meta's stage posting %q is not the indexed one", m.stage.key)
+			}
+		}
+		for _, p := range m.tags {
+			own = append(own, p)
+			if tr.byTag[p.key] != p {
+				t.Fatalf("live meta's tag posting %q is not the indexed one", p.key)
+			}
+		}
+		for _, p := range own {
+			if k := countOf(p.metas, m); k != 1 {
+				t.Fatalf("live meta of %q is %d times in its posting %q", m.corr.key, k, p.key)
+			}
+		}
+		indexed += len(own)
+	}
+	// Each posting: its key, its dead count, and only live metas of the
+	// retained history (counted against indexed above).
 	total := 0
 	check := func(name, key string, p *posting) {
-		if len(p.ids()) == 0 || p.key != key {
-			t.Fatalf("%s posting %q under map key %q with %d ids", name, p.key, key, len(p.ids()))
+		dead := 0
+		for _, m := range p.metas {
+			switch {
+			case !m.live():
+				dead++
+			case events[m] == 0:
+				t.Fatalf("%s posting %q holds a live meta with no retained event", name, key)
+			}
 		}
-		if !slices.IsSorted(p.ids()) || p.ids()[0] < tr.first || p.ids()[len(p.ids())-1] >= tr.first+uint64(tr.n) {
-			t.Fatalf("%s posting %q ids %v outside retained [%d, %d)", name, key, p.ids(), tr.first, tr.first+uint64(tr.n))
+		if p.key != key || dead != p.dead || p.live() == 0 {
+			t.Fatalf("%s posting %q under map key %q with %d metas, %d dead, counted %d", name, p.key, key, len(p.metas), dead, p.dead)
 		}
-		total += len(p.ids())
+		total += p.live()
 	}
 	for k, p := range tr.byCorr {
 		check("correlation", k, &p.posting)
@@ -62,8 +97,8 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 	for k, p := range tr.byTag {
 		check("tag", k, p)
 	}
-	if total != postings {
-		t.Fatalf("indexes hold %d postings; retained events have %d", total, postings)
+	if total != indexed {
+		t.Fatalf("indexes hold %d live metas; the retained events' metas are in %d postings", total, indexed)
 	}
 	if tr.activity.Len() != len(tr.flows) || len(tr.flows) > tr.cfg.MaxWorkflows {
 		t.Fatalf("%d workflows, %d in the activity list, limit %d", len(tr.flows), tr.activity.Len(), tr.cfg.MaxWorkflows)
@@ -81,6 +116,16 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 			t.Fatalf("waiters[%q] is empty but present", id)
 		}
 	}
+}
+
+func countOf(ms []*meta, m *meta) int {
+	n := 0
+	for _, x := range ms {
+		if x == m {
+			n++
+		}
+	}
+	return n
 }
 
 // byteSource feeds the driver; exhausted, it returns zeros.

@@ -2,6 +2,7 @@ package correlation
 
 import (
 	"math"
+	mathbits "math/bits"
 	"slices"
 	"sort"
 	"time"
@@ -43,8 +44,8 @@ func (t *Tracker) byTagsLocked(tags map[string]string, q Query) []*entry {
 	if len(tags) == 0 {
 		return t.rangeLocked(q)
 	}
-	// Walk the shortest posting; check the others by posting identity,
-	// since each (key, value) has exactly one posting.
+	// Walk the posting with the fewest metas; check the others by posting
+	// identity, since each (key, value) has exactly one posting.
 	ps := make([]*posting, 0, len(tags))
 	for k, v := range tags {
 		if len(k) > MaxTagKeyBytes {
@@ -57,13 +58,13 @@ func (t *Tracker) byTagsLocked(tags map[string]string, q Query) []*entry {
 		}
 		ps = append(ps, p)
 	}
-	best := slices.MinFunc(ps, func(a, b *posting) int { return len(a.ids()) - len(b.ids()) })
+	best := slices.MinFunc(ps, func(a, b *posting) int { return a.live() - b.live() })
 	if len(ps) == 1 {
-		return t.collectLocked(best.ids(), q, nil)
+		return t.collectLocked(best.metas, q, nil)
 	}
-	return t.collectLocked(best.ids(), q, func(e *entry) bool {
+	return t.collectLocked(best.metas, q, func(m *meta) bool {
 		for _, p := range ps {
-			if !slices.Contains(e.tags, p) {
+			if !slices.Contains(m.tags, p) {
 				return false
 			}
 		}
@@ -76,7 +77,7 @@ func (t *Tracker) ByCorrelation(id string) []Event {
 	t.mu.Lock()
 	var h hits
 	if c := t.byCorr[id]; c != nil {
-		h = hitsOf(t.collectLocked(c.ids(), Query{}, nil))
+		h = hitsOf(t.collectLocked(c.metas, Query{}, nil))
 	}
 	t.mu.Unlock()
 	return h.finish()
@@ -92,7 +93,7 @@ func (t *Tracker) byKey(idx map[string]*posting, key string) []Event {
 	t.mu.Lock()
 	var h hits
 	if p := idx[key]; p != nil {
-		h = hitsOf(t.collectLocked(p.ids(), Query{}, nil))
+		h = hitsOf(t.collectLocked(p.metas, Query{}, nil))
 	}
 	t.mu.Unlock()
 	return h.finish()
@@ -112,9 +113,8 @@ func (t *Tracker) InRange(since, until time.Time) []Event {
 // are valid only while the lock is held.
 func (t *Tracker) rangeLocked(q Query) []*entry {
 	since, until := q.bounds()
-	recv := func(i int) int64 { return t.ring[(t.head+i)%len(t.ring)].recv }
-	lo := sort.Search(t.n, func(i int) bool { return recv(i) >= since })
-	hi := sort.Search(t.n, func(i int) bool { return recv(i) >= until })
+	lo := sort.Search(t.n, func(i int) bool { return t.slot(i).recv >= since })
+	hi := sort.Search(t.n, func(i int) bool { return t.slot(i).recv >= until })
 	if q.Limit > 0 {
 		lo = max(lo, hi-q.Limit)
 	}
@@ -123,35 +123,69 @@ func (t *Tracker) rangeLocked(q Query) []*entry {
 	}
 	out := make([]*entry, 0, hi-lo)
 	for i := lo; i < hi; i++ {
-		out = append(out, &t.ring[(t.head+i)%len(t.ring)])
+		out = append(out, t.slot(i))
 	}
 	return out
 }
 
-// collectLocked finds the events of ids (a posting) within q that keep
-// accepts (nil: all): the most recent up to q.Limit, in receive order. The
+// collectLocked finds the events of the live metas that keep accepts (nil:
+// all) within q: the most recent up to q.Limit, in receive order. The
 // entries are valid only while the lock is held.
-func (t *Tracker) collectLocked(ids []uint64, q Query, keep func(*entry) bool) []*entry {
+func (t *Tracker) collectLocked(metas []*meta, q Query, keep func(*meta) bool) []*entry {
 	since, until := q.bounds()
-	lo := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
-	hi := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
-	if lo >= hi {
-		return nil
+	var runs [][]uint64 // of each meta, the ids within q
+	total := 0
+	lo, hi := uint64(math.MaxUint64), uint64(0)
+	for _, m := range metas {
+		if !m.live() || keep != nil && !keep(m) {
+			continue
+		}
+		ids := m.ids.ids()
+		i := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
+		j := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
+		if i >= j {
+			continue
+		}
+		runs = append(runs, ids[i:j])
+		total += j - i
+		lo, hi = min(lo, ids[i]), max(hi, ids[j-1])
 	}
-	n := hi - lo
+	n := total
 	if q.Limit > 0 {
 		n = min(n, q.Limit)
 	}
-	var out []*entry
-	if keep == nil {
-		out = make([]*entry, 0, n)
+	if n == 0 {
+		return nil
 	}
-	for i := hi - 1; i >= lo && len(out) < n; i-- {
-		if e := t.at(ids[i]); keep == nil || keep(e) {
-			out = append(out, e)
+	out := make([]*entry, 0, n)
+	if len(runs) == 1 {
+		for _, seq := range runs[0][total-n:] {
+			out = append(out, t.at(seq))
+		}
+		return out
+	}
+	// The runs interleave: mark their ids in a bitmap of [lo, hi] and read
+	// it in order, skipping all but the last n.
+	bits := make([]uint64, (hi-lo)/64+1)
+	for _, ids := range runs {
+		for _, seq := range ids {
+			bits[(seq-lo)/64] |= 1 << ((seq - lo) % 64)
 		}
 	}
-	slices.Reverse(out)
+	skip := total - n
+	for i, w := range bits {
+		if c := mathbits.OnesCount64(w); skip >= c {
+			skip -= c
+			continue
+		}
+		for ; w != 0; w &= w - 1 {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, t.at(lo+uint64(64*i+mathbits.TrailingZeros64(w))))
+		}
+	}
 	return out
 }
 
@@ -179,9 +213,10 @@ func (t *Tracker) Timeline(root string) []TimelineEntry {
 	t.mu.Lock()
 	var out []TimelineEntry
 	if p := t.byRoot[root]; p != nil {
-		out = make([]TimelineEntry, 0, len(p.ids()))
-		for _, seq := range p.ids() {
-			out = append(out, t.at(seq).timelineEntry())
+		es := t.collectLocked(p.metas, Query{}, nil)
+		out = make([]TimelineEntry, 0, len(es))
+		for _, e := range es {
+			out = append(out, e.timelineEntry())
 		}
 	}
 	var parents map[string]string
@@ -206,15 +241,16 @@ func (t *Tracker) Timeline(root string) []TimelineEntry {
 }
 
 func (e *entry) timelineEntry() TimelineEntry {
+	m := e.meta
 	return TimelineEntry{
 		ReceivedAt:         fromNanos(e.recv),
-		Stage:              e.stageName(),
-		SourceProcess:      e.source,
-		PublisherPID:       e.pid,
-		PublisherComponent: e.component,
-		Topic:              e.topic,
-		CorrelationID:      e.corr.key,
-		ParentID:           e.parent,
+		Stage:              m.stageName(),
+		SourceProcess:      m.source,
+		PublisherPID:       m.pid,
+		PublisherComponent: m.component,
+		Topic:              m.topic,
+		CorrelationID:      m.corr.key,
+		ParentID:           m.parent,
 		Sequence:           e.seqNo,
 		Final:              e.final,
 	}

@@ -138,7 +138,7 @@ func (t *Tracker) notifyLocked(e *entry) {
 	if len(t.waiters) == 0 {
 		return
 	}
-	for _, w := range t.waiters[e.corr.key] {
+	for _, w := range t.waiters[e.meta.corr.key] {
 		w.add(e, t.cfg.MaxEvents)
 		if w.cond.kind == condQuiet || w.met() {
 			w.signal()
@@ -166,8 +166,8 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 		return nil, ErrClosed
 	}
 	if p := t.byCorr[correlationID]; p != nil {
-		for _, seq := range p.ids() {
-			w.add(t.at(seq), t.cfg.MaxEvents)
+		for _, e := range t.collectLocked(p.metas, Query{}, nil) {
+			w.add(e, t.cfg.MaxEvents)
 		}
 	}
 	if w.met() {
