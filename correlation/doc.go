@@ -42,8 +42,9 @@
 // One mutex, Tracker.mu, guards the history, the indexes, the workflows and
 // the waiters. Record holds it for work proportional to the event's tags
 // plus any eviction; it never waits on anything else while holding it.
-// Queries hold it only to find the events and copy their fields; they
-// build tag maps and payload copies after releasing it. Wait holds it
+// Queries hold it only to find the events and copy their fields and
+// payloads (whose blocks the history reuses); they build tag maps after
+// releasing it. Wait holds it
 // to register, to check its condition when woken and to unregister; it
 // sleeps without it. Config.Now is called without the lock. The Sequencer
 // has its own mutex and takes no other.

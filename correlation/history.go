@@ -221,7 +221,8 @@ func (m *meta) stageName() string {
 }
 
 // event copies out the public form of e but its tags; the payload still
-// aliases the history's (immutable) array until hits.finish copies it.
+// aliases the history's array, which may be reused once e is evicted, so
+// it must be copied before the lock is released (as hits.add does).
 func (e *entry) event() Event {
 	m := e.meta
 	return Event{
@@ -245,46 +246,54 @@ func (e *entry) event() Event {
 	}
 }
 
-// hits are events copied out under the lock, with the tag postings to
-// build their tag maps from (posting keys are immutable) once it is
-// released, so a query holds the lock only for plain copies.
+// hits are events copied out under the lock, payloads included, with the
+// tag postings to build their tag maps from (posting keys are immutable)
+// once it is released, so a query holds the lock only for plain copies.
 type hits struct {
 	evs  []Event
 	tags [][]*posting
+	buf  []byte // where add copies payloads
 }
 
 func (h *hits) add(e *entry) {
-	h.evs = append(h.evs, e.event())
+	ev := e.event()
+	if p := ev.Payload; p != nil {
+		if h.buf == nil || cap(h.buf)-len(h.buf) < len(p) {
+			// Earlier copies keep the old buffer.
+			h.buf = make([]byte, 0, max(len(p), 2*cap(h.buf), 512))
+		}
+		n := len(h.buf)
+		h.buf = append(h.buf, p...)
+		ev.Payload = h.buf[n:len(h.buf):len(h.buf)]
+	}
+	h.evs = append(h.evs, ev)
 	h.tags = append(h.tags, e.meta.tags)
 }
 
 func hitsOf(es []*entry) hits {
-	h := hits{evs: make([]Event, 0, len(es)), tags: make([][]*posting, 0, len(es))}
+	total := 0
+	for _, e := range es {
+		total += len(e.payload)
+	}
+	h := hits{
+		evs:  make([]Event, 0, len(es)),
+		tags: make([][]*posting, 0, len(es)),
+		buf:  make([]byte, 0, total),
+	}
 	for _, e := range es {
 		h.add(e)
 	}
 	return h
 }
 
-// finish builds the tag maps and copies the payloads into one fresh
-// buffer, so nothing returned aliases the history.
+// finish builds the tag maps. Nothing returned aliases the history.
 func (h *hits) finish() []Event {
 	if len(h.evs) == 0 {
 		return nil
 	}
-	total := 0
 	for i := range h.evs {
-		total += len(h.evs[i].Payload)
-	}
-	buf := make([]byte, 0, total)
-	for i := range h.evs {
-		ev := &h.evs[i]
-		if p := ev.Payload; p != nil {
-			start := len(buf)
-			buf = append(buf, p...)
-			ev.Payload = buf[start:len(buf):len(buf)]
-		}
 		if tags := h.tags[i]; len(tags) > 0 {
+			ev := &h.evs[i]
 			ev.Metadata.Tags = make(map[string]string, len(tags))
 			for _, p := range tags {
 				k, v := p.tag()

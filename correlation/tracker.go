@@ -111,7 +111,7 @@ type Tracker struct {
 	byStage  map[string]*posting
 	byTag    map[string]*posting  // by tagIndexKey
 	keyBuf   []byte               // scratch for tagIndexKey
-	block    []byte               // where keepPayload copies small payloads
+	payloads payloadBlocks        // where keepPayload copies small payloads
 	strs     map[string]string    // intern table, see internLocked
 	flows    map[string]*workflow // by root id
 	activity list.List            // *workflow, least recently active first
@@ -314,7 +314,7 @@ func (t *Tracker) appendLocked(ev *Event, recv, size int64, m *meta) *entry {
 		recv:    recv,
 		pub:     nanos(ev.PublishedAt),
 		seqNo:   ev.Metadata.Sequence,
-		payload: t.keepPayload(ev.Payload),
+		payload: t.keepPayloadLocked(ev.Payload),
 		meta:    m,
 		size:    int32(size),
 		final:   ev.Final,
@@ -326,24 +326,60 @@ func (t *Tracker) appendLocked(ev *Event, recv, size int64, m *meta) *entry {
 }
 
 // Small payloads are copied into shared blocks of payloadBlock bytes: one
-// allocation serves many events, and the garbage collector frees a block
-// once the history has evicted all of its events.
+// allocation serves many events, and once the history has evicted every
+// event of a block, the block is reused, so a steady stream allocates
+// nothing. Nothing reads a payload in the history without the lock (hits
+// copy them), so a block may be overwritten once its events are gone.
 const (
 	payloadBlock      = 64 << 10
 	maxBlockedPayload = 4 << 10
 )
 
-// keepPayload returns the history's copy of p.
-func (t *Tracker) keepPayload(p []byte) []byte {
+type payloadBlocks struct {
+	cur  []byte        // the block being filled
+	full []filledBlock // oldest first
+}
+
+type filledBlock struct {
+	buf  []byte
+	last uint64 // receive number of the last event that may be in buf
+}
+
+// keepPayloadLocked returns the history's copy of p, for the event with
+// the next receive number.
+func (t *Tracker) keepPayloadLocked(p []byte) []byte {
 	if p == nil || len(p) > maxBlockedPayload {
 		return bytes.Clone(p)
 	}
-	if cap(t.block)-len(t.block) < len(p) {
-		t.block = make([]byte, 0, payloadBlock)
+	b := &t.payloads
+	if b.cur == nil || cap(b.cur)-len(b.cur) < len(p) { // nil: keep empty apart from nil
+		b.cur = t.nextBlockLocked()
 	}
-	n := len(t.block)
-	t.block = append(t.block, p...)
-	return t.block[n:len(t.block):len(t.block)]
+	n := len(b.cur)
+	b.cur = append(b.cur, p...)
+	return b.cur[n:len(b.cur):len(b.cur)]
+}
+
+// nextBlockLocked retires the current block and returns an empty one: the
+// oldest filled block if its events are all evicted, else a new one.
+// Other free blocks are dropped, since the history has shrunk.
+func (t *Tracker) nextBlockLocked() []byte {
+	b := &t.payloads
+	if b.cur != nil {
+		b.full = append(b.full, filledBlock{b.cur, t.first + uint64(t.n) - 1})
+	}
+	var next []byte
+	for len(b.full) > 0 && b.full[0].last < t.first {
+		if next == nil {
+			next = b.full[0].buf[:0]
+		}
+		b.full[0] = filledBlock{}
+		b.full = b.full[1:]
+	}
+	if next == nil {
+		next = make([]byte, 0, payloadBlock)
+	}
+	return next
 }
 
 // growLocked doubles the ring (up to MaxEvents), oldest event first.
