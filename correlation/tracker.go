@@ -172,6 +172,7 @@ type Recorder struct {
 	valid       bool
 	recTagBytes int
 	meta        *meta
+	topic, comp string    // the caller's, equal to meta's: same pointers compare fastest
 	flow        *workflow // meta's workflow, if still tracked (elem != nil)
 	states      tracked   // meta's entries in flow
 }
@@ -245,7 +246,7 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 		t.evictOldestLocked()
 	}
 	// After eviction, which may have killed m.
-	if m == nil || !m.live() || !m.sends(ev) {
+	if m == nil || !m.live() || !r.sends(m, ev) {
 		m = t.metaLocked(ev)
 	}
 	e := t.appendLocked(ev, recv, r.size, m)
@@ -258,7 +259,15 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 	t.trackLocked(e, r)
 	t.notifyLocked(e)
 	r.valid, r.recTagBytes, r.meta = true, r.tagBytes, m
+	r.topic, r.comp = ev.Topic, ev.PublisherComponent
 	return nil
+}
+
+// sends is m.sends(ev) for r's meta m, comparing ev's strings with the
+// caller's last ones, which are usually the very same.
+func (r *Recorder) sends(m *meta, ev *Event) bool {
+	return ev.Topic == r.topic && ev.PublisherComponent == r.comp &&
+		m.pid == ev.PublisherPID && m.uid == ev.PublisherUID
 }
 
 // metaScan is how many of a correlation's latest metas metaLocked tries
@@ -309,16 +318,12 @@ func (t *Tracker) appendLocked(ev *Event, recv, size int64, m *meta) *entry {
 		t.growLocked()
 	}
 	m.ids.add(t.first + uint64(t.n))
+	// Field by field: a composite literal is built on the stack and then
+	// copied, which stalls on store forwarding.
 	e := t.slot(t.n)
-	*e = entry{
-		recv:    recv,
-		pub:     nanos(ev.PublishedAt),
-		seqNo:   ev.Metadata.Sequence,
-		payload: t.keepPayloadLocked(ev.Payload),
-		meta:    m,
-		size:    int32(size),
-		final:   ev.Final,
-	}
+	e.recv, e.pub, e.seqNo = recv, nanos(ev.PublishedAt), ev.Metadata.Sequence
+	e.payload, e.meta = t.keepPayloadLocked(ev.Payload), m
+	e.size, e.final = int32(size), ev.Final
 	t.n++
 	t.bytes += size
 	t.counts.Recorded++
