@@ -227,7 +227,7 @@ func runTrackerOps(t testing.TB, data []byte) {
 		}
 		checkInvariants(t, tr)
 		checkInvariants(t, viaRecorders)
-		compareQueries(t, tr, model, src, clk, step)
+		compareQueries(t, []*Tracker{tr, viaRecorders}, model, src, clk, step)
 		compareTrackers(t, tr, viaRecorders, step)
 	}
 }
@@ -300,18 +300,33 @@ func randomEvent(src *byteSource, clk *clock, step int, lastTags map[string]map[
 	if src.pick(8) == 0 {
 		recv = recv.Add(-2 * time.Millisecond)
 	}
+	// Fields outside Metadata vary too, mostly not, so that a repeat of
+	// the metadata may come on another topic or from another publisher.
+	rare := func(common, other string) string {
+		if src.pick(4) == 0 {
+			return other
+		}
+		return common
+	}
+	m.SourceProcess = rare("", "p")
+	if src.pick(4) == 0 {
+		m.StartedAt = clk.Now()
+	}
 	return Event{
-		Topic:        "t",
-		Payload:      fmt.Appendf(make([]byte, 0, 64), "#%d%*s", step, src.pick(40), ""),
-		ReceivedAt:   recv,
-		PublisherPID: src.pick(2),
-		Metadata:     m,
-		Final:        src.pick(4) == 0,
+		Topic:              rare("t", "u"),
+		Payload:            fmt.Appendf(make([]byte, 0, 64), "#%d%*s", step, src.pick(40), ""),
+		ReceivedAt:         recv,
+		PublisherPID:       src.pick(2),
+		PublisherUID:       uint32(src.pick(4) / 3),
+		PublisherComponent: rare("", "a"),
+		Metadata:           m,
+		Final:              src.pick(4) == 0,
 	}
 }
 
-// compareQueries checks every query against a scan of the model.
-func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSource, clk *clock, step int) {
+// compareQueries checks every query of each tracker against a scan of the
+// model.
+func compareQueries(t testing.TB, trs []*Tracker, model []modelEvent, src *byteSource, clk *clock, step int) {
 	t.Helper()
 	scan := func(keep func(*Event) bool) []string {
 		var out []string
@@ -326,30 +341,36 @@ func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSour
 	for i := range model {
 		byPayload[string(model[i].ev.Payload)] = &model[i].ev
 	}
-	same := func(what string, got []Event, want []string) {
+	same := func(what string, query func(*Tracker) []Event, want []string) {
 		t.Helper()
-		g := make([]string, len(got))
-		for i, e := range got {
-			g[i] = string(e.Payload)
-			if m := byPayload[g[i]]; m == nil || !eventsEqual(e, *m) {
-				t.Fatalf("step %d: %s returned %+v; recorded %+v", step, what, e, m)
+		for n, tr := range trs {
+			got := query(tr)
+			g := make([]string, len(got))
+			for i, e := range got {
+				g[i] = string(e.Payload)
+				if m := byPayload[g[i]]; m == nil || !eventsEqual(e, *m) {
+					t.Fatalf("step %d: tracker %d: %s returned %+v; recorded %+v", step, n, what, e, m)
+				}
+			}
+			if !slices.Equal(g, want) {
+				t.Fatalf("step %d: tracker %d: %s = %q; want %q", step, n, what, g, want)
 			}
 		}
-		if !slices.Equal(g, want) {
-			t.Fatalf("step %d: %s = %q; want %q", step, what, g, want)
-		}
 	}
-	same("history", tr.InRange(time.Time{}, time.Time{}), scan(func(*Event) bool { return true }))
+	same("history", func(tr *Tracker) []Event { return tr.InRange(time.Time{}, time.Time{}) }, scan(func(*Event) bool { return true }))
 	for i := range 5 {
 		id := fmt.Sprint("c", i)
-		same("ByCorrelation "+id, tr.ByCorrelation(id), scan(func(e *Event) bool { return e.Metadata.CorrelationID == id }))
+		same("ByCorrelation "+id, func(tr *Tracker) []Event { return tr.ByCorrelation(id) },
+			scan(func(e *Event) bool { return e.Metadata.CorrelationID == id }))
 	}
 	for i := range 3 {
 		id := fmt.Sprint("r", i)
-		same("ByRoot "+id, tr.ByRoot(id), scan(func(e *Event) bool { return e.Metadata.RootID == id }))
+		same("ByRoot "+id, func(tr *Tracker) []Event { return tr.ByRoot(id) },
+			scan(func(e *Event) bool { return e.Metadata.RootID == id }))
 	}
 	for _, s := range []string{"s0", "s1"} {
-		same("ByStage "+s, tr.ByStage(s), scan(func(e *Event) bool { return e.Metadata.Stage == s }))
+		same("ByStage "+s, func(tr *Tracker) []Event { return tr.ByStage(s) },
+			scan(func(e *Event) bool { return e.Metadata.Stage == s }))
 	}
 	// A random window: bounds near the clock, zero for unbounded.
 	bound := func() time.Time {
@@ -362,7 +383,7 @@ func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSour
 	inQ := func(e *Event) bool {
 		return (q.Since.IsZero() || !e.ReceivedAt.Before(q.Since)) && (q.Until.IsZero() || e.ReceivedAt.Before(q.Until))
 	}
-	same(fmt.Sprintf("InRange(%v, %v)", q.Since, q.Until), tr.InRange(q.Since, q.Until), scan(inQ))
+	same(fmt.Sprintf("InRange(%v, %v)", q.Since, q.Until), func(tr *Tracker) []Event { return tr.InRange(q.Since, q.Until) }, scan(inQ))
 	tags := map[string]string{}
 	for range src.pick(3) {
 		tags[fmt.Sprint("k", src.pick(3))] = fmt.Sprint("v", src.pick(2))
@@ -378,7 +399,7 @@ func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSour
 	if q.Limit > 0 && len(want) > q.Limit {
 		want = want[len(want)-q.Limit:]
 	}
-	same(fmt.Sprintf("ByTags(%v, %+v)", tags, q), tr.ByTags(tags, q), want)
+	same(fmt.Sprintf("ByTags(%v, %+v)", tags, q), func(tr *Tracker) []Event { return tr.ByTags(tags, q) }, want)
 }
 
 func FuzzTracker(f *testing.F) {

@@ -248,6 +248,7 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 	// After eviction, which may have killed m.
 	if m == nil || !m.live() || !r.sends(m, ev) {
 		m = t.metaLocked(ev)
+		r.topic, r.comp = ev.Topic, ev.PublisherComponent
 	}
 	e := t.appendLocked(ev, recv, r.size, m)
 	// Expire first: an idle workflow would already be gone had it been
@@ -257,9 +258,10 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 		r.flow, r.states = nil, tracked{}
 	}
 	t.trackLocked(e, r)
-	t.notifyLocked(e)
+	if len(t.waiters) > 0 {
+		t.notifyLocked(e)
+	}
 	r.valid, r.recTagBytes, r.meta = true, r.tagBytes, m
-	r.topic, r.comp = ev.Topic, ev.PublisherComponent
 	return nil
 }
 
@@ -360,9 +362,10 @@ func (t *Tracker) keepPayloadLocked(p []byte) []byte {
 	if b.cur == nil || cap(b.cur)-len(b.cur) < len(p) { // nil: keep empty apart from nil
 		b.cur = t.nextBlockLocked()
 	}
-	n := len(b.cur)
-	b.cur = append(b.cur, p...)
-	return b.cur[n:len(b.cur):len(b.cur)]
+	n, end := len(b.cur), len(b.cur)+len(p)
+	b.cur = b.cur[:end] // only the length changes: no write barrier
+	copy(b.cur[n:], p)
+	return b.cur[n:end:end]
 }
 
 // nextBlockLocked retires the current block and returns an empty one: the

@@ -531,3 +531,27 @@ func TestRecordRepeatAllocs(t *testing.T) {
 		t.Errorf("a repeat allocates %v times; want 0", n)
 	}
 }
+
+// TestRecordSharesMetas checks that events repeating metadata share metas
+// even through Tracker.Record, where no Recorder remembers them: one per
+// metadata, publisher and topic, with a stream alternating topics.
+func TestRecordSharesMetas(t *testing.T) {
+	tr, clk := newTestTracker(t, Config{})
+	for i := range 100 {
+		m := md("c", "p", "r", "s", "k", "v")
+		m.Sequence = uint64(i)
+		ev := Event{Topic: []string{"t0", "t1"}[i%2], ReceivedAt: clk.tick(time.Millisecond), PublisherPID: 1, Metadata: m}
+		if err := tr.Record(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	metas := make(map[*meta]bool)
+	for i := range tr.n {
+		metas[tr.slot(i).meta] = true
+	}
+	if len(metas) != 2 {
+		t.Errorf("100 events of one metadata on two topics share %d metas; want 2", len(metas))
+	}
+}

@@ -135,9 +135,6 @@ func (w *waiter) signal() {
 // notifyLocked hands e to the waiters on its correlation and wakes those it
 // may satisfy.
 func (t *Tracker) notifyLocked(e *entry) {
-	if len(t.waiters) == 0 {
-		return
-	}
 	for _, w := range t.waiters[e.meta.corr.key] {
 		w.add(e, t.cfg.MaxEvents)
 		if w.cond.kind == condQuiet || w.met() {
