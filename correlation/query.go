@@ -132,47 +132,80 @@ func (t *Tracker) rangeLocked(q Query) []*entry {
 // all) within q: the most recent up to q.Limit, in receive order. The
 // entries are valid only while the lock is held.
 func (t *Tracker) collectLocked(metas []*meta, q Query, keep func(*meta) bool) []*entry {
+	f := t.findLocked(metas, q, keep)
+	out := make([]*entry, 0, f.n)
+	t.eachLocked(&f, func(e *entry) { out = append(out, e) })
+	return out
+}
+
+// found is what findLocked found: the receive numbers of each meta's
+// events within the query, of which the most recent n are wanted.
+type found struct {
+	runs     [][]uint64
+	total, n int
+	lo, hi   uint64 // the least and greatest receive number in runs
+}
+
+func (t *Tracker) findLocked(metas []*meta, q Query, keep func(*meta) bool) found {
 	since, until := q.bounds()
-	var runs [][]uint64 // of each meta, the ids within q
-	total := 0
-	lo, hi := uint64(math.MaxUint64), uint64(0)
+	f := found{lo: math.MaxUint64}
 	for _, m := range metas {
 		if !m.live() || keep != nil && !keep(m) {
 			continue
 		}
-		ids := m.ids.ids()
-		i := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
-		j := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
-		if i >= j {
+		ids := t.within(m.ids.ids(), since, until)
+		if len(ids) == 0 {
 			continue
 		}
-		runs = append(runs, ids[i:j])
-		total += j - i
-		lo, hi = min(lo, ids[i]), max(hi, ids[j-1])
+		if f.runs == nil {
+			f.runs = make([][]uint64, 0, len(metas))
+		}
+		f.runs = append(f.runs, ids)
+		f.total += len(ids)
+		f.lo, f.hi = min(f.lo, ids[0]), max(f.hi, ids[len(ids)-1])
 	}
-	n := total
+	f.n = f.total
 	if q.Limit > 0 {
-		n = min(n, q.Limit)
+		f.n = min(f.n, q.Limit)
 	}
-	if n == 0 {
+	return f
+}
+
+// within returns the ids (of a meta) of events received in [since, until).
+func (t *Tracker) within(ids []uint64, since, until int64) []uint64 {
+	if len(ids) == 0 {
 		return nil
 	}
-	out := make([]*entry, 0, n)
-	if len(runs) == 1 {
-		for _, seq := range runs[0][total-n:] {
-			out = append(out, t.at(seq))
+	i, j := 0, len(ids)
+	if t.at(ids[0]).recv < since {
+		i = sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
+	}
+	if t.at(ids[j-1]).recv >= until {
+		j = sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
+	}
+	return ids[i:max(i, j)]
+}
+
+// eachLocked calls fn with the events f wants, in receive order.
+func (t *Tracker) eachLocked(f *found, fn func(*entry)) {
+	if f.n == 0 {
+		return
+	}
+	if len(f.runs) == 1 {
+		for _, seq := range f.runs[0][f.total-f.n:] {
+			fn(t.at(seq))
 		}
-		return out
+		return
 	}
 	// The runs interleave: mark their ids in a bitmap of [lo, hi] and read
 	// it in order, skipping all but the last n.
-	bits := make([]uint64, (hi-lo)/64+1)
-	for _, ids := range runs {
+	bits := make([]uint64, (f.hi-f.lo)/64+1)
+	for _, ids := range f.runs {
 		for _, seq := range ids {
-			bits[(seq-lo)/64] |= 1 << ((seq - lo) % 64)
+			bits[(seq-f.lo)/64] |= 1 << ((seq - f.lo) % 64)
 		}
 	}
-	skip := total - n
+	skip := f.total - f.n
 	for i, w := range bits {
 		if c := mathbits.OnesCount64(w); skip >= c {
 			skip -= c
@@ -183,10 +216,9 @@ func (t *Tracker) collectLocked(metas []*meta, q Query, keep func(*meta) bool) [
 				skip--
 				continue
 			}
-			out = append(out, t.at(lo+uint64(64*i+mathbits.TrailingZeros64(w))))
+			fn(t.at(f.lo + uint64(64*i+mathbits.TrailingZeros64(w))))
 		}
 	}
-	return out
 }
 
 // TimelineEntry is one event of a workflow's timeline.
@@ -213,11 +245,9 @@ func (t *Tracker) Timeline(root string) []TimelineEntry {
 	t.mu.Lock()
 	var out []TimelineEntry
 	if p := t.byRoot[root]; p != nil {
-		es := t.collectLocked(p.metas, Query{}, nil)
-		out = make([]TimelineEntry, 0, len(es))
-		for _, e := range es {
-			out = append(out, e.timelineEntry())
-		}
+		f := t.findLocked(p.metas, Query{}, nil)
+		out = make([]TimelineEntry, 0, f.n)
+		t.eachLocked(&f, func(e *entry) { out = append(out, e.timelineEntry()) })
 	}
 	var parents map[string]string
 	if w := t.flows[root]; w != nil {

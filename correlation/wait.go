@@ -163,9 +163,8 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 		return nil, ErrClosed
 	}
 	if p := t.byCorr[correlationID]; p != nil {
-		for _, e := range t.collectLocked(p.metas, Query{}, nil) {
-			w.add(e, t.cfg.MaxEvents)
-		}
+		f := t.findLocked(p.metas, Query{}, nil)
+		t.eachLocked(&f, func(e *entry) { w.add(e, t.cfg.MaxEvents) })
 	}
 	if w.met() {
 		t.mu.Unlock()
