@@ -171,7 +171,7 @@ type Recorder struct {
 	// What the last event recorded resolved to; valid says it did.
 	valid       bool
 	recTagBytes int
-	meta        *meta
+	meta        *meta     // may since have died
 	topic, comp string    // the caller's, equal to meta's: same pointers compare fastest
 	flow        *workflow // meta's workflow, if still tracked (elem != nil)
 	states      tracked   // meta's entries in flow
@@ -218,26 +218,23 @@ func (r *Recorder) Record(ev *Event) error {
 	}
 	r.checked = false
 	t := r.t
-	recv := ev.ReceivedAt
-	if recv.IsZero() {
-		recv = t.cfg.Now()
+	var recv int64
+	if ev.ReceivedAt.IsZero() {
+		recv = nanos(t.cfg.Now())
+	} else {
+		recv = ev.ReceivedAt.UnixNano()
 	}
 	// No defer: this is the broker's per-message path, and nothing under
 	// the lock can panic on input Check accepted.
 	t.mu.Lock()
-	err := t.recordLocked(ev, nanos(recv), r)
+	err := t.recordLocked(ev, recv, r)
 	t.mu.Unlock()
 	return err
 }
 
 func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
-	prev := r.meta
-	m := prev
-	if !r.repeat {
-		m = nil
-	}
-	r.valid, r.meta = false, nil
 	if t.closed {
+		r.valid, r.meta = false, nil
 		return ErrClosed
 	}
 	recv = max(recv, t.lastRecv)
@@ -245,23 +242,24 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 	for t.n >= t.cfg.MaxEvents || t.bytes+r.size > t.cfg.MaxBytes {
 		t.evictOldestLocked()
 	}
-	// After eviction, which may have killed m.
-	if m == nil || !m.live() || !r.sends(m, ev) {
+	// After eviction, which may have killed r.meta.
+	m := r.meta
+	if !r.repeat || m == nil || !m.live() || !r.sends(m, ev) {
 		m = t.metaLocked(ev)
+		if m != r.meta {
+			r.meta, r.flow, r.states = m, nil, tracked{}
+		}
 		r.topic, r.comp = ev.Topic, ev.PublisherComponent
 	}
 	e := t.appendLocked(ev, recv, r.size, m)
 	// Expire first: an idle workflow would already be gone had it been
 	// expired eagerly, so a late event starts a new one.
 	t.expireLocked(recv)
-	if m != prev {
-		r.flow, r.states = nil, tracked{}
-	}
 	t.trackLocked(e, r)
 	if len(t.waiters) > 0 {
 		t.notifyLocked(e)
 	}
-	r.valid, r.recTagBytes, r.meta = true, r.tagBytes, m
+	r.valid, r.recTagBytes = true, r.tagBytes
 	return nil
 }
 
