@@ -109,6 +109,9 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 		if w.last < last || tr.flows[w.root] != w {
 			t.Fatalf("activity list out of order or stale at workflow %q", w.root)
 		}
+		if w.last < tr.idleFrom {
+			t.Fatalf("workflow %q last active at %d, before idleFrom %d", w.root, w.last, tr.idleFrom)
+		}
 		last = w.last
 	}
 	for id, ws := range tr.waiters {

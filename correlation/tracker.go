@@ -115,6 +115,7 @@ type Tracker struct {
 	strs     map[string]string    // intern table, see internLocked
 	flows    map[string]*workflow // by root id
 	activity list.List            // *workflow, least recently active first
+	idleFrom int64                // no workflow was last active before; see expireLocked
 	waiters  map[string][]*waiter // by correlation id
 	nwait    int                  // waiters in all of waiters
 	counts   Stats                // the cumulative counters

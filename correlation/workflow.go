@@ -3,6 +3,7 @@ package correlation
 import (
 	"cmp"
 	"container/list"
+	"math"
 	"slices"
 	"time"
 )
@@ -149,6 +150,7 @@ func (t *Tracker) flowLocked(m *meta) *workflow {
 		}
 		t.flows[w.root] = w
 		w.elem = t.activity.PushBack(w)
+		t.idleFrom = math.MinInt64 // until trackLocked sets w.last
 		return w
 	}
 	t.activity.MoveToBack(w.elem)
@@ -165,12 +167,22 @@ func (t *Tracker) dropFlowLocked(w *workflow) {
 // expireLocked drops workflows idle for IdleTimeout or more at now. The
 // activity list is in order of last event, so it stops at the first
 // workflow still active.
+//
+// Record calls it for every event, so t.idleFrom, a lower bound of every
+// workflow's last activity, spares it the list while nothing can expire.
+// Activity only moves forward, so the bound holds until a workflow starts
+// (flowLocked lowers it).
 func (t *Tracker) expireLocked(now int64) int {
-	n := 0
 	cut := now - int64(t.cfg.IdleTimeout)
+	if cut < t.idleFrom {
+		return 0
+	}
+	n := 0
+	t.idleFrom = math.MaxInt64
 	for el := t.activity.Front(); el != nil; el = t.activity.Front() {
 		w := el.Value.(*workflow)
 		if w.last > cut {
+			t.idleFrom = w.last
 			break
 		}
 		t.dropFlowLocked(w)
