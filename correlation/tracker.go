@@ -99,6 +99,8 @@ func (c Config) withDefaults() Config {
 type Tracker struct {
 	cfg Config
 
+	// What Record touches for every event comes first, so that it spans
+	// few cache lines.
 	mu       sync.Mutex
 	ring     []entry // circular history, oldest at ring[head]; grows up to MaxEvents
 	head     int
@@ -106,20 +108,21 @@ type Tracker struct {
 	first    uint64 // receive number of ring[head]; numbers never repeat
 	bytes    int64  // Size of the retained events
 	lastRecv int64  // receive times never decrease (see Record)
+	idleFrom int64  // no workflow was last active before; see expireLocked
+	nwait    int    // waiters in all of waiters
+	closed   bool
+	payloads payloadBlocks // where keepPayload copies small payloads
+	counts   Stats         // the cumulative counters
+
 	byCorr   map[string]*corrPosting
 	byRoot   map[string]*posting
 	byStage  map[string]*posting
 	byTag    map[string]*posting  // by tagIndexKey
 	keyBuf   []byte               // scratch for tagIndexKey
-	payloads payloadBlocks        // where keepPayload copies small payloads
 	strs     map[string]string    // intern table, see internLocked
 	flows    map[string]*workflow // by root id
 	activity list.List            // *workflow, least recently active first
-	idleFrom int64                // no workflow was last active before; see expireLocked
 	waiters  map[string][]*waiter // by correlation id
-	nwait    int                  // waiters in all of waiters
-	counts   Stats                // the cumulative counters
-	closed   bool
 }
 
 // NewTracker returns a tracker bounded by cfg, which is copied.
@@ -257,7 +260,7 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 	// expired eagerly, so a late event starts a new one.
 	t.expireLocked(recv)
 	t.trackLocked(e, r)
-	if len(t.waiters) > 0 {
+	if t.nwait > 0 {
 		t.notifyLocked(e)
 	}
 	r.valid, r.recTagBytes = true, r.tagBytes
