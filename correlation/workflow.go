@@ -173,10 +173,14 @@ func (t *Tracker) dropFlowLocked(w *workflow) {
 // Activity only moves forward, so the bound holds until a workflow starts
 // (flowLocked lowers it).
 func (t *Tracker) expireLocked(now int64) int {
-	cut := now - int64(t.cfg.IdleTimeout)
-	if cut < t.idleFrom {
+	if now-int64(t.cfg.IdleTimeout) < t.idleFrom {
 		return 0
 	}
+	return t.expireScanLocked(now)
+}
+
+func (t *Tracker) expireScanLocked(now int64) int {
+	cut := now - int64(t.cfg.IdleTimeout)
 	n := 0
 	t.idleFrom = math.MaxInt64
 	for el := t.activity.Front(); el != nil; el = t.activity.Front() {
