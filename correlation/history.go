@@ -62,16 +62,16 @@ type entry struct {
 	final     bool
 }
 
-// meta is what a run of events has in common: all their metadata but the
-// sequence, their publisher and their topic. The indexes hold metas, not
-// events, so a publisher streaming under one metadata adds each event to
-// one list (ids) and eviction pops it from there.
+// meta is what a run of events has in common: their publisher, their
+// topic and all their metadata but the sequence. The indexes hold metas,
+// not events, so a publisher streaming under one metadata adds each event
+// to one list (ids) and eviction pops it from there.
 //
-// Everything but ids is immutable once made, so an entry
-// copied out under the lock may be read through its meta without it (as
-// hits do). A meta is live while ids is not empty. Once it empties it is
-// dead for good: its postings have counted it out (see posting.kill), so
-// nothing may add to it again.
+// Everything but ids is immutable once made, so an entry copied out under
+// the lock may be read through its meta without it (as hits do). A meta
+// is live while ids is not empty. Once it empties it is dead for good: its
+// postings have counted it out (see posting.kill), so nothing may add to
+// it again.
 type meta struct {
 	ids              queue // receive numbers of its retained events
 	corr             *corrPosting
