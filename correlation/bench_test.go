@@ -123,32 +123,47 @@ func BenchmarkRecord(b *testing.B) {
 	// "repeat": one publisher's Recorder, told that each event repeats the
 	// metadata of the one before but for the sequence, as the broker tells
 	// it for a collector streaming results under one correlation.
-	b.Run("repeat", func(b *testing.B) {
-		w := newWorkload(100, 10)
-		tr, err := NewTracker(Config{})
-		if err != nil {
+	b.Run("repeat", func(b *testing.B) { benchmarkRepeat(b, false) })
+	// "repeat-steady": the same, into a history already full of that
+	// stream, so each Record also evicts an event of the stream.
+	b.Run("repeat-steady", func(b *testing.B) { benchmarkRepeat(b, true) })
+}
+
+func benchmarkRepeat(b *testing.B, steady bool) {
+	w := newWorkload(100, 10)
+	tr, err := NewTracker(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !steady {
+		fill(b, tr, w, 10000)
+	}
+	rec := tr.NewRecorder()
+	ev := w.event(0)
+	if err := rec.Record(&ev); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	repeat := func() {
+		i++
+		ev.Metadata.Sequence = uint64(i)
+		ev.ReceivedAt = w.base.Add(time.Duration(10000+i) * time.Microsecond)
+		if err := rec.Check(&ev, true); err != nil {
 			b.Fatal(err)
 		}
-		fill(b, tr, w, 10000)
-		rec := tr.NewRecorder()
-		ev := w.event(0)
 		if err := rec.Record(&ev); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			i++
-			ev.Metadata.Sequence = uint64(i)
-			ev.ReceivedAt = w.base.Add(time.Duration(10000+i) * time.Microsecond)
-			if err := rec.Check(&ev, true); err != nil {
-				b.Fatal(err)
-			}
-			if err := rec.Record(&ev); err != nil {
-				b.Fatal(err)
-			}
+	}
+	if steady {
+		for range tr.Config().MaxEvents {
+			repeat()
 		}
-	})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		repeat()
+	}
 }
 
 func BenchmarkByTags(b *testing.B) {

@@ -1,6 +1,7 @@
 package correlation
 
 import (
+	"slices"
 	"time"
 )
 
@@ -48,64 +49,116 @@ func (ev *Event) size(tagBytes int) int64 {
 		len(m.Tags)*tagOverhead + tagBytes)
 }
 
-// entry is an event as the history keeps it: times as Unix nanoseconds and
-// repeated strings shared through the index postings and the intern table,
-// so that 10,000 events stay well under 10 MB. What an entry points to is
-// immutable once recorded, except the postings' ids and the correlation
-// posting's cache; so a copy of an entry may be read without the lock as
-// long as it reads only posting keys (as entry.event and Timeline do).
+// entry is an event as the history keeps it: its own fields, times as
+// Unix nanoseconds, and the meta it shares with the other events of the
+// same metadata, publisher and topic. It fits a cache line, so that
+// 10,000 events stay well under 10 MB and recording a stream stays cheap.
 type entry struct {
-	recv, pub, started int64
-	seqNo              uint64
-	payload            []byte
-	topic, component   string
-	source, parent     string
-	corr               *corrPosting
-	root, stage        *posting   // stage is nil when empty
-	tags               []*posting // in no particular order; may be shared
-	pid                int
-	uid                uint32
-	size               int32
-	final              bool
+	recv, pub int64
+	seqNo     uint64
+	payload   []byte
+	meta      *meta
+	size      int32
+	final     bool
 }
 
-// posting is one index key and the receive numbers of the retained events
-// that have it, ascending. Eviction is oldest first, so an evicted event is
-// always at the front of each of its postings. A posting leaves its index
-// exactly when it empties, so a non-empty posting is always the indexed one.
-type posting struct {
-	key  string   // in the tag index, tagIndexKey(key, value)
+// meta is what a run of events has in common: their publisher, their
+// topic and all their metadata but the sequence. The indexes hold metas,
+// not events, so a publisher streaming under one metadata adds each event
+// to one list (ids) and eviction pops it from there.
+//
+// Everything but ids is immutable once made, so an entry copied out under
+// the lock may be read through its meta without it (as hits do). A meta
+// is live while ids is not empty. Once it empties it is dead for good: its
+// postings have counted it out (see posting.kill), so nothing may add to
+// it again.
+type meta struct {
+	ids              queue // receive numbers of its retained events
+	corr             *corrPosting
+	root, stage      *posting   // stage is nil when empty
+	tags             []*posting // in no particular order; may be shared
+	parent, source   string
+	topic, component string
+	started          int64
+	pid              int
+	uid              uint32
+}
+
+func (m *meta) live() bool { return len(m.ids.ids()) > 0 }
+
+// sends reports whether ev has m's publisher and topic.
+func (m *meta) sends(ev *Event) bool {
+	return m.pid == ev.PublisherPID && m.uid == ev.PublisherUID &&
+		m.topic == ev.Topic && m.component == ev.PublisherComponent
+}
+
+// matches reports whether ev, of m's correlation, shares m.
+func (m *meta) matches(ev *Event) bool {
+	md := &ev.Metadata
+	return m.sends(ev) && m.root.key == md.RootID && m.stageName() == md.Stage &&
+		m.parent == md.ParentID && m.source == md.SourceProcess &&
+		m.started == nanos(md.StartedAt) && sameTags(m.tags, md.Tags)
+}
+
+// queue is a FIFO of receive numbers, ascending.
+type queue struct {
 	arr  []uint64 // arr[head:] are the receive numbers
-	head int      // ids popped from the front, reclaimed by pop
+	head int      // popped from the front, reclaimed by pop
 }
 
-// ids returns the receive numbers of the posting's retained events,
-// ascending.
-func (p *posting) ids() []uint64 { return p.arr[p.head:] }
+func (q *queue) ids() []uint64 { return q.arr[q.head:] }
 
-func (p *posting) add(seq uint64) { p.arr = append(p.arr, seq) }
+func (q *queue) add(seq uint64) { q.arr = append(q.arr, seq) }
 
-// pop drops the front id, the oldest event, and reports whether p emptied.
+// pop drops the front id, the oldest event, and reports whether q emptied.
 // Once more of the array is popped than live, it moves the live ids to
-// its front, so that add reuses the array rather than growing a new one:
-// a posting is a queue, and this keeps it from reallocating at every turn.
-func (p *posting) pop() (empty bool) {
-	p.head++
-	live := len(p.arr) - p.head
-	if live == 0 || p.head >= live && p.head >= 16 {
-		copy(p.arr, p.arr[p.head:])
-		p.arr, p.head = p.arr[:live], 0
+// its front, so that add reuses the array rather than growing a new one.
+func (q *queue) pop() (empty bool) {
+	q.head++
+	live := len(q.arr) - q.head
+	if live == 0 || q.head >= live && q.head >= 16 {
+		copy(q.arr, q.arr[q.head:])
+		q.arr, q.head = q.arr[:live], 0
 	}
 	return live == 0
 }
 
-// corrPosting is a posting of the correlation index. It remembers the last
-// event's parent and tag postings: the next event of the same correlation
-// usually repeats them, and then Record skips those index lookups.
+// posting is one index key and the metas that have it, in the order they
+// were made. A meta is added when made and counted dead when its last
+// event is evicted; the dead are dropped once they are half the list, and
+// the posting leaves its index once none is live. So a live meta's
+// postings are always the indexed ones.
+type posting struct {
+	key   string // in the tag index, tagIndexKey(key, value)
+	metas []*meta
+	dead  int // dead metas in metas
+}
+
+func (p *posting) live() int { return len(p.metas) - p.dead }
+
+func (p *posting) add(m *meta) { p.metas = append(p.metas, m) }
+
+// kill counts one of p's metas dead and reports whether none is left live.
+func (p *posting) kill() (empty bool) {
+	p.dead++
+	switch {
+	case p.dead == len(p.metas):
+		p.metas, p.dead = nil, 0
+		return true
+	case 2*p.dead >= len(p.metas):
+		p.metas = slices.DeleteFunc(p.metas, func(m *meta) bool { return !m.live() })
+		p.dead = 0
+	}
+	return false
+}
+
+// corrPosting is a posting of the correlation index. It remembers the
+// last parent and tag postings its metas resolved: a new meta of the same
+// correlation usually repeats them, and then skips those index lookups.
 type corrPosting struct {
 	posting
 	parent string
-	tags   []*posting // shared, read-only, with the entries that use it
+	tags   []*posting // shared, read-only, with the metas that use it
 }
 
 // tagIndexKey encodes a tag as one string key: a length byte, the key,
@@ -123,15 +176,12 @@ func (p *posting) tag() (key, val string) {
 	return p.key[1:n], p.key[n:]
 }
 
-// sameTags reports whether ps, still indexed, are exactly tags.
+// sameTags reports whether the tag postings ps are exactly tags.
 func sameTags(ps []*posting, tags map[string]string) bool {
 	if len(ps) != len(tags) {
 		return false
 	}
 	for _, p := range ps {
-		if len(p.ids()) == 0 {
-			return false
-		}
 		k, v := p.tag()
 		if got, ok := tags[k]; !ok || got != v {
 			return false
@@ -161,79 +211,89 @@ type publisher struct {
 	component string
 }
 
-func (e *entry) publisher() publisher { return publisher{e.pid, e.component} }
+func (e *entry) publisher() publisher { return publisher{e.meta.pid, e.meta.component} }
 
-func (e *entry) stageName() string {
-	if e.stage == nil {
+func (m *meta) stageName() string {
+	if m.stage == nil {
 		return ""
 	}
-	return e.stage.key
+	return m.stage.key
 }
 
 // event copies out the public form of e but its tags; the payload still
-// aliases the history's (immutable) array until hits.finish copies it.
+// aliases the history's array, which may be reused once e is evicted, so
+// it must be copied before the lock is released (as hits.add does).
 func (e *entry) event() Event {
+	m := e.meta
 	return Event{
-		Topic:              e.topic,
+		Topic:              m.topic,
 		Payload:            e.payload,
 		PublishedAt:        fromNanos(e.pub),
 		ReceivedAt:         fromNanos(e.recv),
-		PublisherPID:       e.pid,
-		PublisherUID:       e.uid,
-		PublisherComponent: e.component,
+		PublisherPID:       m.pid,
+		PublisherUID:       m.uid,
+		PublisherComponent: m.component,
 		Final:              e.final,
 		Metadata: Metadata{
-			CorrelationID: e.corr.key,
-			ParentID:      e.parent,
-			RootID:        e.root.key,
+			CorrelationID: m.corr.key,
+			ParentID:      m.parent,
+			RootID:        m.root.key,
 			Sequence:      e.seqNo,
-			Stage:         e.stageName(),
-			SourceProcess: e.source,
-			StartedAt:     fromNanos(e.started),
+			Stage:         m.stageName(),
+			SourceProcess: m.source,
+			StartedAt:     fromNanos(m.started),
 		},
 	}
 }
 
-// hits are events copied out under the lock, with the tag postings to
-// build their tag maps from (posting keys are immutable) once it is
-// released, so a query holds the lock only for plain copies.
+// hits are events copied out under the lock, payloads included, with the
+// tag postings to build their tag maps from (posting keys are immutable)
+// once it is released, so a query holds the lock only for plain copies.
 type hits struct {
 	evs  []Event
 	tags [][]*posting
+	buf  []byte // where add copies payloads
 }
 
 func (h *hits) add(e *entry) {
-	h.evs = append(h.evs, e.event())
-	h.tags = append(h.tags, e.tags)
+	ev := e.event()
+	if p := ev.Payload; p != nil {
+		if h.buf == nil || cap(h.buf)-len(h.buf) < len(p) {
+			// Earlier copies keep the old buffer.
+			h.buf = make([]byte, 0, max(len(p), 2*cap(h.buf), 512))
+		}
+		n := len(h.buf)
+		h.buf = append(h.buf, p...)
+		ev.Payload = h.buf[n:len(h.buf):len(h.buf)]
+	}
+	h.evs = append(h.evs, ev)
+	h.tags = append(h.tags, e.meta.tags)
 }
 
 func hitsOf(es []*entry) hits {
-	h := hits{evs: make([]Event, 0, len(es)), tags: make([][]*posting, 0, len(es))}
+	total := 0
+	for _, e := range es {
+		total += len(e.payload)
+	}
+	h := hits{
+		evs:  make([]Event, 0, len(es)),
+		tags: make([][]*posting, 0, len(es)),
+		buf:  make([]byte, 0, total),
+	}
 	for _, e := range es {
 		h.add(e)
 	}
 	return h
 }
 
-// finish builds the tag maps and copies the payloads into one fresh
-// buffer, so nothing returned aliases the history.
+// finish builds the tag maps. Nothing returned aliases the history.
 func (h *hits) finish() []Event {
 	if len(h.evs) == 0 {
 		return nil
 	}
-	total := 0
 	for i := range h.evs {
-		total += len(h.evs[i].Payload)
-	}
-	buf := make([]byte, 0, total)
-	for i := range h.evs {
-		ev := &h.evs[i]
-		if p := ev.Payload; p != nil {
-			start := len(buf)
-			buf = append(buf, p...)
-			ev.Payload = buf[start:len(buf):len(buf)]
-		}
 		if tags := h.tags[i]; len(tags) > 0 {
+			ev := &h.evs[i]
 			ev.Metadata.Tags = make(map[string]string, len(tags))
 			for _, p := range tags {
 				k, v := p.tag()

@@ -11,8 +11,8 @@ import (
 )
 
 // checkInvariants checks the tracker's internal consistency: byte and
-// count accounting, every index against the retained history, and the
-// workflow list.
+// count accounting, every meta against the retained history, every index
+// against the metas, and the workflow list.
 func checkInvariants(t testing.TB, tr *Tracker) {
 	t.Helper()
 	tr.mu.Lock()
@@ -21,34 +21,69 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 		t.Fatalf("history holds %d events, %d bytes; limits %d, %d", tr.n, tr.bytes, tr.cfg.MaxEvents, tr.cfg.MaxBytes)
 	}
 	var bytes int64
-	postings := 0
+	events := make(map[*meta]int) // retained events of each live meta
 	for i := range tr.n {
 		seq := tr.first + uint64(i)
 		e := tr.at(seq)
 		bytes += int64(e.size)
-		own := append([]*posting{&e.corr.posting, e.root}, e.tags...)
-		if e.stage != nil {
-			own = append(own, e.stage)
+		if _, ok := slices.BinarySearch(e.meta.ids.ids(), seq); !ok {
+			t.Fatalf("event %d missing from its meta's ids %v", seq, e.meta.ids.ids())
 		}
-		postings += len(own)
-		for _, p := range own {
-			if _, ok := slices.BinarySearch(p.ids(), seq); !ok {
-				t.Fatalf("event %d missing from its posting %q", seq, p.key)
-			}
-		}
+		events[e.meta]++
 	}
 	if bytes != tr.bytes {
 		t.Fatalf("bytes = %d; retained events add up to %d", tr.bytes, bytes)
 	}
+	// Each live meta: exactly its retained events, and in exactly the
+	// indexed postings of its keys.
+	indexed := 0
+	for m, n := range events {
+		if ids := m.ids.ids(); len(ids) != n || !slices.IsSorted(ids) {
+			t.Fatalf("meta of %q holds ids %v; %d of its events are retained", m.corr.key, ids, n)
+		}
+		own := []*posting{&m.corr.posting, m.root}
+		if got := tr.byCorr[m.corr.key]; got != m.corr {
+			t.Fatalf("live meta's correlation posting %q is not the indexed one", m.corr.key)
+		}
+		if tr.byRoot[m.root.key] != m.root {
+			t.Fatalf("live meta's root posting %q is not the indexed one", m.root.key)
+		}
+		if m.stage != nil {
+			own = append(own, m.stage)
+			if m.stage.key == "" || tr.byStage[m.stage.key] != m.stage {
+				t.Fatalf("live meta's stage posting %q is not the indexed one", m.stage.key)
+			}
+		}
+		for _, p := range m.tags {
+			own = append(own, p)
+			if tr.byTag[p.key] != p {
+				t.Fatalf("live meta's tag posting %q is not the indexed one", p.key)
+			}
+		}
+		for _, p := range own {
+			if k := countOf(p.metas, m); k != 1 {
+				t.Fatalf("live meta of %q is %d times in its posting %q", m.corr.key, k, p.key)
+			}
+		}
+		indexed += len(own)
+	}
+	// Each posting: its key, its dead count, and only live metas of the
+	// retained history (counted against indexed above).
 	total := 0
 	check := func(name, key string, p *posting) {
-		if len(p.ids()) == 0 || p.key != key {
-			t.Fatalf("%s posting %q under map key %q with %d ids", name, p.key, key, len(p.ids()))
+		dead := 0
+		for _, m := range p.metas {
+			switch {
+			case !m.live():
+				dead++
+			case events[m] == 0:
+				t.Fatalf("%s posting %q holds a live meta with no retained event", name, key)
+			}
 		}
-		if !slices.IsSorted(p.ids()) || p.ids()[0] < tr.first || p.ids()[len(p.ids())-1] >= tr.first+uint64(tr.n) {
-			t.Fatalf("%s posting %q ids %v outside retained [%d, %d)", name, key, p.ids(), tr.first, tr.first+uint64(tr.n))
+		if p.key != key || dead != p.dead || p.live() == 0 {
+			t.Fatalf("%s posting %q under map key %q with %d metas, %d dead, counted %d", name, p.key, key, len(p.metas), dead, p.dead)
 		}
-		total += len(p.ids())
+		total += p.live()
 	}
 	for k, p := range tr.byCorr {
 		check("correlation", k, &p.posting)
@@ -62,8 +97,8 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 	for k, p := range tr.byTag {
 		check("tag", k, p)
 	}
-	if total != postings {
-		t.Fatalf("indexes hold %d postings; retained events have %d", total, postings)
+	if total != indexed {
+		t.Fatalf("indexes hold %d live metas; the retained events' metas are in %d postings", total, indexed)
 	}
 	if tr.activity.Len() != len(tr.flows) || len(tr.flows) > tr.cfg.MaxWorkflows {
 		t.Fatalf("%d workflows, %d in the activity list, limit %d", len(tr.flows), tr.activity.Len(), tr.cfg.MaxWorkflows)
@@ -74,6 +109,9 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 		if w.last < last || tr.flows[w.root] != w {
 			t.Fatalf("activity list out of order or stale at workflow %q", w.root)
 		}
+		if w.last < tr.idleFrom {
+			t.Fatalf("workflow %q last active at %d, before idleFrom %d", w.root, w.last, tr.idleFrom)
+		}
 		last = w.last
 	}
 	for id, ws := range tr.waiters {
@@ -81,6 +119,16 @@ func checkInvariants(t testing.TB, tr *Tracker) {
 			t.Fatalf("waiters[%q] is empty but present", id)
 		}
 	}
+}
+
+func countOf(ms []*meta, m *meta) int {
+	n := 0
+	for _, x := range ms {
+		if x == m {
+			n++
+		}
+	}
+	return n
 }
 
 // byteSource feeds the driver; exhausted, it returns zeros.
@@ -182,7 +230,7 @@ func runTrackerOps(t testing.TB, data []byte) {
 		}
 		checkInvariants(t, tr)
 		checkInvariants(t, viaRecorders)
-		compareQueries(t, tr, model, src, clk, step)
+		compareQueries(t, []*Tracker{tr, viaRecorders}, model, src, clk, step)
 		compareTrackers(t, tr, viaRecorders, step)
 	}
 }
@@ -255,18 +303,33 @@ func randomEvent(src *byteSource, clk *clock, step int, lastTags map[string]map[
 	if src.pick(8) == 0 {
 		recv = recv.Add(-2 * time.Millisecond)
 	}
+	// Fields outside Metadata vary too, mostly not, so that a repeat of
+	// the metadata may come on another topic or from another publisher.
+	rare := func(common, other string) string {
+		if src.pick(4) == 0 {
+			return other
+		}
+		return common
+	}
+	m.SourceProcess = rare("", "p")
+	if src.pick(4) == 0 {
+		m.StartedAt = clk.Now()
+	}
 	return Event{
-		Topic:        "t",
-		Payload:      fmt.Appendf(make([]byte, 0, 64), "#%d%*s", step, src.pick(40), ""),
-		ReceivedAt:   recv,
-		PublisherPID: src.pick(2),
-		Metadata:     m,
-		Final:        src.pick(4) == 0,
+		Topic:              rare("t", "u"),
+		Payload:            fmt.Appendf(make([]byte, 0, 64), "#%d%*s", step, src.pick(40), ""),
+		ReceivedAt:         recv,
+		PublisherPID:       src.pick(2),
+		PublisherUID:       uint32(src.pick(4) / 3),
+		PublisherComponent: rare("", "a"),
+		Metadata:           m,
+		Final:              src.pick(4) == 0,
 	}
 }
 
-// compareQueries checks every query against a scan of the model.
-func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSource, clk *clock, step int) {
+// compareQueries checks every query of each tracker against a scan of the
+// model.
+func compareQueries(t testing.TB, trs []*Tracker, model []modelEvent, src *byteSource, clk *clock, step int) {
 	t.Helper()
 	scan := func(keep func(*Event) bool) []string {
 		var out []string
@@ -281,30 +344,36 @@ func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSour
 	for i := range model {
 		byPayload[string(model[i].ev.Payload)] = &model[i].ev
 	}
-	same := func(what string, got []Event, want []string) {
+	same := func(what string, query func(*Tracker) []Event, want []string) {
 		t.Helper()
-		g := make([]string, len(got))
-		for i, e := range got {
-			g[i] = string(e.Payload)
-			if m := byPayload[g[i]]; m == nil || !eventsEqual(e, *m) {
-				t.Fatalf("step %d: %s returned %+v; recorded %+v", step, what, e, m)
+		for n, tr := range trs {
+			got := query(tr)
+			g := make([]string, len(got))
+			for i, e := range got {
+				g[i] = string(e.Payload)
+				if m := byPayload[g[i]]; m == nil || !eventsEqual(e, *m) {
+					t.Fatalf("step %d: tracker %d: %s returned %+v; recorded %+v", step, n, what, e, m)
+				}
+			}
+			if !slices.Equal(g, want) {
+				t.Fatalf("step %d: tracker %d: %s = %q; want %q", step, n, what, g, want)
 			}
 		}
-		if !slices.Equal(g, want) {
-			t.Fatalf("step %d: %s = %q; want %q", step, what, g, want)
-		}
 	}
-	same("history", tr.InRange(time.Time{}, time.Time{}), scan(func(*Event) bool { return true }))
+	same("history", func(tr *Tracker) []Event { return tr.InRange(time.Time{}, time.Time{}) }, scan(func(*Event) bool { return true }))
 	for i := range 5 {
 		id := fmt.Sprint("c", i)
-		same("ByCorrelation "+id, tr.ByCorrelation(id), scan(func(e *Event) bool { return e.Metadata.CorrelationID == id }))
+		same("ByCorrelation "+id, func(tr *Tracker) []Event { return tr.ByCorrelation(id) },
+			scan(func(e *Event) bool { return e.Metadata.CorrelationID == id }))
 	}
 	for i := range 3 {
 		id := fmt.Sprint("r", i)
-		same("ByRoot "+id, tr.ByRoot(id), scan(func(e *Event) bool { return e.Metadata.RootID == id }))
+		same("ByRoot "+id, func(tr *Tracker) []Event { return tr.ByRoot(id) },
+			scan(func(e *Event) bool { return e.Metadata.RootID == id }))
 	}
 	for _, s := range []string{"s0", "s1"} {
-		same("ByStage "+s, tr.ByStage(s), scan(func(e *Event) bool { return e.Metadata.Stage == s }))
+		same("ByStage "+s, func(tr *Tracker) []Event { return tr.ByStage(s) },
+			scan(func(e *Event) bool { return e.Metadata.Stage == s }))
 	}
 	// A random window: bounds near the clock, zero for unbounded.
 	bound := func() time.Time {
@@ -317,7 +386,7 @@ func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSour
 	inQ := func(e *Event) bool {
 		return (q.Since.IsZero() || !e.ReceivedAt.Before(q.Since)) && (q.Until.IsZero() || e.ReceivedAt.Before(q.Until))
 	}
-	same(fmt.Sprintf("InRange(%v, %v)", q.Since, q.Until), tr.InRange(q.Since, q.Until), scan(inQ))
+	same(fmt.Sprintf("InRange(%v, %v)", q.Since, q.Until), func(tr *Tracker) []Event { return tr.InRange(q.Since, q.Until) }, scan(inQ))
 	tags := map[string]string{}
 	for range src.pick(3) {
 		tags[fmt.Sprint("k", src.pick(3))] = fmt.Sprint("v", src.pick(2))
@@ -333,7 +402,7 @@ func compareQueries(t testing.TB, tr *Tracker, model []modelEvent, src *byteSour
 	if q.Limit > 0 && len(want) > q.Limit {
 		want = want[len(want)-q.Limit:]
 	}
-	same(fmt.Sprintf("ByTags(%v, %+v)", tags, q), tr.ByTags(tags, q), want)
+	same(fmt.Sprintf("ByTags(%v, %+v)", tags, q), func(tr *Tracker) []Event { return tr.ByTags(tags, q) }, want)
 }
 
 func FuzzTracker(f *testing.F) {

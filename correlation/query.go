@@ -2,6 +2,7 @@ package correlation
 
 import (
 	"math"
+	mathbits "math/bits"
 	"slices"
 	"sort"
 	"time"
@@ -43,8 +44,8 @@ func (t *Tracker) byTagsLocked(tags map[string]string, q Query) []*entry {
 	if len(tags) == 0 {
 		return t.rangeLocked(q)
 	}
-	// Walk the shortest posting; check the others by posting identity,
-	// since each (key, value) has exactly one posting.
+	// Walk the posting with the fewest metas; check the others by posting
+	// identity, since each (key, value) has exactly one posting.
 	ps := make([]*posting, 0, len(tags))
 	for k, v := range tags {
 		if len(k) > MaxTagKeyBytes {
@@ -57,13 +58,13 @@ func (t *Tracker) byTagsLocked(tags map[string]string, q Query) []*entry {
 		}
 		ps = append(ps, p)
 	}
-	best := slices.MinFunc(ps, func(a, b *posting) int { return len(a.ids()) - len(b.ids()) })
+	best := slices.MinFunc(ps, func(a, b *posting) int { return a.live() - b.live() })
 	if len(ps) == 1 {
-		return t.collectLocked(best.ids(), q, nil)
+		return t.collectLocked(best.metas, q, nil)
 	}
-	return t.collectLocked(best.ids(), q, func(e *entry) bool {
+	return t.collectLocked(best.metas, q, func(m *meta) bool {
 		for _, p := range ps {
-			if !slices.Contains(e.tags, p) {
+			if !slices.Contains(m.tags, p) {
 				return false
 			}
 		}
@@ -76,7 +77,7 @@ func (t *Tracker) ByCorrelation(id string) []Event {
 	t.mu.Lock()
 	var h hits
 	if c := t.byCorr[id]; c != nil {
-		h = hitsOf(t.collectLocked(c.ids(), Query{}, nil))
+		h = hitsOf(t.collectLocked(c.metas, Query{}, nil))
 	}
 	t.mu.Unlock()
 	return h.finish()
@@ -92,7 +93,7 @@ func (t *Tracker) byKey(idx map[string]*posting, key string) []Event {
 	t.mu.Lock()
 	var h hits
 	if p := idx[key]; p != nil {
-		h = hitsOf(t.collectLocked(p.ids(), Query{}, nil))
+		h = hitsOf(t.collectLocked(p.metas, Query{}, nil))
 	}
 	t.mu.Unlock()
 	return h.finish()
@@ -112,9 +113,8 @@ func (t *Tracker) InRange(since, until time.Time) []Event {
 // are valid only while the lock is held.
 func (t *Tracker) rangeLocked(q Query) []*entry {
 	since, until := q.bounds()
-	recv := func(i int) int64 { return t.ring[(t.head+i)%len(t.ring)].recv }
-	lo := sort.Search(t.n, func(i int) bool { return recv(i) >= since })
-	hi := sort.Search(t.n, func(i int) bool { return recv(i) >= until })
+	lo := sort.Search(t.n, func(i int) bool { return t.slot(i).recv >= since })
+	hi := sort.Search(t.n, func(i int) bool { return t.slot(i).recv >= until })
 	if q.Limit > 0 {
 		lo = max(lo, hi-q.Limit)
 	}
@@ -123,36 +123,102 @@ func (t *Tracker) rangeLocked(q Query) []*entry {
 	}
 	out := make([]*entry, 0, hi-lo)
 	for i := lo; i < hi; i++ {
-		out = append(out, &t.ring[(t.head+i)%len(t.ring)])
+		out = append(out, t.slot(i))
 	}
 	return out
 }
 
-// collectLocked finds the events of ids (a posting) within q that keep
-// accepts (nil: all): the most recent up to q.Limit, in receive order. The
+// collectLocked finds the events of the live metas that keep accepts (nil:
+// all) within q: the most recent up to q.Limit, in receive order. The
 // entries are valid only while the lock is held.
-func (t *Tracker) collectLocked(ids []uint64, q Query, keep func(*entry) bool) []*entry {
+func (t *Tracker) collectLocked(metas []*meta, q Query, keep func(*meta) bool) []*entry {
+	f := t.findLocked(metas, q, keep)
+	out := make([]*entry, 0, f.n)
+	t.eachLocked(&f, func(e *entry) { out = append(out, e) })
+	return out
+}
+
+// found is what findLocked found: the receive numbers of each meta's
+// events within the query, of which the most recent n are wanted.
+type found struct {
+	runs     [][]uint64
+	total, n int
+	lo, hi   uint64 // the least and greatest receive number in runs
+}
+
+func (t *Tracker) findLocked(metas []*meta, q Query, keep func(*meta) bool) found {
 	since, until := q.bounds()
-	lo := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
-	hi := sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
-	if lo >= hi {
+	f := found{lo: math.MaxUint64}
+	for _, m := range metas {
+		if !m.live() || keep != nil && !keep(m) {
+			continue
+		}
+		ids := t.within(m.ids.ids(), since, until)
+		if len(ids) == 0 {
+			continue
+		}
+		if f.runs == nil {
+			f.runs = make([][]uint64, 0, len(metas))
+		}
+		f.runs = append(f.runs, ids)
+		f.total += len(ids)
+		f.lo, f.hi = min(f.lo, ids[0]), max(f.hi, ids[len(ids)-1])
+	}
+	f.n = f.total
+	if q.Limit > 0 {
+		f.n = min(f.n, q.Limit)
+	}
+	return f
+}
+
+// within returns the ids (of a meta) of events received in [since, until).
+func (t *Tracker) within(ids []uint64, since, until int64) []uint64 {
+	if len(ids) == 0 {
 		return nil
 	}
-	n := hi - lo
-	if q.Limit > 0 {
-		n = min(n, q.Limit)
+	i, j := 0, len(ids)
+	if t.at(ids[0]).recv < since {
+		i = sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= since })
 	}
-	var out []*entry
-	if keep == nil {
-		out = make([]*entry, 0, n)
+	if t.at(ids[j-1]).recv >= until {
+		j = sort.Search(len(ids), func(i int) bool { return t.at(ids[i]).recv >= until })
 	}
-	for i := hi - 1; i >= lo && len(out) < n; i-- {
-		if e := t.at(ids[i]); keep == nil || keep(e) {
-			out = append(out, e)
+	return ids[i:max(i, j)]
+}
+
+// eachLocked calls fn with the events f wants, in receive order.
+func (t *Tracker) eachLocked(f *found, fn func(*entry)) {
+	if f.n == 0 {
+		return
+	}
+	if len(f.runs) == 1 {
+		for _, seq := range f.runs[0][f.total-f.n:] {
+			fn(t.at(seq))
+		}
+		return
+	}
+	// The runs interleave: mark their ids in a bitmap of [lo, hi] and read
+	// it in order, skipping all but the last n.
+	bits := make([]uint64, (f.hi-f.lo)/64+1)
+	for _, ids := range f.runs {
+		for _, seq := range ids {
+			bits[(seq-f.lo)/64] |= 1 << ((seq - f.lo) % 64)
 		}
 	}
-	slices.Reverse(out)
-	return out
+	skip := f.total - f.n
+	for i, w := range bits {
+		if c := mathbits.OnesCount64(w); skip >= c {
+			skip -= c
+			continue
+		}
+		for ; w != 0; w &= w - 1 {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			fn(t.at(f.lo + uint64(64*i+mathbits.TrailingZeros64(w))))
+		}
+	}
 }
 
 // TimelineEntry is one event of a workflow's timeline.
@@ -179,10 +245,9 @@ func (t *Tracker) Timeline(root string) []TimelineEntry {
 	t.mu.Lock()
 	var out []TimelineEntry
 	if p := t.byRoot[root]; p != nil {
-		out = make([]TimelineEntry, 0, len(p.ids()))
-		for _, seq := range p.ids() {
-			out = append(out, t.at(seq).timelineEntry())
-		}
+		f := t.findLocked(p.metas, Query{}, nil)
+		out = make([]TimelineEntry, 0, f.n)
+		t.eachLocked(&f, func(e *entry) { out = append(out, e.timelineEntry()) })
 	}
 	var parents map[string]string
 	if w := t.flows[root]; w != nil {
@@ -206,15 +271,16 @@ func (t *Tracker) Timeline(root string) []TimelineEntry {
 }
 
 func (e *entry) timelineEntry() TimelineEntry {
+	m := e.meta
 	return TimelineEntry{
 		ReceivedAt:         fromNanos(e.recv),
-		Stage:              e.stageName(),
-		SourceProcess:      e.source,
-		PublisherPID:       e.pid,
-		PublisherComponent: e.component,
-		Topic:              e.topic,
-		CorrelationID:      e.corr.key,
-		ParentID:           e.parent,
+		Stage:              m.stageName(),
+		SourceProcess:      m.source,
+		PublisherPID:       m.pid,
+		PublisherComponent: m.component,
+		Topic:              m.topic,
+		CorrelationID:      m.corr.key,
+		ParentID:           m.parent,
 		Sequence:           e.seqNo,
 		Final:              e.final,
 	}

@@ -99,6 +99,8 @@ func (c Config) withDefaults() Config {
 type Tracker struct {
 	cfg Config
 
+	// What Record touches for every event comes first, so that it spans
+	// few cache lines.
 	mu       sync.Mutex
 	ring     []entry // circular history, oldest at ring[head]; grows up to MaxEvents
 	head     int
@@ -106,19 +108,21 @@ type Tracker struct {
 	first    uint64 // receive number of ring[head]; numbers never repeat
 	bytes    int64  // Size of the retained events
 	lastRecv int64  // receive times never decrease (see Record)
+	idleFrom int64  // no workflow was last active before; see expireLocked
+	nwait    int    // waiters in all of waiters
+	closed   bool
+	payloads payloadBlocks // where keepPayload copies small payloads
+	counts   Stats         // the cumulative counters
+
 	byCorr   map[string]*corrPosting
 	byRoot   map[string]*posting
 	byStage  map[string]*posting
 	byTag    map[string]*posting  // by tagIndexKey
 	keyBuf   []byte               // scratch for tagIndexKey
-	block    []byte               // where keepPayload copies small payloads
 	strs     map[string]string    // intern table, see internLocked
 	flows    map[string]*workflow // by root id
 	activity list.List            // *workflow, least recently active first
 	waiters  map[string][]*waiter // by correlation id
-	nwait    int                  // waiters in all of waiters
-	counts   Stats                // the cumulative counters
-	closed   bool
 }
 
 // NewTracker returns a tracker bounded by cfg, which is copied.
@@ -155,10 +159,10 @@ func (t *Tracker) Record(ev Event) error {
 
 // Recorder records one publisher's events, as the broker's reader for one
 // connection does. A publisher usually sends many events with the same
-// metadata but the sequence number; the Recorder remembers what the last
-// one recorded resolved to (its validation, index postings and workflow
-// entries) so that a repeat skips them. It is not safe for concurrent use;
-// several Recorders may share a Tracker.
+// metadata but the sequence number; the Recorder remembers the meta (see
+// meta) the last one recorded shares, with its validation, index postings
+// and workflow entries, so that a repeat skips all of that. It is not safe
+// for concurrent use; several Recorders may share a Tracker.
 type Recorder struct {
 	t *Tracker
 
@@ -171,15 +175,10 @@ type Recorder struct {
 	// What the last event recorded resolved to; valid says it did.
 	valid       bool
 	recTagBytes int
-	corr        *corrPosting
-	root        *posting
-	stage       *posting
-	tags        []*posting
-	topic       string // interned
-	comp        string // interned
-	source      string // interned
-	flow        *workflow
-	states      tracked
+	meta        *meta     // may since have died
+	topic, comp string    // the caller's, equal to meta's: same pointers compare fastest
+	flow        *workflow // meta's workflow, if still tracked (elem != nil)
+	states      tracked   // meta's entries in flow
 }
 
 // NewRecorder returns a Recorder for t.
@@ -223,102 +222,112 @@ func (r *Recorder) Record(ev *Event) error {
 	}
 	r.checked = false
 	t := r.t
-	recv := ev.ReceivedAt
-	if recv.IsZero() {
-		recv = t.cfg.Now()
+	var recv int64
+	if ev.ReceivedAt.IsZero() {
+		recv = nanos(t.cfg.Now())
+	} else {
+		recv = ev.ReceivedAt.UnixNano()
 	}
+	// No defer: this is the broker's per-message path, and nothing under
+	// the lock can panic on input Check accepted.
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !r.repeat {
-		r.forget()
-	}
-	r.valid = false
+	err := t.recordLocked(ev, recv, r)
+	t.mu.Unlock()
+	return err
+}
+
+func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 	if t.closed {
+		r.valid, r.meta = false, nil
 		return ErrClosed
 	}
-	rt := max(nanos(recv), t.lastRecv)
-	t.lastRecv = rt
+	recv = max(recv, t.lastRecv)
+	t.lastRecv = recv
 	for t.n >= t.cfg.MaxEvents || t.bytes+r.size > t.cfg.MaxBytes {
 		t.evictOldestLocked()
 	}
-	e := t.appendLocked(ev, rt, r.size, r)
+	// After eviction, which may have killed r.meta.
+	m := r.meta
+	if !r.repeat || m == nil || !m.live() || !r.sends(m, ev) {
+		m = t.metaLocked(ev)
+		if m != r.meta {
+			r.meta, r.flow, r.states = m, nil, tracked{}
+		}
+		r.topic, r.comp = ev.Topic, ev.PublisherComponent
+	}
+	e := t.appendLocked(ev, recv, r.size, m)
 	// Expire first: an idle workflow would already be gone had it been
 	// expired eagerly, so a late event starts a new one.
-	t.expireLocked(rt)
+	t.expireLocked(recv)
 	t.trackLocked(e, r)
-	t.notifyLocked(e)
+	if t.nwait > 0 {
+		t.notifyLocked(e)
+	}
 	r.valid, r.recTagBytes = true, r.tagBytes
 	return nil
 }
 
-// forget drops what the Recorder resolved for the last event recorded.
-func (r *Recorder) forget() {
-	r.corr, r.root, r.stage, r.tags, r.flow, r.states = nil, nil, nil, nil, nil, tracked{}
+// sends is m.sends(ev) for r's meta m, comparing ev's strings with the
+// caller's last ones, which are usually the very same.
+func (r *Recorder) sends(m *meta, ev *Event) bool {
+	return ev.Topic == r.topic && ev.PublisherComponent == r.comp &&
+		m.pid == ev.PublisherPID && m.uid == ev.PublisherUID
 }
 
-// live reports whether p is still the indexed posting for its key: a
-// posting leaves its index exactly when it empties.
-func live(p *posting) bool { return p != nil && len(p.ids()) > 0 }
+// metaScan is how many of a correlation's latest metas metaLocked tries
+// before it makes a new one: a few publishers may share a correlation, or
+// one may alternate topics under one metadata.
+const metaScan = 4
 
-// appendLocked stores ev at the tail and indexes it, reusing what r
-// resolved for the previous event where it is still current.
-func (t *Tracker) appendLocked(ev *Event, recv, size int64, r *Recorder) *entry {
+// metaLocked returns the live meta ev shares, making it if needed.
+func (t *Tracker) metaLocked(ev *Event) *meta {
+	c := t.byCorr[ev.Metadata.CorrelationID]
+	if c == nil {
+		c = &corrPosting{posting: posting{key: strings.Clone(ev.Metadata.CorrelationID)}}
+		t.byCorr[c.key] = c
+	}
+	for i := len(c.metas) - 1; i >= max(0, len(c.metas)-metaScan); i-- {
+		if m := c.metas[i]; m.live() && m.matches(ev) {
+			return m
+		}
+	}
+	md := &ev.Metadata
+	m := &meta{
+		corr:      c,
+		root:      index(t.byRoot, md.RootID),
+		tags:      t.tagPostingsLocked(c, md.Tags),
+		parent:    t.parentLocked(c, md.ParentID),
+		source:    t.internLocked(md.SourceProcess),
+		topic:     t.internLocked(ev.Topic),
+		component: t.internLocked(ev.PublisherComponent),
+		started:   nanos(md.StartedAt),
+		pid:       ev.PublisherPID,
+		uid:       ev.PublisherUID,
+	}
+	if md.Stage != "" {
+		m.stage = index(t.byStage, md.Stage)
+		m.stage.add(m)
+	}
+	c.add(m)
+	m.root.add(m)
+	for _, p := range m.tags {
+		p.add(m)
+	}
+	return m
+}
+
+// appendLocked stores ev, which shares m, at the tail.
+func (t *Tracker) appendLocked(ev *Event, recv, size int64, m *meta) *entry {
 	if t.n == len(t.ring) {
 		t.growLocked()
 	}
-	seq := t.first + uint64(t.n)
-	e := &t.ring[(t.head+t.n)%len(t.ring)]
-	m := &ev.Metadata
-	c := r.corr
-	if c != nil && live(&c.posting) {
-		c.add(seq)
-	} else {
-		c = t.postCorrLocked(m.CorrelationID, seq)
-	}
-	root := r.root
-	if live(root) {
-		root.add(seq)
-	} else {
-		root = post(t.byRoot, m.RootID, seq)
-	}
-	var stage *posting
-	switch {
-	case m.Stage == "":
-	case live(r.stage):
-		stage = r.stage
-		stage.add(seq)
-	default:
-		stage = post(t.byStage, m.Stage, seq)
-	}
-	if ev.Topic != r.topic {
-		r.topic = t.internLocked(ev.Topic)
-	}
-	if ev.PublisherComponent != r.comp {
-		r.comp = t.internLocked(ev.PublisherComponent)
-	}
-	if m.SourceProcess != r.source {
-		r.source = t.internLocked(m.SourceProcess)
-	}
-	*e = entry{
-		recv:      recv,
-		pub:       nanos(ev.PublishedAt),
-		started:   nanos(m.StartedAt),
-		seqNo:     m.Sequence,
-		payload:   t.keepPayload(ev.Payload),
-		topic:     r.topic,
-		component: r.comp,
-		source:    r.source,
-		parent:    t.parentLocked(c, m.ParentID),
-		corr:      c,
-		root:      root,
-		stage:     stage,
-		tags:      t.postTagsLocked(c, m.Tags, seq, r.tags),
-		pid:       ev.PublisherPID,
-		uid:       ev.PublisherUID,
-		size:      int32(size),
-		final:     ev.Final,
-	}
-	r.corr, r.root, r.stage, r.tags = c, root, stage, e.tags
+	m.ids.add(t.first + uint64(t.n))
+	// Field by field: a composite literal is built on the stack and then
+	// copied, which stalls on store forwarding.
+	e := t.slot(t.n)
+	e.recv, e.pub, e.seqNo = recv, nanos(ev.PublishedAt), ev.Metadata.Sequence
+	e.payload, e.meta = t.keepPayloadLocked(ev.Payload), m
+	e.size, e.final = int32(size), ev.Final
 	t.n++
 	t.bytes += size
 	t.counts.Recorded++
@@ -326,24 +335,61 @@ func (t *Tracker) appendLocked(ev *Event, recv, size int64, r *Recorder) *entry 
 }
 
 // Small payloads are copied into shared blocks of payloadBlock bytes: one
-// allocation serves many events, and the garbage collector frees a block
-// once the history has evicted all of its events.
+// allocation serves many events, and once the history has evicted every
+// event of a block, the block is reused, so a steady stream allocates
+// nothing. Nothing reads a payload in the history without the lock (hits
+// copy them), so a block may be overwritten once its events are gone.
 const (
 	payloadBlock      = 64 << 10
 	maxBlockedPayload = 4 << 10
 )
 
-// keepPayload returns the history's copy of p.
-func (t *Tracker) keepPayload(p []byte) []byte {
+type payloadBlocks struct {
+	cur  []byte        // the block being filled
+	full []filledBlock // oldest first
+}
+
+type filledBlock struct {
+	buf  []byte
+	last uint64 // receive number of the last event that may be in buf
+}
+
+// keepPayloadLocked returns the history's copy of p, for the event with
+// the next receive number.
+func (t *Tracker) keepPayloadLocked(p []byte) []byte {
 	if p == nil || len(p) > maxBlockedPayload {
 		return bytes.Clone(p)
 	}
-	if cap(t.block)-len(t.block) < len(p) {
-		t.block = make([]byte, 0, payloadBlock)
+	b := &t.payloads
+	if b.cur == nil || cap(b.cur)-len(b.cur) < len(p) { // nil: keep empty apart from nil
+		b.cur = t.nextBlockLocked()
 	}
-	n := len(t.block)
-	t.block = append(t.block, p...)
-	return t.block[n:len(t.block):len(t.block)]
+	n, end := len(b.cur), len(b.cur)+len(p)
+	b.cur = b.cur[:end] // only the length changes: no write barrier
+	copy(b.cur[n:], p)
+	return b.cur[n:end:end]
+}
+
+// nextBlockLocked retires the current block and returns an empty one: the
+// oldest filled block if its events are all evicted, else a new one.
+// Other free blocks are dropped, since the history has shrunk.
+func (t *Tracker) nextBlockLocked() []byte {
+	b := &t.payloads
+	if b.cur != nil {
+		b.full = append(b.full, filledBlock{b.cur, t.first + uint64(t.n) - 1})
+	}
+	var next []byte
+	for len(b.full) > 0 && b.full[0].last < t.first {
+		if next == nil {
+			next = b.full[0].buf[:0]
+		}
+		b.full[0] = filledBlock{}
+		b.full = b.full[1:]
+	}
+	if next == nil {
+		next = make([]byte, 0, payloadBlock)
+	}
+	return next
 }
 
 // growLocked doubles the ring (up to MaxEvents), oldest event first.
@@ -355,35 +401,51 @@ func (t *Tracker) growLocked() {
 	t.ring, t.head = ring, 0
 }
 
-// at returns the retained event with receive number seq.
-func (t *Tracker) at(seq uint64) *entry {
-	return &t.ring[(t.head+int(seq-t.first))%len(t.ring)]
+// slot returns the i-th retained event, oldest first (i < len(t.ring)).
+func (t *Tracker) slot(i int) *entry {
+	if i += t.head; i >= len(t.ring) {
+		i -= len(t.ring)
+	}
+	return &t.ring[i]
 }
 
-// evictOldestLocked drops the oldest event. It is at the front of each of
-// its postings, so each index loses it in O(1) and drops keys left empty.
+// at returns the retained event with receive number seq.
+func (t *Tracker) at(seq uint64) *entry { return t.slot(int(seq - t.first)) }
+
+// evictOldestLocked drops the oldest event. It is at the front of its
+// meta's ids, so it goes in O(1); a meta it leaves empty leaves the
+// indexes, which drop keys left empty.
 func (t *Tracker) evictOldestLocked() {
 	e := &t.ring[t.head]
-	if e.corr.pop() {
-		delete(t.byCorr, e.corr.key)
-	}
-	if e.root.pop() {
-		delete(t.byRoot, e.root.key)
-	}
-	if e.stage != nil && e.stage.pop() {
-		delete(t.byStage, e.stage.key)
-	}
-	for _, p := range e.tags {
-		if p.pop() {
-			delete(t.byTag, p.key)
-		}
+	if m := e.meta; m.ids.pop() {
+		t.killLocked(m)
 	}
 	t.bytes -= int64(e.size)
-	*e = entry{} // release the payload and postings
-	t.head = (t.head + 1) % len(t.ring)
+	*e = entry{} // release the payload and meta
+	if t.head++; t.head == len(t.ring) {
+		t.head = 0
+	}
 	t.first++
 	t.n--
 	t.counts.Evicted++
+}
+
+// killLocked counts m, whose last event was evicted, out of its postings.
+func (t *Tracker) killLocked(m *meta) {
+	if m.corr.kill() {
+		delete(t.byCorr, m.corr.key)
+	}
+	if m.root.kill() {
+		delete(t.byRoot, m.root.key)
+	}
+	if m.stage != nil && m.stage.kill() {
+		delete(t.byStage, m.stage.key)
+	}
+	for _, p := range m.tags {
+		if p.kill() {
+			delete(t.byTag, p.key)
+		}
+	}
 }
 
 // maxInterned bounds the intern table. Topics, components and source
@@ -408,7 +470,7 @@ func (t *Tracker) internLocked(s string) string {
 
 // parentLocked shares a parent id with its correlation's index key when
 // the parent's events are retained, as they usually are; c remembers it
-// for the correlation's next event.
+// for the correlation's next meta.
 func (t *Tracker) parentLocked(c *corrPosting, id string) string {
 	switch {
 	case id == "":
@@ -424,67 +486,48 @@ func (t *Tracker) parentLocked(c *corrPosting, id string) string {
 	return c.parent
 }
 
-// post adds seq to the posting of key, creating it with a copy of key so
-// the index never pins a caller's buffer.
-func post(idx map[string]*posting, key string, seq uint64) *posting {
+// index returns the posting of key, creating it with a copy of key so the
+// index never pins a caller's buffer.
+func index(idx map[string]*posting, key string) *posting {
 	p := idx[key]
 	if p == nil {
 		p = &posting{key: strings.Clone(key)}
 		idx[p.key] = p
 	}
-	p.add(seq)
 	return p
 }
 
-func (t *Tracker) postCorrLocked(id string, seq uint64) *corrPosting {
-	c := t.byCorr[id]
-	if c == nil {
-		c = &corrPosting{posting: posting{key: strings.Clone(id)}}
-		t.byCorr[c.key] = c
-	}
-	c.add(seq)
-	return c
-}
-
-// postTagsLocked adds seq to the postings of tags. prev, when not nil, are
-// the postings of the same tags for the previous event of the caller's
-// Recorder; else, when tags repeat the correlation's previous event's, it
-// reuses that event's postings (and slice). Either way it skips the
-// lookups.
-func (t *Tracker) postTagsLocked(c *corrPosting, tags map[string]string, seq uint64, prev []*posting) []*posting {
+// tagPostingsLocked returns the postings of tags: the correlation's last
+// ones if tags repeat them, else looked up (and remembered in c).
+func (t *Tracker) tagPostingsLocked(c *corrPosting, tags map[string]string) []*posting {
 	if len(tags) == 0 {
 		return nil
 	}
-	ps := prev
-	if !allLive(ps) || len(ps) != len(tags) {
-		ps = c.tags
-		if !sameTags(ps, tags) {
-			ps = make([]*posting, 0, len(tags))
-			for k, v := range tags {
-				t.keyBuf = tagIndexKey(t.keyBuf, k, v)
-				p := t.byTag[string(t.keyBuf)] // the compiler does not allocate here
-				if p == nil {
-					p = &posting{key: string(t.keyBuf)}
-					t.byTag[p.key] = p
-				}
-				ps = append(ps, p)
-			}
+	if allIndexed(c.tags) && sameTags(c.tags, tags) {
+		return c.tags
+	}
+	ps := make([]*posting, 0, len(tags))
+	for k, v := range tags {
+		t.keyBuf = tagIndexKey(t.keyBuf, k, v)
+		p := t.byTag[string(t.keyBuf)] // the compiler does not allocate here
+		if p == nil {
+			p = &posting{key: string(t.keyBuf)}
+			t.byTag[p.key] = p
 		}
+		ps = append(ps, p)
 	}
 	c.tags = ps
-	for _, p := range ps {
-		p.add(seq)
-	}
 	return ps
 }
 
-func allLive(ps []*posting) bool {
+// allIndexed reports whether every posting of ps is still in its index.
+func allIndexed(ps []*posting) bool {
 	for _, p := range ps {
-		if len(p.ids()) == 0 {
+		if p.live() == 0 {
 			return false
 		}
 	}
-	return ps != nil
+	return true
 }
 
 // Stats are the tracker's sizes and cumulative counters.

@@ -2,8 +2,10 @@ package correlation
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -388,5 +390,168 @@ func TestDepth(t *testing.T) {
 	// With a fresh memo, the loop's other member is at depth 1 as well.
 	if got := depth("loop2", parents, make(map[string]int)); got != 1 {
 		t.Errorf("depth(loop2) = %d; want 1", got)
+	}
+}
+
+// TestPayloadBlocksReused records enough payloads that the history reuses
+// its payload blocks many times over, and checks that neither the retained
+// events nor anything a query or a Wait returned changes with them. The
+// history is bounded by count, or by bytes with a few large events that
+// evict many at once and leave room for many small ones.
+func TestPayloadBlocksReused(t *testing.T) {
+	for _, cfg := range []Config{{MaxEvents: 20}, {MaxBytes: 200 << 10}} {
+		t.Run(fmt.Sprint(cfg.MaxEvents, cfg.MaxBytes), func(t *testing.T) { testPayloadBlocksReused(t, cfg) })
+	}
+}
+
+func testPayloadBlocksReused(t *testing.T, cfg Config) {
+	tr, clk := newTestTracker(t, cfg)
+	ch := startWait(t, tr, context.Background(), "c1", EventCount(400))
+	r := rand.New(rand.NewPCG(1, 2))
+	intact := func(evs []Event) {
+		t.Helper()
+		for _, ev := range evs {
+			if want := byte(ev.Metadata.Sequence); bytes.Count(ev.Payload, []byte{want}) != len(ev.Payload) {
+				t.Fatalf("payload of event %d changed: %d bytes starting %q", ev.Metadata.Sequence, len(ev.Payload), ev.Payload[:min(8, len(ev.Payload))])
+			}
+		}
+	}
+	var held [][]Event
+	for i := range 4000 {
+		size := r.IntN(maxBlockedPayload + 1)
+		if r.IntN(50) == 0 {
+			size = 100 << 10
+		}
+		ev := Event{
+			Topic:      "t",
+			Payload:    bytes.Repeat([]byte{byte(i)}, size),
+			ReceivedAt: clk.tick(time.Millisecond),
+			Metadata:   md(fmt.Sprint("c", i%3), "", "r", "", "k", "v"),
+		}
+		ev.Metadata.Sequence = uint64(i)
+		if err := tr.Record(ev); err != nil {
+			t.Fatal(err)
+		}
+		retainedIntact(t, tr)
+		if i%97 == 0 {
+			held = append(held, tr.ByCorrelation("c0"), tr.ByTags(map[string]string{"k": "v"}, Query{Limit: 7}))
+		}
+	}
+	w := mustReturn(t, ch)
+	if want := min(400, tr.Config().MaxEvents); w.err != nil || len(w.events) < want {
+		t.Fatalf("Wait = %d events, %v; want %d or more", len(w.events), w.err, want)
+	}
+	for _, evs := range append(held, w.events) {
+		intact(evs)
+	}
+	// The history spans at most a few blocks, plus the one being filled.
+	if max := int(min(tr.Config().MaxBytes, 20*maxBlockedPayload)/payloadBlock) + 2; len(tr.payloads.full) > max {
+		t.Errorf("history holds %d payload blocks; want at most %d", len(tr.payloads.full), max)
+	}
+}
+
+// retainedIntact checks that each retained payload is still its
+// sequence number's byte repeated, as the payload tests record them.
+func retainedIntact(t *testing.T, tr *Tracker) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for i := range tr.n {
+		e := tr.slot(i)
+		if bytes.Count(e.payload, []byte{byte(e.seqNo)}) != len(e.payload) {
+			t.Fatalf("payload of retained event %d changed: %d bytes starting %q", e.seqNo, len(e.payload), e.payload[:min(8, len(e.payload))])
+		}
+	}
+}
+
+// TestPayloadBlockNotReusedEarly sets up the one case where a block is
+// retired while its last event is the oldest retained: that event's
+// payload is at the block's end, and the history has room to refill the
+// block up to it before evicting it.
+func TestPayloadBlockNotReusedEarly(t *testing.T) {
+	const small = 4000 // payloadBlock/small fit a block, with room to spare
+	perBlock := payloadBlock / small
+	sized := func(i, n int) Event {
+		return Event{Topic: "t", Payload: bytes.Repeat([]byte{byte(i)}, n), Metadata: Metadata{CorrelationID: "c", RootID: "r", Sequence: uint64(i)}}
+	}
+	size := func(n int) int64 { ev := sized(0, n); return ev.Size() }
+	s, x := size(small), size(100<<10)
+	// Recording the big event leaves one small one before it; the next
+	// small one evicts that, and the one after evicts the big one.
+	tr, clk := newTestTracker(t, Config{MaxBytes: x + 2*s - 1})
+	i := 0
+	record := func(n int) {
+		ev := sized(i, n)
+		ev.ReceivedAt = clk.tick(time.Millisecond)
+		if err := tr.Record(ev); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}
+	for range perBlock - 1 {
+		record(small)
+	}
+	record(100 << 10) // not blocked
+	record(small)     // the last that fits the first block
+	last := i - 1
+	for range perBlock + 1 {
+		record(small) // the first starts a block and evicts the big one
+		retainedIntact(t, tr)
+	}
+	if evs := tr.InRange(time.Time{}, time.Time{}); evs[0].Metadata.Sequence != uint64(last) {
+		t.Fatalf("oldest retained event is %d; the test wants %d still retained", evs[0].Metadata.Sequence, last)
+	}
+}
+
+// TestRecordRepeatAllocs checks that a steady stream of repeats into a
+// full history allocates nothing: payload blocks and ids are reused.
+func TestRecordRepeatAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	tr, clk := newTestTracker(t, Config{MaxEvents: 1000})
+	rec := tr.NewRecorder()
+	ev := Event{Topic: "t", Payload: make([]byte, 128), Metadata: md("c", "", "r", "s", "k", "v")}
+	repeat := false
+	record := func() {
+		ev.Metadata.Sequence++
+		ev.ReceivedAt = clk.tick(time.Millisecond)
+		if err := rec.Check(&ev, repeat); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Record(&ev); err != nil {
+			t.Fatal(err)
+		}
+		repeat = true
+	}
+	for range 5000 {
+		record()
+	}
+	if n := testing.AllocsPerRun(5000, record); n != 0 {
+		t.Errorf("a repeat allocates %v times; want 0", n)
+	}
+}
+
+// TestRecordSharesMetas checks that events repeating metadata share metas
+// even through Tracker.Record, where no Recorder remembers them: one per
+// metadata, publisher and topic, with a stream alternating topics.
+func TestRecordSharesMetas(t *testing.T) {
+	tr, clk := newTestTracker(t, Config{})
+	for i := range 100 {
+		m := md("c", "p", "r", "s", "k", "v")
+		m.Sequence = uint64(i)
+		ev := Event{Topic: []string{"t0", "t1"}[i%2], ReceivedAt: clk.tick(time.Millisecond), PublisherPID: 1, Metadata: m}
+		if err := tr.Record(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	metas := make(map[*meta]bool)
+	for i := range tr.n {
+		metas[tr.slot(i).meta] = true
+	}
+	if len(metas) != 2 {
+		t.Errorf("100 events of one metadata on two topics share %d metas; want 2", len(metas))
 	}
 }

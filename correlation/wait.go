@@ -135,10 +135,7 @@ func (w *waiter) signal() {
 // notifyLocked hands e to the waiters on its correlation and wakes those it
 // may satisfy.
 func (t *Tracker) notifyLocked(e *entry) {
-	if len(t.waiters) == 0 {
-		return
-	}
-	for _, w := range t.waiters[e.corr.key] {
+	for _, w := range t.waiters[e.meta.corr.key] {
 		w.add(e, t.cfg.MaxEvents)
 		if w.cond.kind == condQuiet || w.met() {
 			w.signal()
@@ -166,9 +163,8 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 		return nil, ErrClosed
 	}
 	if p := t.byCorr[correlationID]; p != nil {
-		for _, seq := range p.ids() {
-			w.add(t.at(seq), t.cfg.MaxEvents)
-		}
+		f := t.findLocked(p.metas, Query{}, nil)
+		t.eachLocked(&f, func(e *entry) { w.add(e, t.cfg.MaxEvents) })
 	}
 	if w.met() {
 		t.mu.Unlock()

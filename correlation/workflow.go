@@ -3,6 +3,7 @@ package correlation
 import (
 	"cmp"
 	"container/list"
+	"math"
 	"slices"
 	"time"
 )
@@ -131,23 +132,25 @@ type procState struct {
 	activity
 }
 
-// flowLocked returns the workflow of root, starting one (and dropping the
-// least recently active past MaxWorkflows) if needed, and marks it active.
-func (t *Tracker) flowLocked(e *entry) *workflow {
-	w := t.flows[e.root.key]
+// flowLocked returns the workflow of m's root, starting one (and dropping
+// the least recently active past MaxWorkflows) if needed, and marks it
+// active.
+func (t *Tracker) flowLocked(m *meta) *workflow {
+	w := t.flows[m.root.key]
 	if w == nil {
 		if len(t.flows) >= t.cfg.MaxWorkflows {
 			t.dropFlowLocked(t.activity.Front().Value.(*workflow))
 			t.counts.WorkflowsEvicted++
 		}
 		w = &workflow{
-			root:    e.root.key,
-			started: e.started,
+			root:    m.root.key,
+			started: m.started,
 			corrs:   make(map[string]*corrState),
 			procs:   make(map[publisher]*procState),
 		}
 		t.flows[w.root] = w
 		w.elem = t.activity.PushBack(w)
+		t.idleFrom = math.MinInt64 // until trackLocked sets w.last
 		return w
 	}
 	t.activity.MoveToBack(w.elem)
@@ -164,12 +167,26 @@ func (t *Tracker) dropFlowLocked(w *workflow) {
 // expireLocked drops workflows idle for IdleTimeout or more at now. The
 // activity list is in order of last event, so it stops at the first
 // workflow still active.
+//
+// Record calls it for every event, so t.idleFrom, a lower bound of every
+// workflow's last activity, spares it the list while nothing can expire.
+// Activity only moves forward, so the bound holds until a workflow starts
+// (flowLocked lowers it).
 func (t *Tracker) expireLocked(now int64) int {
-	n := 0
+	if now-int64(t.cfg.IdleTimeout) < t.idleFrom {
+		return 0
+	}
+	return t.expireScanLocked(now)
+}
+
+func (t *Tracker) expireScanLocked(now int64) int {
 	cut := now - int64(t.cfg.IdleTimeout)
+	n := 0
+	t.idleFrom = math.MaxInt64
 	for el := t.activity.Front(); el != nil; el = t.activity.Front() {
 		w := el.Value.(*workflow)
 		if w.last > cut {
+			t.idleFrom = w.last
 			break
 		}
 		t.dropFlowLocked(w)
@@ -196,24 +213,26 @@ type tracked struct {
 	proc  *procState
 }
 
-// trackLocked adds e to its workflow. r holds the workflow and entries of
-// r's previous event if its metadata repeats (see Recorder.Record); they
-// are reused if the workflow is still tracked.
+// trackLocked adds e to its workflow. r holds the workflow and entries
+// that its previous event of the same meta resolved to, if any (see
+// Recorder.Record); they are reused while the workflow is tracked, but an
+// entry past a limit is looked up again each time.
 func (t *Tracker) trackLocked(e *entry, r *Recorder) {
+	m := e.meta
 	w := r.flow
 	if w != nil && w.elem != nil {
 		t.activity.MoveToBack(w.elem)
 	} else {
-		w = t.flowLocked(e)
+		w = t.flowLocked(m)
 		r.flow, r.states = w, tracked{}
 	}
 	w.touch(e.recv, e.final)
 	w.bytes += int64(len(e.payload))
 	s := &r.states
 	complete := true
-	if name := e.stageName(); name != "" {
+	if m.stage != nil {
 		if s.stage == nil {
-			s.stage = w.stage(name)
+			s.stage = w.stage(m.stage.key)
 		}
 		if s.stage != nil {
 			s.stage.touch(e.recv, e.final)
@@ -225,14 +244,14 @@ func (t *Tracker) trackLocked(e *entry, r *Recorder) {
 		}
 	}
 	if s.corr == nil {
-		s.corr = w.correlation(e)
+		s.corr = w.correlation(m, e.recv)
 	}
 	if s.corr != nil {
 		s.corr.touch(e.recv, e.final)
 	} else {
 		complete = false
 	}
-	if s.proc == nil || s.proc.pub != e.publisher() {
+	if s.proc == nil {
 		s.proc = w.process(e.publisher())
 	}
 	if s.proc != nil {
@@ -275,21 +294,22 @@ func (w *workflow) findStage(name string) *stageState {
 	return nil
 }
 
-// correlation finds or adds e's correlation; nil past the limit. A new
-// correlation whose parent is in another stage completes that stage.
-func (w *workflow) correlation(e *entry) *corrState {
-	if c := w.corrs[e.corr.key]; c != nil {
+// correlation finds or adds m's correlation, for an event received at
+// recv; nil past the limit. A new correlation whose parent is in another
+// stage completes that stage.
+func (w *workflow) correlation(m *meta, recv int64) *corrState {
+	if c := w.corrs[m.corr.key]; c != nil {
 		return c
 	}
 	if len(w.corrList) >= MaxWorkflowCorrelations {
 		return nil
 	}
-	c := &corrState{id: e.corr.key, parent: e.parent, stage: e.stageName()}
+	c := &corrState{id: m.corr.key, parent: m.parent, stage: m.stageName()}
 	w.corrs[c.id] = c
 	w.corrList = append(w.corrList, c)
 	if p := w.corrs[c.parent]; p != nil && p.stage != "" && p.stage != c.stage {
 		if s := w.findStage(p.stage); s != nil {
-			s.complete(e.recv)
+			s.complete(recv)
 		}
 	}
 	return c
