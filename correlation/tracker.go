@@ -158,7 +158,10 @@ func (t *Tracker) Record(ev Event) error {
 	if err := r.Check(&ev, false); err != nil {
 		return err
 	}
-	_, err := r.record(&ev)
+	recv := t.receivedAt(&ev)
+	t.mu.Lock()
+	_, err := t.recordLocked(&ev, recv, &r)
+	t.mu.Unlock()
 	return err
 }
 
@@ -225,7 +228,14 @@ func (r *Recorder) Record(ev *Event) error {
 			return err
 		}
 	}
-	resolved, err := r.record(ev)
+	r.checked = false
+	t := r.t
+	recv := t.receivedAt(ev)
+	// No defer: this is the broker's per-message path, and nothing under
+	// the lock can panic on input Check accepted.
+	t.mu.Lock()
+	resolved, err := t.recordLocked(ev, recv, r)
+	t.mu.Unlock()
 	if resolved {
 		// The caller's own strings, which its repeats usually pass again:
 		// the very same string compares fastest. Tracker.Record does not
@@ -235,25 +245,17 @@ func (r *Recorder) Record(ev *Event) error {
 	return err
 }
 
-// record records ev, which Check accepted, and reports whether it resolved
-// r.meta anew.
-func (r *Recorder) record(ev *Event) (resolved bool, err error) {
-	r.checked = false
-	t := r.t
-	var recv int64
+// receivedAt returns ev.ReceivedAt, or now if zero, in Unix nanoseconds.
+// It calls Config.Now, so not with the lock held.
+func (t *Tracker) receivedAt(ev *Event) int64 {
 	if ev.ReceivedAt.IsZero() {
-		recv = nanos(t.cfg.Now())
-	} else {
-		recv = ev.ReceivedAt.UnixNano()
+		return nanos(t.cfg.Now())
 	}
-	// No defer: this is the broker's per-message path, and nothing under
-	// the lock can panic on input Check accepted.
-	t.mu.Lock()
-	resolved, err = t.recordLocked(ev, recv, r)
-	t.mu.Unlock()
-	return resolved, err
+	return ev.ReceivedAt.UnixNano()
 }
 
+// recordLocked records ev, which Check accepted, as r, and reports whether
+// it resolved r.meta anew.
 func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) (resolved bool, err error) {
 	if t.closed {
 		r.valid, r.meta = false, nil
