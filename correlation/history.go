@@ -73,7 +73,8 @@ type entry struct {
 // postings have counted it out (see posting.kill), so nothing may add to
 // it again.
 type meta struct {
-	ids              queue // receive numbers of its retained events
+	ids              queue     // receive numbers of its retained events
+	first            [1]uint64 // ids' first array: a meta of one event needs no other
 	corr             *corrPosting
 	root, stage      *posting   // stage is nil when empty
 	tags             []*posting // in no particular order; may be shared
@@ -92,12 +93,11 @@ func (m *meta) sends(ev *Event) bool {
 		m.topic == ev.Topic && m.component == ev.PublisherComponent
 }
 
-// matches reports whether ev, of m's correlation, shares m.
-func (m *meta) matches(ev *Event) bool {
-	md := &ev.Metadata
-	return m.sends(ev) && m.root.key == md.RootID && m.stageName() == md.Stage &&
-		m.parent == md.ParentID && m.source == md.SourceProcess &&
-		m.started == nanos(md.StartedAt) && sameTags(m.tags, md.Tags)
+// matches reports whether md, of m's correlation, is m's metadata; started
+// is md.StartedAt in nanoseconds, tags the postings of md.Tags.
+func (m *meta) matches(md *Metadata, started int64, tags []*posting) bool {
+	return m.started == started && samePostings(m.tags, tags) && m.root.key == md.RootID &&
+		m.stageName() == md.Stage && m.parent == md.ParentID && m.source == md.SourceProcess
 }
 
 // queue is a FIFO of receive numbers, ascending.
@@ -174,6 +174,23 @@ func tagIndexKey(buf []byte, key, val string) []byte {
 func (p *posting) tag() (key, val string) {
 	n := 1 + int(p.key[0])
 	return p.key[1:n], p.key[n:]
+}
+
+// samePostings reports whether a and b hold the same postings, in any
+// order. Neither holds one twice.
+func samePostings(a, b []*posting) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] { // one slice, as usual
+		return true
+	}
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameTags reports whether the tag postings ps are exactly tags.

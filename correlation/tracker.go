@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +120,7 @@ type Tracker struct {
 	byStage  map[string]*posting
 	byTag    map[string]*posting  // by tagIndexKey
 	keyBuf   []byte               // scratch for tagIndexKey
+	tagBuf   []*posting           // scratch for tagPostingsLocked
 	strs     map[string]string    // intern table, see internLocked
 	flows    map[string]*workflow // by root id
 	activity list.List            // *workflow, least recently active first
@@ -152,9 +154,15 @@ func NewTracker(cfg Config) (*Tracker, error) {
 // previous event's is raised to it, so that history order and time order
 // agree (the broker's readers stamp times per read, so skew is tiny).
 func (t *Tracker) Record(ev Event) error {
-	var r Recorder
-	r.t = t
-	return r.Record(&ev)
+	r := Recorder{t: t}
+	if err := r.Check(&ev, false); err != nil {
+		return err
+	}
+	recv := t.receivedAt(&ev)
+	t.mu.Lock()
+	_, err := t.recordLocked(&ev, recv, &r)
+	t.mu.Unlock()
+	return err
 }
 
 // Recorder records one publisher's events, as the broker's reader for one
@@ -222,24 +230,36 @@ func (r *Recorder) Record(ev *Event) error {
 	}
 	r.checked = false
 	t := r.t
-	var recv int64
-	if ev.ReceivedAt.IsZero() {
-		recv = nanos(t.cfg.Now())
-	} else {
-		recv = ev.ReceivedAt.UnixNano()
-	}
+	recv := t.receivedAt(ev)
 	// No defer: this is the broker's per-message path, and nothing under
 	// the lock can panic on input Check accepted.
 	t.mu.Lock()
-	err := t.recordLocked(ev, recv, r)
+	resolved, err := t.recordLocked(ev, recv, r)
 	t.mu.Unlock()
+	if resolved {
+		// The caller's own strings, which its repeats usually pass again:
+		// the very same string compares fastest. Tracker.Record does not
+		// keep them, so that its event does not escape.
+		r.topic, r.comp = ev.Topic, ev.PublisherComponent
+	}
 	return err
 }
 
-func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
+// receivedAt returns ev.ReceivedAt, or now if zero, in Unix nanoseconds.
+// It calls Config.Now, so not with the lock held.
+func (t *Tracker) receivedAt(ev *Event) int64 {
+	if ev.ReceivedAt.IsZero() {
+		return nanos(t.cfg.Now())
+	}
+	return ev.ReceivedAt.UnixNano()
+}
+
+// recordLocked records ev, which Check accepted, as r, and reports whether
+// it resolved r.meta anew.
+func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) (resolved bool, err error) {
 	if t.closed {
 		r.valid, r.meta = false, nil
-		return ErrClosed
+		return false, ErrClosed
 	}
 	recv = max(recv, t.lastRecv)
 	t.lastRecv = recv
@@ -249,11 +269,10 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 	// After eviction, which may have killed r.meta.
 	m := r.meta
 	if !r.repeat || m == nil || !m.live() || !r.sends(m, ev) {
-		m = t.metaLocked(ev)
+		m, resolved = t.metaLocked(ev), true
 		if m != r.meta {
 			r.meta, r.flow, r.states = m, nil, tracked{}
 		}
-		r.topic, r.comp = ev.Topic, ev.PublisherComponent
 	}
 	e := t.appendLocked(ev, recv, r.size, m)
 	// Expire first: an idle workflow would already be gone had it been
@@ -264,7 +283,7 @@ func (t *Tracker) recordLocked(ev *Event, recv int64, r *Recorder) error {
 		t.notifyLocked(e)
 	}
 	r.valid, r.recTagBytes = true, r.tagBytes
-	return nil
+	return resolved, nil
 }
 
 // sends is m.sends(ev) for r's meta m, comparing ev's strings with the
@@ -274,36 +293,55 @@ func (r *Recorder) sends(m *meta, ev *Event) bool {
 		m.pid == ev.PublisherPID && m.uid == ev.PublisherUID
 }
 
-// metaScan is how many of a correlation's latest metas metaLocked tries
-// before it makes a new one: a few publishers may share a correlation, or
-// one may alternate topics under one metadata.
-const metaScan = 4
+// A correlation's latest metas that metaLocked tries before it makes a
+// new one: metaScan, and of those, metaTries of ev's publisher and topic.
+// A few publishers may share a correlation, or one may alternate topics
+// or a few tag sets; past that, its metadata likely varies by event.
+const (
+	metaScan  = 16
+	metaTries = 4
+)
 
-// metaLocked returns the live meta ev shares, making it if needed.
+// metaLocked returns the live meta ev shares, making it if needed. It
+// resolves the tag postings first (usually the correlation's last ones),
+// so that comparing a meta's tags takes no map lookups.
 func (t *Tracker) metaLocked(ev *Event) *meta {
-	c := t.byCorr[ev.Metadata.CorrelationID]
+	md := &ev.Metadata
+	c := t.byCorr[md.CorrelationID]
 	if c == nil {
-		c = &corrPosting{posting: posting{key: strings.Clone(ev.Metadata.CorrelationID)}}
+		c = &corrPosting{posting: posting{key: strings.Clone(md.CorrelationID)}}
 		t.byCorr[c.key] = c
 	}
-	for i := len(c.metas) - 1; i >= max(0, len(c.metas)-metaScan); i-- {
-		if m := c.metas[i]; m.live() && m.matches(ev) {
+	tags, shared := t.tagPostingsLocked(c, md.Tags)
+	started, tries := nanos(md.StartedAt), metaTries
+	for i := len(c.metas) - 1; i >= max(0, len(c.metas)-metaScan) && tries > 0; i-- {
+		m := c.metas[i]
+		if !m.live() || !m.sends(ev) {
+			continue
+		}
+		if m.matches(md, started, tags) {
+			c.tags = m.tags
 			return m
 		}
+		tries--
 	}
-	md := &ev.Metadata
+	if !shared {
+		tags = slices.Clone(tags)
+	}
+	c.tags = tags
 	m := &meta{
 		corr:      c,
 		root:      index(t.byRoot, md.RootID),
-		tags:      t.tagPostingsLocked(c, md.Tags),
+		tags:      tags,
 		parent:    t.parentLocked(c, md.ParentID),
 		source:    t.internLocked(md.SourceProcess),
 		topic:     t.internLocked(ev.Topic),
 		component: t.internLocked(ev.PublisherComponent),
-		started:   nanos(md.StartedAt),
+		started:   started,
 		pid:       ev.PublisherPID,
 		uid:       ev.PublisherUID,
 	}
+	m.ids.arr = m.first[:0]
 	if md.Stage != "" {
 		m.stage = index(t.byStage, md.Stage)
 		m.stage.add(m)
@@ -498,15 +536,16 @@ func index(idx map[string]*posting, key string) *posting {
 }
 
 // tagPostingsLocked returns the postings of tags: the correlation's last
-// ones if tags repeat them, else looked up (and remembered in c).
-func (t *Tracker) tagPostingsLocked(c *corrPosting, tags map[string]string) []*posting {
+// ones if tags repeat them (shared is true), else looked up, or made and
+// left empty for the caller to fill, into t.tagBuf.
+func (t *Tracker) tagPostingsLocked(c *corrPosting, tags map[string]string) (ps []*posting, shared bool) {
 	if len(tags) == 0 {
-		return nil
+		return nil, true
 	}
 	if allIndexed(c.tags) && sameTags(c.tags, tags) {
-		return c.tags
+		return c.tags, true
 	}
-	ps := make([]*posting, 0, len(tags))
+	ps = t.tagBuf[:0]
 	for k, v := range tags {
 		t.keyBuf = tagIndexKey(t.keyBuf, k, v)
 		p := t.byTag[string(t.keyBuf)] // the compiler does not allocate here
@@ -516,8 +555,8 @@ func (t *Tracker) tagPostingsLocked(c *corrPosting, tags map[string]string) []*p
 		}
 		ps = append(ps, p)
 	}
-	c.tags = ps
-	return ps
+	t.tagBuf = ps
+	return ps, false
 }
 
 // allIndexed reports whether every posting of ps is still in its index.

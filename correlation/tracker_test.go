@@ -555,3 +555,37 @@ func TestRecordSharesMetas(t *testing.T) {
 		t.Errorf("100 events of one metadata on two topics share %d metas; want 2", len(metas))
 	}
 }
+
+// TestTagsReturnAfterEviction records a correlation's tags again after the
+// history evicted every event with them, while a Recorder kept streaming
+// the correlation under other tags: the tags must be indexed anew.
+func TestTagsReturnAfterEviction(t *testing.T) {
+	tr, clk := newTestTracker(t, Config{MaxEvents: 4})
+	stream := tr.NewRecorder()
+	ev := Event{Topic: "t", Metadata: md("c", "", "r", "", "a", "1")}
+	record := func(rec *Recorder, ev Event, repeat bool) {
+		t.Helper()
+		ev.ReceivedAt = clk.tick(time.Millisecond)
+		if err := rec.Check(&ev, repeat); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Record(&ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(stream, ev, false)
+	other := ev
+	other.Metadata = md("c", "", "r", "", "b", "2")
+	record(tr.NewRecorder(), other, false)
+	for range 4 { // evicts the event tagged b=2
+		record(stream, ev, true)
+	}
+	if got := tr.ByTags(map[string]string{"b": "2"}, Query{}); len(got) != 0 {
+		t.Fatalf("b=2 still finds %d events after eviction", len(got))
+	}
+	record(tr.NewRecorder(), other, false)
+	if got := tr.ByTags(map[string]string{"b": "2"}, Query{}); len(got) != 1 {
+		t.Errorf("b=2 recorded again finds %d events; want 1", len(got))
+	}
+	checkInvariants(t, tr)
+}
