@@ -76,6 +76,9 @@ type corrDef struct {
 	meta correlation.Metadata // Sequence is the publish being handled's
 	base []byte               // wire.AppendCorrelationBase of meta
 	rec  *correlation.Recorder
+	// ev is the event to record: what does not change from publish to
+	// publish is set once, the rest by stageEvent.
+	ev correlation.Event
 }
 
 // publisherCorrelation is a connection's state for its correlated
@@ -87,7 +90,6 @@ type publisherCorrelation struct {
 	anonShape wire.CorrelationShape // ...and its encoding, to recognize a repeat
 	corrView  wire.CorrelationView
 	strip     []byte // scratch for PublishView.Uncorrelated
-	ev        correlation.Event
 
 	// The publish routed and not yet recorded (see conn.frameDone).
 	pending *corrDef
@@ -146,28 +148,31 @@ func (c *conn) defineCorrelation(v *wire.PublishView) (*corrDef, error) {
 	if err := decodeCorrelation(v.Correlation, &pc.corrView, &c.strs, &d.meta); err != nil {
 		return nil, err
 	}
-	c.stageEvent(v, d)
-	if err := d.rec.Check(&pc.ev, false); err != nil {
-		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
-	}
-	pc.ev.Payload = nil // do not pin the read buffer
-	d.base = wire.AppendCorrelationBase(nil, metadataToWire(&d.meta))
-	return d, nil
-}
-
-// stageEvent sets c.corr.ev to the publish v with d's metadata.
-func (c *conn) stageEvent(v *wire.PublishView, d *corrDef) {
-	c.corr.ev = correlation.Event{
-		Topic:              c.strs.get(v.Topic),
-		Payload:            v.Payload,
-		PublishedAt:        time.Unix(0, v.PublishedAt),
-		ReceivedAt:         time.Unix(0, c.readAt),
+	d.ev = correlation.Event{
 		PublisherPID:       c.peer.PID,
 		PublisherUID:       c.peer.UID,
 		PublisherComponent: c.component,
 		Metadata:           d.meta,
-		Final:              v.Final,
 	}
+	c.stageEvent(v, d)
+	err := d.rec.Check(&d.ev, false)
+	d.ev.Payload = nil // do not pin the read buffer
+	if err != nil {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	}
+	d.base = wire.AppendCorrelationBase(nil, metadataToWire(&d.meta))
+	return d, nil
+}
+
+// stageEvent sets the fields of d.ev that vary to the publish v's.
+func (c *conn) stageEvent(v *wire.PublishView, d *corrDef) {
+	ev := &d.ev
+	ev.Topic = c.strs.get(v.Topic)
+	ev.Payload = v.Payload
+	ev.PublishedAt = time.Unix(0, v.PublishedAt)
+	ev.ReceivedAt = time.Unix(0, c.readAt)
+	ev.Metadata.Sequence = d.meta.Sequence
+	ev.Final = v.Final
 }
 
 // recordCorrelation records the publish routed last. It cannot be
@@ -179,15 +184,15 @@ func (c *conn) recordCorrelation() {
 	d := pc.pending
 	c.stageEvent(&pc.view, d)
 	// The Recorder has d's metadata, but the sequence, from its last event.
-	err := d.rec.Check(&pc.ev, true)
+	err := d.rec.Check(&d.ev, true)
 	if err == nil {
-		err = d.rec.Record(&pc.ev)
+		err = d.rec.Record(&d.ev)
 	}
 	if err != nil {
 		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}
 	// Do not pin the read buffer.
-	pc.pending, pc.view, pc.ev.Payload = nil, wire.PublishView{}, nil
+	pc.pending, pc.view, d.ev.Payload = nil, wire.PublishView{}, nil
 }
 
 // filterFromWire converts a received subscription filter.
