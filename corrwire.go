@@ -74,7 +74,7 @@ func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, m *corre
 // subscribers' queues name a corrDef by pointer (outQueue.correlationLocked).
 type corrDef struct {
 	meta correlation.Metadata // Sequence is the publish being handled's
-	base []byte               // wire.AppendCorrelationBase of meta
+	base []byte               // meta as the publisher encoded it, without the sequence
 	rec  *correlation.Recorder
 	// ev is the event to record: what does not change from publish to
 	// publish is set once, the rest by stageEvent.
@@ -160,7 +160,7 @@ func (c *conn) defineCorrelation(v *wire.PublishView) (*corrDef, error) {
 	if err != nil {
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	}
-	d.base = wire.AppendCorrelationBase(nil, metadataToWire(&d.meta))
+	d.base = wire.AppendWithoutSequence(make([]byte, 0, len(v.Correlation)), v.Correlation)
 	return d, nil
 }
 

@@ -49,6 +49,24 @@ func AppendCorrelationBase(dst []byte, c *Correlation) []byte {
 	return dst
 }
 
+// AppendWithoutSequence appends the encoded Correlation b, which
+// DecodeCorrelation accepted, without its sequence field: the base
+// CorrelationFields sends with a sequence of its own.
+func AppendWithoutSequence(dst, b []byte) []byte {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := protowire.ConsumeFieldValue(num, typ, b[max(n, 0):])
+		if n < 0 || m < 0 { // not accepted by DecodeCorrelation: keep the rest as it is
+			return append(dst, b...)
+		}
+		if num != fieldCorrSequence {
+			dst = append(dst, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	return dst
+}
+
 // CorrelationFields is a message's correlation as a PUBLISH or DELIVER
 // envelope carries it (PROTOCOL.md §5.3.1, §5.4.1): in full, as the
 // correlation field built from Base (see AppendCorrelationBase) and Seq;

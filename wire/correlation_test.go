@@ -301,3 +301,35 @@ func TestDeliverCorrelation(t *testing.T) {
 		})
 	}
 }
+
+func TestAppendWithoutSequence(t *testing.T) {
+	c := sampleCorrelation()
+	base := AppendCorrelationBase(nil, c)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"sequence last", append(append([]byte(nil), base...), appendSeq(7)...)},
+		{"sequence first", append(appendSeq(7), base...)},
+		{"no sequence", base},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := AppendWithoutSequence([]byte{0xff}, tc.b)
+			if got[0] != 0xff {
+				t.Fatal("dst's contents overwritten")
+			}
+			var m Correlation
+			if err := m.UnmarshalVT(got[1:]); err != nil {
+				t.Fatal(err)
+			}
+			want := c
+			if tc.b == nil {
+				want = &Correlation{}
+			}
+			if !proto.Equal(&m, want) {
+				t.Errorf("decoded %v; want %v (no sequence)", &m, want)
+			}
+		})
+	}
+}
