@@ -349,16 +349,13 @@ func (b *Broker) cut() {
 }
 
 // route delivers one published message to every matching subscription
-// whose correlation filter, if any, corr's metadata matches (corr is nil
-// for a message without correlation).
+// whose correlation filter, if any, meta matches (nil: the message has no
+// correlation); named, if not nil, is the correlation to name by ref in
+// each DELIVER (PROTOCOL.md §5.4.1), else d carries it as published.
 // It runs on the publisher's reader goroutine and never blocks on a
 // subscriber: a full queue drops (SPEC §4). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
-func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, corr *corrDef) {
-	var meta *correlation.Metadata
-	if corr != nil {
-		meta = &corr.meta
-	}
+func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *correlation.Metadata, named *corrDef) {
 	for _, s := range b.index.MatchBytes(topicName) {
 		sc := s.c
 		if s.filter != nil && !s.filter.Match(meta) {
@@ -367,7 +364,7 @@ func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, corr *cor
 		if s.filtered && sc.access.CheckBytes(acl.Subscribe, topicName) != nil {
 			continue
 		}
-		switch sc.out.deliver(s, d, corr) {
+		switch sc.out.deliver(s, d, named) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
 		case dropped:

@@ -76,7 +76,10 @@ type clientConn struct {
 	view     wire.DeliverView
 	corrView wire.CorrelationView
 	corrRefs []*correlation.Metadata // the broker's correlation refs, by ref-1; sequence 0
-	names    interner                // topics, components and correlation strings
+	// The last metadata delivered in full without a ref, and its decoding.
+	anonShape wire.CorrelationShape
+	anonBase  *correlation.Metadata
+	names     interner // topics, components and correlation strings
 }
 
 type request struct {

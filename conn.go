@@ -360,9 +360,17 @@ func (c *conn) handlePublish(body []byte) {
 		c.refusePublish(v.Topic, c.denied(err))
 		return
 	}
-	d := wire.Delivery{ReceivedAt: c.readAt, Publisher: c.publisherFields}
-	d.Head, d.Tail, c.corr.strip = v.Uncorrelated(body, c.corr.strip)
-	c.b.route(c, &d, v.Topic, corr)
+	d := wire.Delivery{Head: body, ReceivedAt: c.readAt, Publisher: c.publisherFields}
+	var meta *correlation.Metadata
+	var named *corrDef // to name by a ref of each subscriber's
+	if corr != nil {
+		meta = &corr.meta
+		if v.CorrelationRef != 0 {
+			named = corr
+			d.Head, d.Tail, c.corr.strip = v.Uncorrelated(body, c.corr.strip)
+		}
+	}
+	c.b.route(c, &d, v.Topic, meta, named)
 	if corr != nil {
 		c.corr.pending, c.corr.view = corr, v // recorded by frameDone
 	}

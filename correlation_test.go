@@ -404,13 +404,20 @@ func TestCorrelationRefs(t *testing.T) {
 	send("events.a", "after bad", &wire.CorrelationFields{Seq: 3, Ref: 2})
 	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref 2 is not defined")
 	send("events.a", "r2", &wire.CorrelationFields{Seq: 8, Ref: 1})
+	// In full without a ref: delivered as published, and a connection's
+	// refs are unaffected by it.
+	send("events.a", "f1", &wire.CorrelationFields{Base: base(a), Seq: 3})
+	send("events.a", "f2", &wire.CorrelationFields{Base: base(a), Seq: 4})
+	send("events.a", "f3", &wire.CorrelationFields{Base: base(other), Seq: 9})
+	send("events.a", "r3", &wire.CorrelationFields{Seq: 10, Ref: 1})
 	raw.Ping(1)
 
 	want := []struct {
 		payload string
 		meta    correlation.Metadata
 		seq     uint64
-	}{{"a1", a, 1}, {"a2", a, 2}, {"o2", other, 2}, {"r1", other, 7}, {"r2", other, 8}}
+	}{{"a1", a, 1}, {"a2", a, 2}, {"o2", other, 2}, {"r1", other, 7}, {"r2", other, 8},
+		{"f1", a, 3}, {"f2", a, 4}, {"f3", other, 9}, {"r3", other, 10}}
 	for _, w := range want {
 		m := recv(t, sub)
 		w.meta.Sequence = w.seq

@@ -43,13 +43,14 @@ func metadataToWire(m *correlation.Metadata) *wire.Correlation {
 }
 
 // decodeCorrelation decodes an encoded Correlation into m, with strings
-// from in.
-func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, m *correlation.Metadata) error {
+// from in. tags, cleared first, becomes m.Tags; nil makes a new map where
+// there are tags.
+func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, tags map[string]string, m *correlation.Metadata) error {
 	if err := wire.DecodeCorrelation(b, v); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed correlation: %v", err)
 	}
-	var tags map[string]string
-	if len(v.Tags) > 0 {
+	clear(tags)
+	if tags == nil && len(v.Tags) > 0 {
 		tags = make(map[string]string, len(v.Tags))
 	}
 	for _, kv := range v.Tags {
@@ -71,14 +72,17 @@ func decodeCorrelation(b []byte, v *wire.CorrelationView, in *interner, m *corre
 // corrDef is one correlation a publisher sends: metadata decoded and
 // validated once, which its publishes repeat but for the sequence number.
 // Only the publisher's reader uses it, but for base, which is immutable:
-// subscribers' queues name a corrDef by pointer (outQueue.correlationLocked).
+// subscribers' queues name a corrDef defined by ref by pointer
+// (outQueue.correlationLocked).
 type corrDef struct {
 	meta correlation.Metadata // Sequence is the publish being handled's
-	base []byte               // meta as the publisher encoded it, without the sequence
+	base []byte               // meta as the publisher encoded it, without the sequence; nil without a ref
 	rec  *correlation.Recorder
 	// ev is the event to record: what does not change from publish to
 	// publish is set once, the rest by stageEvent.
 	ev correlation.Event
+	// recorded: rec's last event had this metadata, but the sequence.
+	recorded bool
 }
 
 // publisherCorrelation is a connection's state for its correlated
@@ -105,7 +109,8 @@ type publisherCorrelation struct {
 func (c *conn) correlationOf(v *wire.PublishView) (*corrDef, error) {
 	pc := &c.corr
 	ref := v.CorrelationRef
-	if v.Correlation == nil { // by reference
+	switch {
+	case v.Correlation == nil: // by reference
 		if int(ref) > len(pc.refs) || pc.refs[ref-1] == nil {
 			return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
 				"correlation ref %d is not defined on this connection", ref)
@@ -113,40 +118,43 @@ func (c *conn) correlationOf(v *wire.PublishView) (*corrDef, error) {
 		d := pc.refs[ref-1]
 		d.meta.Sequence = v.CorrelationSeq
 		return d, nil
-	}
-	if ref == 0 {
+	case ref == 0:
+		// In full without a ref: the message is delivered as published,
+		// so no subscriber's queue names the corrDef, and the next new
+		// metadata may reuse it once this publish is recorded.
 		if seq, ok := pc.anonShape.Match(v.Correlation); ok {
 			pc.anon.meta.Sequence = seq
 			return pc.anon, nil
 		}
 		pc.anonShape.Reset()
-	} else {
-		for int(ref) > len(pc.refs) {
-			pc.refs = append(pc.refs, nil)
+		if pc.anon == nil {
+			pc.anon = &corrDef{rec: c.b.tracker.NewRecorder()}
 		}
-		pc.refs[ref-1] = nil
+		if err := c.defineCorrelation(v, pc.anon); err != nil {
+			return nil, err
+		}
+		pc.anonShape.Set(v.Correlation)
+		return pc.anon, nil
 	}
-	d, err := c.defineCorrelation(v)
-	if err != nil {
+	for int(ref) > len(pc.refs) {
+		pc.refs = append(pc.refs, nil)
+	}
+	pc.refs[ref-1] = nil
+	d := &corrDef{rec: c.b.tracker.NewRecorder()}
+	if err := c.defineCorrelation(v, d); err != nil {
 		return nil, err
 	}
-	if ref == 0 {
-		pc.anon = d
-		pc.anonShape.Set(v.Correlation)
-	} else {
-		pc.refs[ref-1] = d
-	}
+	d.base = wire.AppendWithoutSequence(make([]byte, 0, len(v.Correlation)), v.Correlation)
+	pc.refs[ref-1] = d
 	return d, nil
 }
 
-// defineCorrelation decodes and validates the correlation v carries in
-// full, with v's payload: an event too large for the history is refused
-// here, before it is delivered.
-func (c *conn) defineCorrelation(v *wire.PublishView) (*corrDef, error) {
-	pc := &c.corr
-	d := &corrDef{rec: c.b.tracker.NewRecorder()}
-	if err := decodeCorrelation(v.Correlation, &pc.corrView, &c.strs, &d.meta); err != nil {
-		return nil, err
+// defineCorrelation decodes and validates into d the correlation v
+// carries in full, with v's payload: an event too large for the history
+// is refused here, before it is delivered.
+func (c *conn) defineCorrelation(v *wire.PublishView, d *corrDef) error {
+	if err := decodeCorrelation(v.Correlation, &c.corr.corrView, &c.strs, d.meta.Tags, &d.meta); err != nil {
+		return err
 	}
 	d.ev = correlation.Event{
 		PublisherPID:       c.peer.PID,
@@ -154,14 +162,14 @@ func (c *conn) defineCorrelation(v *wire.PublishView) (*corrDef, error) {
 		PublisherComponent: c.component,
 		Metadata:           d.meta,
 	}
+	d.recorded = false
 	c.stageEvent(v, d)
 	err := d.rec.Check(&d.ev, false)
 	d.ev.Payload = nil // do not pin the read buffer
 	if err != nil {
-		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	}
-	d.base = wire.AppendWithoutSequence(make([]byte, 0, len(v.Correlation)), v.Correlation)
-	return d, nil
+	return nil
 }
 
 // stageEvent sets the fields of d.ev that vary to the publish v's.
@@ -183,11 +191,11 @@ func (c *conn) recordCorrelation() {
 	pc := &c.corr
 	d := pc.pending
 	c.stageEvent(&pc.view, d)
-	// The Recorder has d's metadata, but the sequence, from its last event.
-	err := d.rec.Check(&d.ev, true)
+	err := d.rec.Check(&d.ev, d.recorded)
 	if err == nil {
 		err = d.rec.Record(&d.ev)
 	}
+	d.recorded = err == nil
 	if err != nil {
 		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}

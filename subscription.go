@@ -340,7 +340,8 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 
 // correlation returns the metadata of the DELIVER v, but its sequence,
 // and the sequence (PROTOCOL.md §5.4.1). Metadata the broker defined a ref
-// for is decoded once and shared by the messages that name the ref.
+// for is decoded once and shared by the messages that name the ref; so is
+// metadata sent in full that repeats the last such but the sequence.
 func (cc *clientConn) correlation(v *wire.DeliverView) (*correlation.Metadata, uint64, error) {
 	ref := v.CorrelationRef
 	if ref > wire.MaxCorrelationRef {
@@ -352,13 +353,24 @@ func (cc *clientConn) correlation(v *wire.DeliverView) (*correlation.Metadata, u
 		}
 		return cc.corrRefs[ref-1], v.CorrelationSeq, nil
 	}
+	if ref == 0 {
+		// Metadata the publisher sent in full without a ref, delivered as
+		// published: a stream usually repeats it but the sequence.
+		if seq, ok := cc.anonShape.Match(v.Correlation); ok {
+			return cc.anonBase, seq, nil
+		}
+		cc.anonShape.Reset()
+	}
 	base := new(correlation.Metadata)
-	if err := decodeCorrelation(v.Correlation, &cc.corrView, &cc.names, base); err != nil {
+	if err := decodeCorrelation(v.Correlation, &cc.corrView, &cc.names, nil, base); err != nil {
 		return nil, 0, err
 	}
 	seq := base.Sequence
 	base.Sequence = 0
-	if ref != 0 {
+	if ref == 0 {
+		cc.anonBase = base
+		cc.anonShape.Set(v.Correlation)
+	} else {
 		for int(ref) > len(cc.corrRefs) {
 			cc.corrRefs = append(cc.corrRefs, nil)
 		}
