@@ -14,6 +14,9 @@ import (
 
 	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/internal/chunkbuf"
+	"daemoneye.dev/eventbus/internal/intern"
+	"daemoneye.dev/eventbus/internal/nbwrite"
+	"daemoneye.dev/eventbus/internal/wireconv"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
@@ -66,20 +69,17 @@ type clientConn struct {
 	r     *wire.Reader
 	hello *wire.HelloOK
 	raw   syscall.RawConn // for direct writes; nil for pipes
-	// The correlations this connection's publishes named, by ref
-	// (publishFields); guarded by Client.mu.
-	pubRefs    map[*publishCorrelation]uint64
-	nextPubRef uint64              // the last ref defined
-	lastPub    *publishCorrelation // the last option published with...
-	lastPubRef uint64              // ...and its ref
+	// The correlations this connection's publishes named (PROTOCOL.md
+	// §5.3.1); guarded by Client.mu.
+	pubRefs wire.RefEncoder[*publishCorrelation]
 	// Reader-goroutine state.
 	view     wire.DeliverView
 	corrView wire.CorrelationView
-	corrRefs []*correlation.Metadata // the broker's correlation refs, by ref-1; sequence 0
+	corrRefs wire.RefTable[correlation.Metadata] // the broker's refs (§5.4.1); sequence 0
 	// The last metadata delivered in full without a ref, and its decoding.
 	anonShape wire.CorrelationShape
 	anonBase  *correlation.Metadata
-	names     interner // topics, components and correlation strings
+	names     intern.Table // topics, components and correlation strings
 }
 
 type request struct {
@@ -92,22 +92,19 @@ type response struct {
 }
 
 // Dial connects to the broker at addr (a socket path; empty means
-// transport.DefaultPath()) and completes the handshake before returning.
+// transport.DefaultPath()), or in process (InProcess), and completes the
+// handshake before returning.
 func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, error) {
-	if addr == "" {
-		addr = transport.DefaultPath()
-	}
 	o := defaultClientOptions()
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.dial == nil {
-		o.dial = func(ctx context.Context) (net.Conn, error) { return transport.Dial(ctx, addr) }
+	switch {
+	case o.inProcess != nil:
+		addr = "in-process broker"
+	case addr == "":
+		addr = transport.DefaultPath()
 	}
-	return newClient(ctx, addr, o)
-}
-
-func newClient(ctx context.Context, addr string, o clientOptions) (*Client, error) {
 	c := &Client{
 		addr:     addr,
 		opts:     o,
@@ -127,9 +124,16 @@ func newClient(ctx context.Context, addr string, o clientOptions) (*Client, erro
 	return c, nil
 }
 
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	if c.opts.inProcess != nil {
+		return c.opts.inProcess.InProcessConn(ctx)
+	}
+	return transport.Dial(ctx, c.addr)
+}
+
 // connect dials and handshakes (PROTOCOL.md §2).
 func (c *Client) connect(ctx context.Context) (*clientConn, error) {
-	nc, err := c.opts.dial(ctx)
+	nc, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -152,44 +156,21 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 
 func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
 	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component, Token: c.opts.token}
-	buf := wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, hello)
 	// A broker refusing the connection (max_connections, shutting down)
 	// may close it before our hello arrives, failing this write; its
 	// reason is still waiting to be read, so read before giving up.
-	_, werr := nc.Write(buf)
-	r := wire.NewReader(bufio.NewReaderSize(nc, clientReadBuf), maxMaxMessageSize+wire.FrameOverhead)
-	version, err := r.ReadPreamble()
-	if err != nil {
-		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, cmp.Or(werr, err))
-	}
-	t, body, err := r.ReadFrame()
-	if err != nil {
-		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, cmp.Or(werr, err))
-	}
+	_, werr := nc.Write(wire.AppendOpening(nil, wire.TypeHello, hello))
+	r := wire.NewReader(bufio.NewReaderSize(nc, clientReadBuf), wire.MaxMessageSize+wire.FrameOverhead)
+	ok, err := wire.ReadHelloOK(r)
+	var refused *wire.Error
 	switch {
-	case t == wire.TypeError:
-		return nil, decodeError(body)
-	case werr != nil:
-		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, werr)
-	case version != wire.Version:
-		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION, "broker speaks protocol version %d, this client %d", version, wire.Version)
-	case t != wire.TypeHelloOK:
-		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "expected HELLO_OK, got %v", t)
-	}
-	ok := new(wire.HelloOK)
-	if err := ok.UnmarshalVT(body); err != nil {
-		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO_OK: %v", err)
+	case errors.As(err, &refused): // the broker's refusal says why
+		return nil, fmt.Errorf("eventbus: %w", err)
+	case werr != nil || err != nil:
+		return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, cmp.Or(werr, err))
 	}
 	return &clientConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), r: r, hello: ok,
-		raw: rawConn(nc)}, nil
-}
-
-func decodeError(body []byte) error {
-	var f wire.ErrorFrame
-	if err := f.UnmarshalVT(body); err != nil {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed ERROR: %v", err)
-	}
-	return wire.FromProto(&f)
+		raw: nbwrite.RawConn(nc)}, nil
 }
 
 // install makes cc the current connection and queues SUBSCRIBE frames
@@ -256,7 +237,7 @@ func (c *Client) reconnect() *clientConn {
 		if err == nil {
 			return cc
 		}
-		if errors.Is(err, ErrBrokerClosed) {
+		if errors.Is(err, net.ErrClosed) { // an in-process broker that stopped
 			c.shut(err)
 			return nil
 		}
@@ -389,26 +370,13 @@ func (c *Client) enqueuePublishLocked(pc *publishCorrelation, seq uint64, direct
 
 // publishFields returns how a publish on cc sends pc's metadata
 // (PROTOCOL.md §5.3.1): in full the first time, defining a ref for it,
-// then by that ref. Refs are reused once wire.MaxCorrelationRef are
-// defined; a definition replaces the last. The caller holds Client.mu.
+// then by that ref. The caller holds Client.mu.
 func (cc *clientConn) publishFields(pc *publishCorrelation, seq uint64) wire.CorrelationFields {
-	if pc == cc.lastPub {
-		return wire.CorrelationFields{Seq: seq, Ref: cc.lastPubRef}
+	f := cc.pubRefs.Fields(pc, pc.base, seq)
+	if f.Define {
+		cc.pubRefs.Defined(pc, f.Ref) // the frame is written or the connection torn down
 	}
-	ref, ok := cc.pubRefs[pc]
-	define := !ok
-	if define {
-		ref = cc.nextPubRef%wire.MaxCorrelationRef + 1
-		if cc.pubRefs == nil || ref == 1 {
-			cc.pubRefs = make(map[*publishCorrelation]uint64) // forget the options of the refs reused from now on
-		}
-		cc.pubRefs[pc], cc.nextPubRef = ref, ref
-	}
-	cc.lastPub, cc.lastPubRef = pc, ref
-	if define {
-		return wire.CorrelationFields{Base: pc.base, Seq: seq, Ref: ref, Define: true}
-	}
-	return wire.CorrelationFields{Seq: seq, Ref: ref}
+	return f
 }
 
 // enqueueWith waits for room in the write buffer, appends a frame with
@@ -438,7 +406,7 @@ func (c *Client) writeDirectLocked() bool {
 	if c.writing || c.conn.raw == nil {
 		return false
 	}
-	n, err := tryWrite(c.conn.raw, c.pending.Chunks())
+	n, err := nbwrite.TryWrite(c.conn.raw, c.pending.Chunks())
 	if err != nil {
 		return false // the writer goroutine meets the error and tears down
 	}
@@ -479,7 +447,8 @@ type publishCorrelation struct {
 	err  error  // why the metadata is invalid
 }
 
-// WithCorrelation publishes with correlation metadata (SPEC §5). The
+// WithCorrelation publishes with correlation metadata (package
+// correlation). The
 // client sets Sequence, numbering its own messages within m's correlation
 // so a subscriber sees gaps; replying with a received message's metadata
 // therefore numbers the reply as this publisher's. m is validated and
@@ -491,7 +460,7 @@ func WithCorrelation(m correlation.Metadata) PublishOption {
 	if err := m.Validate(); err != nil {
 		pc.err = wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
 	} else {
-		pc.base = wire.AppendCorrelationBase(nil, metadataToWire(&m))
+		pc.base = wire.AppendCorrelationBase(nil, wireconv.MetadataToWire(&m))
 	}
 	return PublishOption{corr: pc}
 }
@@ -505,19 +474,19 @@ func WithFinal() PublishOption { return PublishOption{final: true} }
 // handler. Local checks (topic syntax, size, metadata) fail at once.
 func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, opts ...PublishOption) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
 	}
 	if err := topic.Validate(topicName); err != nil {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "publish: %v", err)
+		return fmt.Errorf("eventbus: publish: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "%v", err))
 	}
 	if topic.IsReserved(topicName) {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "publish: topic %q is reserved for the broker", topicName)
+		return fmt.Errorf("eventbus: publish: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", topicName))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.limits != nil && len(payload) > int(c.limits.MaxMessageSize) {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "publish %s: message too large: %d bytes, limit %d",
-			topicName, len(payload), c.limits.MaxMessageSize)
+		return fmt.Errorf("eventbus: publish %s: %w", topicName, wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE,
+			"message too large: %d bytes, limit %d", len(payload), c.limits.MaxMessageSize))
 	}
 	now := time.Now().UnixNano()
 	direct := now-c.lastPublish > int64(directSpacing)
@@ -603,7 +572,7 @@ func (c *Client) Stats(ctx context.Context) (stats.Snapshot, error) {
 	if !ok || resp.Stats == nil {
 		return stats.Snapshot{}, errors.New("eventbus: stats: empty reply")
 	}
-	return statsFromWire(resp.Stats), nil
+	return wireconv.StatsFromWire(resp.Stats), nil
 }
 
 // Close closes the connection and every subscription's channel. Buffered

@@ -1,24 +1,17 @@
-// Package eventbus is a local publish/subscribe bus for a host
-// security-monitoring agent and its collector processes (SPEC.md).
+// Package eventbus is the client library of a local publish/subscribe bus
+// for a host security-monitoring agent and its collector processes: what a
+// collector imports to publish events and receive tasks.
 //
-// A [Broker] routes messages between clients connected over a Unix socket
-// (a named pipe on Windows) and, through [Broker.Client], within the
-// embedding process. Topics are dot-separated with + and # wildcards
-// (package topic). Every message carries the publisher's pid, uid and
-// component as the broker verified them from the kernel and its access
-// policy (package acl), and optional correlation metadata that the broker
-// records for forensic queries and workflow tracking (package
-// correlation). Delivery is at most once, in publish order per publisher,
-// through bounded per-subscriber queues: a slow subscriber loses messages
-// (and is told how many) rather than slowing anyone else.
-//
-// Embedding a broker:
-//
-//	b, err := eventbus.New(eventbus.Config{})
-//	if err != nil { ... }
-//	go b.ListenAndServe() // the default socket; or b.Serve(ln)
-//	defer b.Shutdown(ctx)
-//	agent, err := b.Client(ctx) // in process: the agent
+// A [Client] talks to a broker (package broker) over a Unix socket, a
+// named pipe on Windows, or in process ([InProcess]). Topics are
+// dot-separated with + and # wildcards (package topic). Every delivered
+// [Message] carries the publisher's pid, uid and component as the broker
+// verified them from the kernel and its access policy, and optional
+// correlation metadata (package correlation) that the broker records for
+// forensic queries ([Client.History], [Client.Timeline], [Client.Wait]).
+// Delivery is at most once, in publish order per publisher, through
+// bounded per-subscriber queues: a slow subscriber loses messages (and is
+// told how many, in [Message.Missed]) rather than slowing anyone else.
 //
 // A collector:
 //
@@ -31,6 +24,14 @@
 //		c.Publish(ctx, "events.process.batch", result, eventbus.WithCorrelation(*m.Correlation()), eventbus.WithFinal())
 //	}
 //
+// The agent embedding a broker talks to it in process:
+//
+//	b, err := broker.New(broker.Config{})
+//	go b.ListenAndServe() // the default socket; or b.Serve(ln)
+//	defer b.Shutdown(ctx)
+//	agent, err := eventbus.Dial(ctx, "", eventbus.InProcess(b))
+//
 // docs/PROTOCOL.md describes the wire protocol, docs/ARCHITECTURE.md the
-// goroutines, locks and data flow, and docs/SECURITY.md the access model.
+// packages, goroutines, locks and data flow, and docs/SECURITY.md the
+// access model.
 package eventbus

@@ -6,11 +6,10 @@ import (
 	"daemoneye.dev/eventbus/wire"
 )
 
-// Errors returned by the broker and client. Errors the broker sends over
-// the wire are *wire.Error values; match them with the wire sentinels
-// re-exported here, e.g. errors.Is(err, eventbus.ErrMessageTooLarge).
+// Errors of the client itself.
 var (
-	ErrBrokerClosed = errors.New("eventbus: broker closed")
+	// ErrClientClosed: Close was called, or the connection failed with
+	// reconnection off; later operations fail with it.
 	ErrClientClosed = errors.New("eventbus: client closed")
 	// ErrDisconnected: the client has no connection right now and is
 	// reconnecting; the operation was not performed.
@@ -18,10 +17,17 @@ var (
 	// ErrPublishLost: publishes were buffered when the connection failed and
 	// may not have reached the broker.
 	ErrPublishLost = errors.New("eventbus: publishes lost with the connection")
+)
 
+// Errors the broker reports, matched with errors.Is on what any call or
+// the error handler returns, e.g. errors.Is(err, eventbus.ErrForbidden).
+// They are the protocol's error codes (docs/PROTOCOL.md §6) and match the
+// same codes found by the client itself before sending.
+const (
 	ErrMessageTooLarge      = wire.ErrMessageTooLarge
 	ErrInvalidTopic         = wire.ErrInvalidTopic
 	ErrInvalidPattern       = wire.ErrInvalidPattern
+	ErrInvalidCorrelation   = wire.ErrInvalidCorrelation
 	ErrReservedTopic        = wire.ErrReservedTopic
 	ErrForbidden            = wire.ErrForbidden
 	ErrTooManyConnections   = wire.ErrTooManyConnections
@@ -30,38 +36,3 @@ var (
 	ErrShuttingDown         = wire.ErrShuttingDown
 	ErrUnsupportedVersion   = wire.ErrUnsupportedVersion
 )
-
-// CloseReason says why the broker closed a connection; it is recorded in
-// stats and logs.
-type CloseReason uint8
-
-const (
-	CloseNone CloseReason = iota
-	// CloseClientClosed: the client hung up.
-	CloseClientClosed
-	// CloseProtocolError: the client sent something the protocol forbids.
-	CloseProtocolError
-	// CloseSlowConsumer: the queue was full under the disconnect policy.
-	CloseSlowConsumer
-	// CloseHandshakeFailed: no valid preamble and hello in time.
-	CloseHandshakeFailed
-	// CloseTooManyConnections: max_connections was reached at accept.
-	CloseTooManyConnections
-	// CloseWriteError: writing to the client failed.
-	CloseWriteError
-	// CloseBrokerShutdown: the broker is shutting down.
-	CloseBrokerShutdown
-	numCloseReasons
-)
-
-var closeReasonNames = [numCloseReasons]string{
-	"none", "client closed", "protocol error", "slow consumer", "handshake failed",
-	"too many connections", "write error", "broker shutdown",
-}
-
-func (r CloseReason) String() string {
-	if r < numCloseReasons {
-		return closeReasonNames[r]
-	}
-	return "unknown"
-}

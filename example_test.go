@@ -8,6 +8,7 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/correlation"
 )
 
@@ -15,7 +16,7 @@ import (
 // each collector answers under the task's correlation and marks its
 // result final, and the broker's tracker returns what was collected.
 func Example_waitForResults() {
-	b, err := eventbus.New(eventbus.Config{Policy: acl.Open()})
+	b, err := broker.New(broker.Config{Policy: acl.Open()})
 	if err != nil {
 		panic(err)
 	}
@@ -24,7 +25,7 @@ func Example_waitForResults() {
 	defer cancel()
 
 	for _, name := range []string{"procmond", "netmond"} {
-		collector, err := b.Client(ctx, eventbus.WithName(name))
+		collector, err := eventbus.Dial(ctx, "", eventbus.InProcess(b), eventbus.WithName(name))
 		if err != nil {
 			panic(err)
 		}
@@ -41,7 +42,7 @@ func Example_waitForResults() {
 		}()
 	}
 
-	agent, err := b.Client(ctx, eventbus.WithName("agent"))
+	agent, err := eventbus.Dial(ctx, "", eventbus.InProcess(b), eventbus.WithName("agent"))
 	if err != nil {
 		panic(err)
 	}
@@ -77,14 +78,14 @@ func Example_waitForResults() {
 // that led to it, under the same root, so the tracker can show the whole
 // investigation as one timeline.
 func ExampleClient_Publish_correlation() {
-	b, err := eventbus.New(eventbus.Config{Policy: acl.Open()})
+	b, err := broker.New(broker.Config{Policy: acl.Open()})
 	if err != nil {
 		panic(err)
 	}
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	agent, err := b.Client(ctx, eventbus.WithName("agent"))
+	agent, err := eventbus.Dial(ctx, "", eventbus.InProcess(b), eventbus.WithName("agent"))
 	if err != nil {
 		panic(err)
 	}

@@ -11,9 +11,13 @@ import (
 
 // Client defaults.
 const (
+	// DefaultChannelSize is each Subscription's channel capacity unless
+	// WithChannelSize says otherwise.
 	DefaultChannelSize = 4096
-	DefaultMinBackoff  = 10 * time.Millisecond
-	DefaultMaxBackoff  = 2 * time.Second
+	// DefaultMinBackoff and DefaultMaxBackoff bound the reconnect delay
+	// unless WithBackoff says otherwise.
+	DefaultMinBackoff = 10 * time.Millisecond
+	DefaultMaxBackoff = 2 * time.Second
 )
 
 type clientOptions struct {
@@ -28,7 +32,7 @@ type clientOptions struct {
 	onDisconnect func(error)
 	onReconnect  func()
 	logger       *slog.Logger
-	dial         func(context.Context) (net.Conn, error)
+	inProcess    InProcessConnProvider
 }
 
 func defaultClientOptions() clientOptions {
@@ -100,3 +104,19 @@ func WithReconnectHandler(f func()) ClientOption { return func(o *clientOptions)
 
 // WithLogger sets the client's logger; default discards.
 func WithLogger(l *slog.Logger) ClientOption { return func(o *clientOptions) { o.logger = l } }
+
+// InProcessConnProvider hands the client a connection to a broker in the
+// same process; *broker.Broker is one. An error matching net.ErrClosed
+// means the broker has stopped for good: the client then stops
+// reconnecting and closes.
+type InProcessConnProvider interface {
+	InProcessConn(ctx context.Context) (net.Conn, error)
+}
+
+// InProcess connects through p instead of a socket: Dial's addr is then
+// ignored. The embedding agent uses it to talk to its own broker, which
+// identifies such a client as its own process (the built-in policy makes
+// it the agent).
+func InProcess(p InProcessConnProvider) ClientOption {
+	return func(o *clientOptions) { o.inProcess = p }
+}

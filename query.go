@@ -4,208 +4,180 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
-	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/wireconv"
 	"daemoneye.dev/eventbus/wire"
 )
 
-// Limits on queries over the socket (PROTOCOL.md §5.8).
-const (
-	defaultHistoryLimit = 1000
-	maxHistoryLimit     = 100000
-	maxQueryResultBytes = 16 << 20
-	defaultWaitTimeout  = 30 * time.Second
-	maxWaitTimeout      = 10 * time.Minute
-	maxWaitsPerConn     = 16
-)
-
-// handleQuery answers a QUERY frame. Results hold only what the asker may
-// subscribe to, so the history never leaks a restricted topic.
-func (c *conn) handleQuery(body []byte) error {
-	var q wire.Query
-	if err := q.UnmarshalVT(body); err != nil {
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed QUERY: %v", err)
-	}
-	res := &wire.QueryResult{RequestId: q.RequestId}
-	t := c.b.tracker
-	switch k := q.Kind.(type) {
-	case *wire.Query_History:
-		res.Events, res.Truncated = c.visibleEvents(c.b.history(k.History), historyLimit(k.History.Limit))
-	case *wire.Query_Timeline:
-		for _, e := range t.Timeline(k.Timeline) {
-			if c.mayRead(e.Topic) {
-				res.Timeline = append(res.Timeline, timelineToWire(&e))
-			}
-		}
-	case *wire.Query_Workflow:
-		if err := c.mayReadWorkflows(); err != nil {
-			c.reply(q.RequestId, err)
-			return nil
-		}
-		if w, ok := t.Workflow(k.Workflow); ok {
-			res.Workflow, res.Found = workflowToWire(&w), true
-		}
-	case *wire.Query_Workflows:
-		if err := c.mayReadWorkflows(); err != nil {
-			c.reply(q.RequestId, err)
-			return nil
-		}
-		for _, w := range t.Workflows() {
-			res.Workflows = append(res.Workflows, summaryToWire(&w))
-		}
-	case *wire.Query_Wait:
-		c.startWait(q.RequestId, k.Wait)
-		return nil
-	default:
-		c.reply(q.RequestId, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "QUERY of no known kind"))
-		return nil
-	}
-	c.out.control(wire.TypeQueryResult, res)
-	return nil
+// HistoryQuery selects events from the broker's correlation history
+// . Criteria are ANDed; empty ones match all.
+type HistoryQuery struct {
+	// Tags must all be present with these values.
+	Tags          map[string]string
+	CorrelationID string
+	RootID        string
+	Stage         string
+	// Since and Until bound the broker's receive time to [Since, Until).
+	Since, Until time.Time
+	// Limit keeps the most recent matches; 0 means the broker's default
+	// (1000).
+	Limit int
 }
 
-func (c *conn) mayRead(topicName string) bool {
-	return c.access.Check(acl.Subscribe, topicName) == nil
-}
+// ErrTruncated: the broker had more results than fit in one reply; the
+// most recent were returned.
+var ErrTruncated = errors.New("eventbus: results truncated to fit one reply")
 
-// mayReadWorkflows: workflow state names processes and stages across
-// topics, so it is for registered components and the agent.
-func (c *conn) mayReadWorkflows() error {
-	if c.identity.Registered {
-		return nil
-	}
-	return wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "workflow state is for registered components: claim one at hello")
-}
-
-// history runs a history query on the tracker through its most selective
-// index, then applies the other criteria.
-func (b *Broker) history(q *wire.HistoryQuery) []correlation.Event {
-	t := b.tracker
-	var bounds correlation.Query
-	if q.Since != 0 {
-		bounds.Since = time.Unix(0, q.Since)
-	}
-	if q.Until != 0 {
-		bounds.Until = time.Unix(0, q.Until)
-	}
-	var evs []correlation.Event
-	switch {
-	case len(q.Tags) > 0:
-		evs = t.ByTags(q.Tags, bounds)
-	case q.CorrelationId != "":
-		evs = t.ByCorrelation(q.CorrelationId)
-	case q.RootId != "":
-		evs = t.ByRoot(q.RootId)
-	case q.Stage != "":
-		evs = t.ByStage(q.Stage)
-	default:
-		evs = t.InRange(bounds.Since, bounds.Until)
-	}
-	evs = slices.DeleteFunc(evs, func(e correlation.Event) bool {
-		m := &e.Metadata
-		return (q.CorrelationId != "" && m.CorrelationID != q.CorrelationId) ||
-			(q.RootId != "" && m.RootID != q.RootId) ||
-			(q.Stage != "" && m.Stage != q.Stage) ||
-			(!bounds.Since.IsZero() && e.ReceivedAt.Before(bounds.Since)) ||
-			(!bounds.Until.IsZero() && !e.ReceivedAt.Before(bounds.Until))
-	})
-	return evs
-}
-
-func historyLimit(limit uint32) int {
-	if limit == 0 {
-		return defaultHistoryLimit
-	}
-	return min(int(limit), maxHistoryLimit)
-}
-
-// visibleEvents converts the events the asker may read, keeping the limit
-// most recent of them that fit in one frame; the limit counts only what
-// the asker sees.
-func (c *conn) visibleEvents(evs []correlation.Event, limit int) (out []*wire.Envelope, truncated bool) {
-	size := 0
-	for i := len(evs) - 1; i >= 0 && len(out) < limit; i-- {
-		if !c.mayRead(evs[i].Topic) {
-			continue
-		}
-		env := eventToWire(&evs[i])
-		if size += env.SizeVT() + 8; size > maxQueryResultBytes {
-			truncated = true
-			break
-		}
-		out = append(out, env)
-	}
-	slices.Reverse(out)
-	return out, truncated
-}
-
-// startWait runs a wait on a goroutine the broker owns; it ends when the
-// condition holds, the timeout passes or the connection closes.
-func (c *conn) startWait(requestID uint64, w *wire.WaitQuery) {
-	cond, timeout, err := waitTerms(w)
+// History returns the recorded messages that match q and that this client
+// may subscribe to, in receive order. If there were more than fit in one
+// reply, it returns the most recent with an error wrapping ErrTruncated.
+func (c *Client) History(ctx context.Context, q HistoryQuery) ([]*Message, error) {
+	hq := &wire.HistoryQuery{Tags: q.Tags, CorrelationId: q.CorrelationID, RootId: q.RootID, Stage: q.Stage,
+		Since: wireconv.UnixNano(q.Since), Until: wireconv.UnixNano(q.Until), Limit: uint32(max(q.Limit, 0))}
+	res, err := c.query(ctx, &wire.Query{Kind: &wire.Query_History{History: hq}})
 	if err != nil {
-		c.reply(requestID, err)
-		return
+		return nil, fmt.Errorf("eventbus: history: %w", err)
 	}
-	if c.waits.Add(1) > maxWaitsPerConn {
-		c.waits.Add(-1)
-		c.reply(requestID, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "too many waits in progress on this connection: limit %d", maxWaitsPerConn))
-		return
+	msgs := messagesFromWire(res.Events)
+	if res.Truncated {
+		return msgs, fmt.Errorf("%w: history returned the most recent %d", ErrTruncated, len(msgs))
 	}
-	started := c.b.goFunc(func() {
-		defer c.waits.Add(-1)
-		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		defer cancel()
-		evs, err := c.b.tracker.Wait(ctx, w.CorrelationId, cond)
-		var unmet *correlation.WaitError
-		if err != nil && !errors.As(err, &unmet) {
-			c.reply(requestID, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err))
-			return
-		}
-		res := &wire.QueryResult{RequestId: requestID}
-		res.Events, res.Truncated = c.visibleEvents(evs, maxHistoryLimit)
-		if err != nil {
-			res.WaitUnmet = err.Error()
-		}
-		c.out.control(wire.TypeQueryResult, res)
-	})
-	if !started {
-		c.waits.Add(-1)
-		c.reply(requestID, wire.ErrShuttingDown)
-	}
+	return msgs, nil
 }
 
-// waitTerms reads a WaitQuery's condition, which must be exactly one.
-func waitTerms(w *wire.WaitQuery) (correlation.Condition, time.Duration, error) {
-	var conds []correlation.Condition
-	if w.FinalPublishers > 0 {
-		conds = append(conds, correlation.FinalPublishers(int(w.FinalPublishers)))
+// Timeline returns the workflow rooted at root in receive order.
+func (c *Client) Timeline(ctx context.Context, root string) ([]correlation.TimelineEntry, error) {
+	res, err := c.query(ctx, &wire.Query{Kind: &wire.Query_Timeline{Timeline: root}})
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: timeline %s: %w", root, err)
 	}
-	if w.Events > 0 {
-		conds = append(conds, correlation.EventCount(int(w.Events)))
+	out := make([]correlation.TimelineEntry, 0, len(res.Timeline))
+	for _, e := range res.Timeline {
+		out = append(out, wireconv.TimelineFromWire(e))
 	}
-	if w.QuietNs > 0 {
-		conds = append(conds, correlation.QuietFor(time.Duration(w.QuietNs)))
+	return out, nil
+}
+
+// Workflow returns the state of the workflow rooted at root, and whether
+// the broker tracks one.
+func (c *Client) Workflow(ctx context.Context, root string) (correlation.WorkflowState, bool, error) {
+	res, err := c.query(ctx, &wire.Query{Kind: &wire.Query_Workflow{Workflow: root}})
+	if err != nil {
+		return correlation.WorkflowState{}, false, fmt.Errorf("eventbus: workflow %s: %w", root, err)
 	}
-	if len(conds) != 1 {
-		return correlation.Condition{}, 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
-			"wait needs exactly one condition (final publishers, events or quiet period), got %d", len(conds))
+	if !res.Found || res.Workflow == nil {
+		return correlation.WorkflowState{}, false, nil
 	}
-	timeout := time.Duration(w.TimeoutNs)
-	switch {
-	case timeout < 0:
-		return correlation.Condition{}, 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
-			"wait timeout %v is negative", timeout)
-	case timeout == 0:
-		timeout = defaultWaitTimeout
-	case timeout > maxWaitTimeout:
-		return correlation.Condition{}, 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
-			"wait timeout %v exceeds the limit %v", timeout, maxWaitTimeout)
+	return wireconv.WorkflowFromWire(res.Workflow), true, nil
+}
+
+// Workflows lists the workflows the broker tracks.
+func (c *Client) Workflows(ctx context.Context) ([]correlation.WorkflowSummary, error) {
+	res, err := c.query(ctx, &wire.Query{Kind: &wire.Query_Workflows{Workflows: &wire.WorkflowsQuery{}}})
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: workflows: %w", err)
 	}
-	return conds[0], timeout, nil
+	out := make([]correlation.WorkflowSummary, 0, len(res.Workflows))
+	for _, w := range res.Workflows {
+		out = append(out, wireconv.SummaryFromWire(w))
+	}
+	return out, nil
+}
+
+// ErrWaitUnmet: a wait ended (its deadline passed, or the broker stopped)
+// before its condition held; the messages collected come with it.
+var ErrWaitUnmet = errors.New("eventbus: wait condition not met")
+
+// waitGrace is how long past its deadline Wait listens for the broker's
+// answer, which carries the results collected.
+const waitGrace = 2 * time.Second
+
+// Wait blocks until the broker has recorded what until asks for on
+// correlationID (final results from N publishers, N messages, or a quiet
+// period), or ctx ends, and returns the messages recorded for it that
+// this client may read. The broker stops waiting at ctx's deadline (30s
+// without one); if the condition did not hold, the partial results come
+// with an error wrapping ErrWaitUnmet that says what was seen.
+func (c *Client) Wait(ctx context.Context, correlationID string, until correlation.Condition) ([]*Message, error) {
+	timeout := wire.DefaultWaitTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(time.Until(dl), wire.MaxWaitTimeout)
+	}
+	if timeout <= 0 || ctx.Err() != nil {
+		// Nothing to wait for, and the broker must not hold a wait for a
+		// caller that has already given up.
+		return nil, fmt.Errorf("eventbus: wait %s: %w", correlationID, context.DeadlineExceeded)
+	}
+	wq, err := waitQuery(correlationID, until, timeout)
+	if err != nil {
+		return nil, err
+	}
+	// The broker answers at the deadline with what it saw: wait a little
+	// past it for that answer, unless ctx is canceled outright.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+waitGrace)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	defer stop()
+	res, err := c.query(rctx, &wire.Query{Kind: &wire.Query_Wait{Wait: wq}})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("eventbus: wait %s: %w", correlationID, err)
+	}
+	msgs := messagesFromWire(res.Events)
+	if res.WaitUnmet != "" {
+		return msgs, fmt.Errorf("%w: %s", ErrWaitUnmet, res.WaitUnmet)
+	}
+	return msgs, nil
+}
+
+func (c *Client) query(ctx context.Context, q *wire.Query) (*wire.QueryResult, error) {
+	reply, err := c.roundTrip(ctx, wire.TypeQuery, func(id uint64) wire.Message {
+		q.RequestId = id
+		return q
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, ok := reply.(*wire.QueryResult)
+	if !ok {
+		return nil, fmt.Errorf("broker answered a QUERY with %T", reply)
+	}
+	return res, nil
+}
+
+func messagesFromWire(envs []*wire.Envelope) []*Message {
+	out := make([]*Message, 0, len(envs))
+	for _, e := range envs {
+		out = append(out, envelopeToMessage(e))
+	}
+	return out
+}
+
+// envelopeToMessage converts a history or wait result.
+func envelopeToMessage(e *wire.Envelope) *Message {
+	m := &Message{
+		Topic:              e.Topic,
+		Payload:            e.Payload,
+		PublishedAt:        wireconv.FromUnixNano(e.PublishedAt),
+		ReceivedAt:         wireconv.FromUnixNano(e.ReceivedAt),
+		PublisherPID:       int(e.PublisherPid),
+		PublisherUID:       e.PublisherUid,
+		PublisherComponent: e.PublisherComponent,
+		Final:              e.Final,
+	}
+	if e.Correlation != nil {
+		meta := wireconv.MetadataFromWire(e.Correlation)
+		m.meta = &meta
+	}
+	return m
 }
 
 // waitQuery encodes a wait for the client.

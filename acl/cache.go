@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"errors"
 	"strings"
 	"sync"
 
@@ -24,9 +25,12 @@ const (
 // concurrent use, as deliveries are checked from publishers' goroutines.
 //
 // The Authorizer's decisions must depend only on (identity, action,
-// topic); after a policy reload, make new caches. Only valid topics are
-// cached; each action keeps at most size topics, dropping arbitrary ones
-// when full.
+// topic); after a policy reload, make new caches. Each action keeps at
+// most size topics, dropping arbitrary ones when full. A topic the
+// Authorizer refuses as invalid (its error wraps a *topic.Error, as
+// [Policy]'s does) is not cached, so a hit needs no validation: the
+// broker validates a published topic once, in the check on a miss, and
+// not at all on a hit.
 type Cache struct {
 	auth Authorizer
 	id   Identity
@@ -78,10 +82,12 @@ func (c *Cache) CheckBytes(action Action, topicName []byte) error {
 	return c.miss(action, string(topicName))
 }
 
-// miss asks the Authorizer and caches its answer for a valid topic.
+// miss asks the Authorizer and caches its answer, unless it refused the
+// topic as invalid.
 func (c *Cache) miss(action Action, topicName string) error {
 	err := c.auth.Authorize(c.id, action, topicName)
-	if topic.Validate(topicName) != nil {
+	var invalid *topic.Error
+	if errors.As(err, &invalid) {
 		return err // an invalid topic: not worth a slot
 	}
 	c.mu.Lock()

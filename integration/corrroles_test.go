@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/correlation"
 )
 
@@ -103,7 +104,7 @@ func dialAs(path, name string, id *identityFlags) (*eventbus.Client, error) {
 // for final results from n publishers. It prints "agent-task <id>", one
 // "agent-result <json>" per event returned and "agent-waited <id> <count>
 // <ok|error>".
-func agentTask(b *eventbus.Broker, agent *eventbus.Client, n int) {
+func agentTask(b *broker.Broker, agent *eventbus.Client, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), roleTimeout)
 	defer cancel()
 	meta := correlation.New(correlation.WithStage("enumeration"), correlation.WithSource(agentSource))

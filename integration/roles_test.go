@@ -24,6 +24,7 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/transport"
 )
 
@@ -141,9 +142,9 @@ func brokerMain(args []string) error {
 	}
 	// Routing tests run with every topic public; the access-control tests
 	// name a policy file.
-	cfg := eventbus.Config{
+	cfg := broker.Config{
 		Policy:               acl.Open(),
-		SlowSubscriberPolicy: eventbus.SlowPolicy(os.Getenv(envPolicy)),
+		SlowSubscriberPolicy: broker.SlowPolicy(os.Getenv(envPolicy)),
 		Logger:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if *policyFile != "" {
@@ -154,7 +155,7 @@ func brokerMain(args []string) error {
 		if err != nil {
 			return fmt.Errorf("-socket-mode %q: %w", *socketMode, err)
 		}
-		cfg.SocketMode = eventbus.Mode(m)
+		cfg.SocketMode = broker.Mode(m)
 	}
 	if v := os.Getenv(envBuffer); v != "" {
 		n, err := strconv.Atoi(v)
@@ -163,7 +164,7 @@ func brokerMain(args []string) error {
 		}
 		cfg.MessageBufferSize = n
 	}
-	b, err := eventbus.New(cfg)
+	b, err := broker.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func brokerMain(args []string) error {
 	usr1, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	if *agentTopic != "" || *agentWait > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		agent, err = b.Client(ctx, eventbus.WithName("agent"))
+		agent, err = eventbus.Dial(ctx, "", eventbus.InProcess(b), eventbus.WithName("agent"))
 		cancel()
 		if err != nil {
 			return fmt.Errorf("in-process client: %w", err)
@@ -210,7 +211,7 @@ func brokerMain(args []string) error {
 			if err := b.Shutdown(ctx); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
-			if err := <-served; !errors.Is(err, eventbus.ErrBrokerClosed) {
+			if err := <-served; !errors.Is(err, broker.ErrBrokerClosed) {
 				return fmt.Errorf("serve returned %v; want ErrBrokerClosed", err)
 			}
 			say("stopped")
@@ -586,7 +587,7 @@ func pubTicker(c *eventbus.Client, f *pubFlags, gen *atomic.Int64) error {
 func pubOversize(c *eventbus.Client, f *pubFlags, acks *ackTracker) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	const limit = eventbus.DefaultMaxMessageSize
+	const limit = broker.DefaultMaxMessageSize
 	err := c.Publish(ctx, f.topic, payload(0, limit+1))
 	if !errors.Is(err, eventbus.ErrMessageTooLarge) {
 		return fmt.Errorf("publish of %d bytes: got %v; want ErrMessageTooLarge", limit+1, err)

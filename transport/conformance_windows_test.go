@@ -30,6 +30,7 @@ func TestConformance(t *testing.T) {
 		Deny:    transport.WithSDDL("D:P"),
 		Invalid: []transport.ListenOption{transport.WithSDDL("not SDDL")},
 	}
+	f.Exe = executable(t)
 	if got, err := transport.Self(); err != nil || got != f.Self {
 		t.Errorf("Self() = %+v, %v; want %+v", got, err, f.Self)
 	}

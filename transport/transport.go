@@ -30,10 +30,18 @@ var (
 // client's process id, SID its user's security identifier in string form
 // ("S-1-5-21-..."), and UID and GID are both ^uint32(0), which is also
 // what uint32(os.Getuid()) gives there.
+//
+// Exe is the peer's executable path, read right after the credentials
+// while the pid still names the process that connected: from
+// /proc/<pid>/exe on Linux, kern.proc.pathname on FreeBSD and
+// QueryFullProcessImageNameW on Windows. It is empty where the OS does not
+// reveal it in a form the peer cannot forge (macOS), or when unreadable;
+// a policy that names executables then refuses the peer (fails closed).
 type Peer struct {
 	UID, GID uint32
 	PID      int
 	SID      string
+	Exe      string
 }
 
 const (
@@ -175,7 +183,12 @@ func Self() (Peer, error) {
 // identify (not impersonate) it. A client that dialed at the anonymous
 // level is identified by its process's token instead.
 func PeerOf(conn net.Conn) (Peer, error) {
-	return peerOf(conn)
+	p, err := peerOf(conn)
+	if err != nil {
+		return Peer{}, err
+	}
+	p.Exe = exeOf(p.PID)
+	return p, nil
 }
 
 // transportError is a message for people that names the path, a

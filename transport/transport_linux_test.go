@@ -460,7 +460,11 @@ func TestPeerOf(t *testing.T) {
 	path := filepath.Join(tempDir(t), "eventbus.sock")
 	ln := mustListen(t, path)
 	client, server := connect(t, ln, path)
-	want := Peer{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), PID: os.Getpid()}
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Peer{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), PID: os.Getpid(), Exe: exe}
 	for name, conn := range map[string]net.Conn{"accepted": server, "dialed": client} {
 		if got, err := PeerOf(conn); err != nil || got != want {
 			t.Errorf("PeerOf(%s conn) = %+v, %v; want %+v", name, got, err, want)
@@ -490,8 +494,8 @@ func TestPeerOfOtherUser(t *testing.T) {
 		t.Fatalf("Accept() = %v; helper said:\n%s", err, out)
 	}
 	got, err := PeerOf(conn)
-	conn.Close() // lets the helper exit
-	want := Peer{UID: nobody, GID: nobody, PID: cmd.Process.Pid}
+	conn.Close()                                                                // lets the helper exit
+	want := Peer{UID: nobody, GID: nobody, PID: cmd.Process.Pid, Exe: cmd.Path} // a copy of this test binary
 	if err != nil || got != want {
 		t.Errorf("PeerOf = %+v, %v; want %+v", got, err, want)
 	}

@@ -1,13 +1,15 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
 
 // Error is an error the protocol carries: one the broker sent, or one this
 // package found in what a peer sent. errors.Is matches it against the
-// sentinels below by code alone.
+// Sentinel of its code. Its text is the message alone: whoever returns it
+// adds the package and the operation.
 type Error struct {
 	Code    ErrorCode
 	Message string
@@ -24,38 +26,60 @@ func Errorf(code ErrorCode, format string, args ...any) *Error {
 
 func (e *Error) Error() string {
 	if e.Message == "" {
-		return "eventbus: " + CodeName(e.Code)
+		return CodeName(e.Code)
 	}
-	return "eventbus: " + e.Message
+	return e.Message
 }
 
-// Is reports whether target is an *Error with the same code. A sentinel
-// (empty Message) therefore matches every error of its code.
+// Is reports whether target is the Sentinel of e's code.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code && t.Message == ""
+	s, ok := target.(Sentinel)
+	return ok && ErrorCode(s) == e.Code
 }
+
+// Sentinel is an error code as a constant error, for errors.Is: every
+// *Error of the code matches it, on either side of the socket. Being a
+// constant, no one can change what it matches.
+type Sentinel ErrorCode
+
+func (s Sentinel) Error() string { return CodeName(ErrorCode(s)) }
 
 // Sentinels for errors.Is, one per code a caller may want to act on.
-var (
-	ErrMalformedFrame      = &Error{Code: ErrorCode_ERROR_CODE_MALFORMED_FRAME}
-	ErrUnsupportedVersion  = &Error{Code: ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION}
-	ErrBadMagic            = &Error{Code: ErrorCode_ERROR_CODE_BAD_MAGIC}
-	ErrFrameTooLarge       = &Error{Code: ErrorCode_ERROR_CODE_FRAME_TOO_LARGE}
-	ErrMessageTooLarge     = &Error{Code: ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE}
-	ErrInvalidTopic        = &Error{Code: ErrorCode_ERROR_CODE_INVALID_TOPIC}
-	ErrInvalidPattern      = &Error{Code: ErrorCode_ERROR_CODE_INVALID_PATTERN}
-	ErrReservedTopic       = &Error{Code: ErrorCode_ERROR_CODE_RESERVED_TOPIC}
-	ErrForbidden           = &Error{Code: ErrorCode_ERROR_CODE_FORBIDDEN}
-	ErrTooManyConnections  = &Error{Code: ErrorCode_ERROR_CODE_TOO_MANY_CONNECTIONS}
-	ErrTooManySubs         = &Error{Code: ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS}
-	ErrUnknownSubscription = &Error{Code: ErrorCode_ERROR_CODE_UNKNOWN_SUBSCRIPTION}
-	ErrSlowConsumer        = &Error{Code: ErrorCode_ERROR_CODE_SLOW_CONSUMER}
-	ErrHandshakeTimeout    = &Error{Code: ErrorCode_ERROR_CODE_HANDSHAKE_TIMEOUT}
-	ErrShuttingDown        = &Error{Code: ErrorCode_ERROR_CODE_SHUTTING_DOWN}
-	ErrUnexpectedFrame     = &Error{Code: ErrorCode_ERROR_CODE_UNEXPECTED_FRAME}
-	ErrInvalidCorrelation  = &Error{Code: ErrorCode_ERROR_CODE_INVALID_CORRELATION}
+const (
+	ErrMalformedFrame      = Sentinel(ErrorCode_ERROR_CODE_MALFORMED_FRAME)
+	ErrUnsupportedVersion  = Sentinel(ErrorCode_ERROR_CODE_UNSUPPORTED_VERSION)
+	ErrBadMagic            = Sentinel(ErrorCode_ERROR_CODE_BAD_MAGIC)
+	ErrFrameTooLarge       = Sentinel(ErrorCode_ERROR_CODE_FRAME_TOO_LARGE)
+	ErrMessageTooLarge     = Sentinel(ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE)
+	ErrInvalidTopic        = Sentinel(ErrorCode_ERROR_CODE_INVALID_TOPIC)
+	ErrInvalidPattern      = Sentinel(ErrorCode_ERROR_CODE_INVALID_PATTERN)
+	ErrReservedTopic       = Sentinel(ErrorCode_ERROR_CODE_RESERVED_TOPIC)
+	ErrForbidden           = Sentinel(ErrorCode_ERROR_CODE_FORBIDDEN)
+	ErrTooManyConnections  = Sentinel(ErrorCode_ERROR_CODE_TOO_MANY_CONNECTIONS)
+	ErrTooManySubs         = Sentinel(ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS)
+	ErrUnknownSubscription = Sentinel(ErrorCode_ERROR_CODE_UNKNOWN_SUBSCRIPTION)
+	ErrSlowConsumer        = Sentinel(ErrorCode_ERROR_CODE_SLOW_CONSUMER)
+	ErrHandshakeTimeout    = Sentinel(ErrorCode_ERROR_CODE_HANDSHAKE_TIMEOUT)
+	ErrShuttingDown        = Sentinel(ErrorCode_ERROR_CODE_SHUTTING_DOWN)
+	ErrUnexpectedFrame     = Sentinel(ErrorCode_ERROR_CODE_UNEXPECTED_FRAME)
+	ErrInvalidCorrelation  = Sentinel(ErrorCode_ERROR_CODE_INVALID_CORRELATION)
 )
+
+// AsError returns err as a new *Error for sending, which the caller may
+// modify: a copy of an *Error err wraps, a Sentinel's code, or else the
+// text of err with the internal-error code.
+func AsError(err error) *Error {
+	var we *Error
+	if errors.As(err, &we) {
+		cp := *we
+		return &cp
+	}
+	var s Sentinel
+	if errors.As(err, &s) {
+		return &Error{Code: ErrorCode(s), Message: s.Error()}
+	}
+	return &Error{Code: ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}
+}
 
 // CodeName is the code's short lower-case name, e.g. "message too large".
 func CodeName(c ErrorCode) string {

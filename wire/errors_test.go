@@ -12,7 +12,7 @@ import (
 
 // sentinels lists every sentinel with the code it stands for.
 var sentinels = []struct {
-	err  *Error
+	err  Sentinel
 	code ErrorCode
 }{
 	{ErrMalformedFrame, ErrorCode_ERROR_CODE_MALFORMED_FRAME},
@@ -47,8 +47,11 @@ func TestErrorIsMatchesByCode(t *testing.T) {
 				t.Errorf("errors.Is(wrapped Errorf(%v), sentinel %v) = %v; want %v", s.code, other.code, got, want)
 			}
 		}
-		if s.err.Code != s.code || s.err.Message != "" {
-			t.Errorf("sentinel for %v = %#v; want code %v and no message", s.code, s.err, s.code)
+		if ErrorCode(s.err) != s.code {
+			t.Errorf("sentinel for %v has code %v", s.code, ErrorCode(s.err))
+		}
+		if got := AsError(s.err); got.Code != s.code || got.Message != CodeName(s.code) {
+			t.Errorf("AsError(sentinel %v) = %#v; want its code and name", s.code, got)
 		}
 	}
 }
@@ -65,10 +68,11 @@ func TestErrorIsOtherTargets(t *testing.T) {
 		{"fields beyond code ignored", &Error{Code: ErrorCode_ERROR_CODE_INVALID_TOPIC, Message: "m", Topic: "t", Fatal: true}, ErrInvalidTopic, true},
 		{"specific error is not a target", ErrInvalidTopic, err, false},
 		{"same code, both specific", Errorf(ErrorCode_ERROR_CODE_INVALID_TOPIC, "other"), err, false},
+		{"an *Error is not a target for its code", Errorf(ErrorCode_ERROR_CODE_INVALID_TOPIC, "other"), &Error{Code: ErrorCode_ERROR_CODE_INVALID_TOPIC}, false},
 		{"not an *Error", err, io.EOF, false},
 		{"plain error vs sentinel", io.EOF, ErrInvalidTopic, false},
 		{"internal has no sentinel", Errorf(ErrorCode_ERROR_CODE_INTERNAL, "x"), ErrMalformedFrame, false},
-		{"internal matches an internal target", Errorf(ErrorCode_ERROR_CODE_INTERNAL, "x"), &Error{Code: ErrorCode_ERROR_CODE_INTERNAL}, true},
+		{"internal matches the internal code", Errorf(ErrorCode_ERROR_CODE_INTERNAL, "x"), Sentinel(ErrorCode_ERROR_CODE_INTERNAL), true},
 	}
 	for _, tt := range tests {
 		if got := errors.Is(tt.err, tt.target); got != tt.want {
@@ -79,15 +83,15 @@ func TestErrorIsOtherTargets(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	tests := []struct {
-		err  *Error
+		err  error
 		want string
 	}{
-		{ErrMessageTooLarge, "eventbus: message too large"},
-		{ErrBadMagic, "eventbus: bad magic"},
-		{&Error{}, "eventbus: unspecified"},
+		{ErrMessageTooLarge, "message too large"},
+		{ErrBadMagic, "bad magic"},
+		{&Error{}, "unspecified"},
 		{Errorf(ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "message too large: %d bytes, limit %d", 2000, 1000),
-			"eventbus: message too large: 2000 bytes, limit 1000"},
-		{&Error{Code: ErrorCode_ERROR_CODE_FORBIDDEN, Message: "no", Topic: "a.b", Fatal: true}, "eventbus: no"},
+			"message too large: 2000 bytes, limit 1000"},
+		{&Error{Code: ErrorCode_ERROR_CODE_FORBIDDEN, Message: "no", Topic: "a.b", Fatal: true}, "no"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
@@ -118,7 +122,7 @@ func TestErrorProtoRoundTrip(t *testing.T) {
 		if *got != *e {
 			t.Errorf("FromProto(ToProto(%#v)) = %#v", e, got)
 		}
-		if e.Code != ErrorCode_ERROR_CODE_UNSPECIFIED && !errors.Is(got, &Error{Code: e.Code}) {
+		if e.Code != ErrorCode_ERROR_CODE_UNSPECIFIED && !errors.Is(got, Sentinel(e.Code)) {
 			t.Errorf("errors.Is(FromProto(...), code %v) = false; want true", e.Code)
 		}
 	}
@@ -165,5 +169,17 @@ func TestEveryCodeHasSentinel(t *testing.T) {
 		if !have[c] {
 			t.Errorf("no sentinel for %s", name)
 		}
+	}
+}
+
+func TestAsErrorCopies(t *testing.T) {
+	orig := Errorf(ErrorCode_ERROR_CODE_FORBIDDEN, "denied")
+	cp := AsError(fmt.Errorf("wrapped: %w", orig))
+	cp.Topic, cp.Fatal = "a.b", true
+	if orig.Topic != "" || orig.Fatal {
+		t.Errorf("AsError returned the original: it became %#v", orig)
+	}
+	if got := AsError(io.EOF); got.Code != ErrorCode_ERROR_CODE_INTERNAL || got.Message != io.EOF.Error() {
+		t.Errorf("AsError(io.EOF) = %#v; want an internal error with its text", got)
 	}
 }

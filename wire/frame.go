@@ -27,6 +27,11 @@ const HeaderSize = 5
 // max_message_size + FrameOverhead bytes long.
 const FrameOverhead = 64 << 10
 
+// MaxMessageSize is the largest payload the protocol allows: a broker's
+// max_message_size may not exceed it, and a client reads frames up to it
+// plus FrameOverhead, whatever the broker announced.
+const MaxMessageSize = 64 << 20
+
 // Type identifies a frame's body (PROTOCOL.md §4).
 type Type uint8
 

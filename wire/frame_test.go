@@ -227,7 +227,7 @@ func TestReadFrameErrors(t *testing.T) {
 func TestReadFrameTooLargeMessage(t *testing.T) {
 	r := NewReader(bufio.NewReader(bytes.NewReader([]byte{0, 1, 0, 0, 3})), 1000)
 	_, _, err := r.ReadFrame()
-	if got, want := err.Error(), "eventbus: frame too large: 65536 bytes, limit 1000"; got != want {
+	if got, want := err.Error(), "frame too large: 65536 bytes, limit 1000"; got != want {
 		t.Errorf("ReadFrame() error = %q; want %q", got, want)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/transport"
 )
 
@@ -42,7 +42,7 @@ func newBrokerCmd() *cobra.Command {
 		Long: `Run a broker on the socket until SIGINT or SIGTERM, then shut down
 gracefully (at most 5s) and remove the socket file.
 
-Settings come from --config FILE (YAML, see eventbus.Config), then from
+Settings come from --config FILE (YAML, see broker.Config), then from
 the flags given on the command line, which override the file. The socket
 is --socket if given, else the file's socket_path, else the default.
 
@@ -64,10 +64,10 @@ says which policy and token file are in force.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.config, "config", "", "YAML config `FILE`")
-	fl.IntVar(&f.maxConnections, "max-connections", eventbus.DefaultMaxConnections, "most client connections at once (max_connections)")
-	fl.IntVar(&f.buffer, "buffer", eventbus.DefaultMessageBufferSize, "messages queued per subscriber (message_buffer_size)")
-	fl.IntVar(&f.maxMessageSize, "max-message-size", eventbus.DefaultMaxMessageSize, "largest payload in `BYTES` (max_message_size)")
-	fl.StringVar(&f.slowPolicy, "slow-policy", string(eventbus.SlowDrop), "when a subscriber's queue is full: drop or disconnect (slow_subscriber_policy)")
+	fl.IntVar(&f.maxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections at once (max_connections)")
+	fl.IntVar(&f.buffer, "buffer", broker.DefaultMessageBufferSize, "messages queued per subscriber (message_buffer_size)")
+	fl.IntVar(&f.maxMessageSize, "max-message-size", broker.DefaultMaxMessageSize, "largest payload in `BYTES` (max_message_size)")
+	fl.StringVar(&f.slowPolicy, "slow-policy", string(broker.SlowDrop), "when a subscriber's queue is full: drop or disconnect (slow_subscriber_policy)")
 	fl.BoolVar(&f.noStats, "no-stats", false, "turn off per-topic statistics and latency histograms (enable_statistics: false)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
 	fl.StringVar(&f.policy, "policy", "", "access policy `FILE` (policy_file; default: the built-in policy of SPEC §3)")
@@ -76,11 +76,11 @@ says which policy and token file are in force.`,
 }
 
 // brokerConfig loads --config and applies the flags the user set over it.
-func brokerConfig(cmd *cobra.Command, f *brokerFlags) (eventbus.Config, error) {
-	var cfg eventbus.Config
+func brokerConfig(cmd *cobra.Command, f *brokerFlags) (broker.Config, error) {
+	var cfg broker.Config
 	if f.config != "" {
 		var err error
-		if cfg, err = eventbus.LoadConfig(f.config); err != nil {
+		if cfg, err = broker.LoadConfig(f.config); err != nil {
 			return cfg, err
 		}
 	}
@@ -88,7 +88,7 @@ func brokerConfig(cmd *cobra.Command, f *brokerFlags) (eventbus.Config, error) {
 	setIf(fl, "max-connections", &cfg.MaxConnections, f.maxConnections)
 	setIf(fl, "buffer", &cfg.MessageBufferSize, f.buffer)
 	setIf(fl, "max-message-size", &cfg.MaxMessageSize, f.maxMessageSize)
-	setIf(fl, "slow-policy", &cfg.SlowSubscriberPolicy, eventbus.SlowPolicy(f.slowPolicy))
+	setIf(fl, "slow-policy", &cfg.SlowSubscriberPolicy, broker.SlowPolicy(f.slowPolicy))
 	if fl.Changed("no-stats") {
 		on := !f.noStats
 		cfg.EnableStatistics = &on
@@ -112,7 +112,7 @@ var configFlags = map[string]string{
 // flagError attributes a config error to the flag that set the field, if
 // the user gave it: "--slow-policy: ..." rather than "config: ...".
 func flagError(cmd *cobra.Command, err error) error {
-	var ce *eventbus.ConfigError
+	var ce *broker.ConfigError
 	if !errors.As(err, &ce) || ce.File != "" {
 		return err
 	}
@@ -146,7 +146,7 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 		b.Close()
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "eventbus broker %s listening on %s (pid %d)\n", eventbus.Version, ln.Addr(), os.Getpid())
+	fmt.Fprintf(cmd.ErrOrStderr(), "eventbus broker %s listening on %s (pid %d)\n", broker.Version, ln.Addr(), os.Getpid())
 	fmt.Fprintln(cmd.ErrOrStderr(), accessLine(b))
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -166,7 +166,7 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	if err := b.Shutdown(sctx); err != nil {
 		log.Warn("graceful shutdown timed out; remaining connections cut", "err", err)
 	}
-	if err := <-served; !errors.Is(err, eventbus.ErrBrokerClosed) {
+	if err := <-served; !errors.Is(err, broker.ErrBrokerClosed) {
 		return err
 	}
 	log.Info("broker stopped")
@@ -178,17 +178,17 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 // precedence); if that default is unusable, for example a socket in a
 // directory others can write, the broker runs without an agent token and
 // says why, rather than fail for a file nobody asked for.
-func newBroker(cfg eventbus.Config, log *slog.Logger) (*eventbus.Broker, error) {
+func newBroker(cfg broker.Config, log *slog.Logger) (*broker.Broker, error) {
 	if cfg.AgentTokenFile != "" {
-		return eventbus.New(cfg)
+		return broker.New(cfg)
 	}
 	def := cfg
 	def.AgentTokenFile = defaultTokenFile(cfg.SocketPath)
-	b, err := eventbus.New(def)
+	b, err := broker.New(def)
 	if err == nil || def.AgentTokenFile == "" {
 		return b, err
 	}
-	b, err2 := eventbus.New(cfg)
+	b, err2 := broker.New(cfg)
 	if err2 != nil {
 		return nil, err // the same problem, or one the token file hid
 	}
@@ -197,7 +197,7 @@ func newBroker(cfg eventbus.Config, log *slog.Logger) (*eventbus.Broker, error) 
 }
 
 // accessLine says which policy and agent token file b enforces.
-func accessLine(b *eventbus.Broker) string {
+func accessLine(b *broker.Broker) string {
 	policy := b.Config().PolicyFile
 	if policy == "" {
 		policy = "built-in (SPEC §3)"

@@ -33,7 +33,7 @@ func TestSecondBrokerRefused(t *testing.T) {
 	t.Parallel()
 	first, sock := startOpenBroker(t)
 	r := runCLI(t, "", "broker", "--socket", sock)
-	want := "eventbus: a broker is already listening at " + sock + "\n"
+	want := "eventbus: transport: a broker is already listening at " + sock + "\n"
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("second broker = %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}
@@ -135,7 +135,7 @@ func TestNoBroker(t *testing.T) {
 		{"stats", "--socket", sock},
 	} {
 		r := runCLI(t, "", args...)
-		want := "eventbus: no broker is listening at " + sock + " (is `eventbus broker` running?)\n"
+		want := "eventbus: transport: no broker is listening at " + sock + " (is `eventbus broker` running?)\n"
 		if r.code != 1 || r.stderr != want {
 			t.Errorf("eventbus %v = %d, stderr %q; want 1, %q", args, r.code, r.stderr, want)
 		}

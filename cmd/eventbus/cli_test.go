@@ -110,10 +110,9 @@ func TestMessage(t *testing.T) {
 		err  error
 		want string
 	}{
-		{errors.New("eventbus: publish a.b: eventbus: not connected to the broker"), "publish a.b: not connected to the broker"},
-		{fmt.Errorf("x line 2: %w", errors.New("eventbus: message too large")), "x line 2: message too large"},
-		{errors.New("transport: permission denied on /s"), "permission denied on /s"},
-		{errors.New("a\neventbus: b"), "a\nb"},
+		{errors.New("eventbus: publish a.b: not connected to the broker"), "eventbus: publish a.b: not connected to the broker"},
+		{fmt.Errorf("x line 2: %w", errors.New("message too large")), "eventbus: x line 2: message too large"},
+		{errors.New("transport: permission denied on /s"), "eventbus: transport: permission denied on /s"},
 		{&exitStatus{code: 1}, ""},
 	}
 	for _, tt := range tests {

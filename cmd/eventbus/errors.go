@@ -54,25 +54,17 @@ func exitCode(err error) int {
 	return exitError
 }
 
-// packagePrefixes are the prefixes the library's error messages start
-// with; wrapped errors repeat them ("eventbus: publish x: eventbus: ...").
-var packagePrefixes = []string{"eventbus: ", "transport: "}
-
-// message is err's text for a person: without package prefixes, since
-// main prints its own "eventbus: " once. Empty for a silent exit.
+// message is err's text for a person, as the library wrote it, with the
+// program's name in front where the error does not start with it (the
+// CLI's own errors, and other packages'). Empty for a silent exit.
 func message(err error) string {
 	var es *exitStatus
 	if errors.As(err, &es) && es.err == nil {
 		return ""
 	}
 	msg := err.Error()
-	for _, p := range packagePrefixes {
-		for strings.HasPrefix(msg, p) {
-			msg = msg[len(p):]
-		}
-		msg = strings.ReplaceAll(msg, ": "+p, ": ")
-		msg = strings.ReplaceAll(msg, "("+p, "(")
-		msg = strings.ReplaceAll(msg, "\n"+p, "\n")
+	if !strings.HasPrefix(msg, "eventbus: ") {
+		msg = "eventbus: " + msg
 	}
 	return msg
 }

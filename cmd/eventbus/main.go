@@ -36,7 +36,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	usage := !started // cobra refused the command line before any command ran
 	if msg := message(err); msg != "" {
-		fmt.Fprintf(stderr, "eventbus: %s\n", msg)
+		fmt.Fprintln(stderr, msg)
 	}
 	if usage {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())

@@ -159,7 +159,7 @@ func (p *publisher) publishLines(stdin io.Reader, file string) error {
 		// Publish copies the payload into its buffer, so the scanner may
 		// reuse it.
 		if err := p.publish(sc.Bytes()); err != nil {
-			return fmt.Errorf("%s line %d: %w", name, line, err)
+			return fmt.Errorf("%w (%s line %d)", err, name, line)
 		}
 	}
 	switch err := sc.Err(); {

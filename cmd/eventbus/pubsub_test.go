@@ -146,7 +146,7 @@ func TestPubOversizeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runCLI(t, "", "pub", "--socket", sock, "--file", file, "events.a")
-	want := "eventbus: " + file + " line 2: publish events.a: message too large: 1048577 bytes, limit 1048576\n"
+	want := "eventbus: publish events.a: message too large: 1048577 bytes, limit 1048576 (" + file + " line 2)\n"
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("pub --file = %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}

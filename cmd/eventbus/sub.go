@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -142,19 +143,20 @@ func connectionLost(c *eventbus.Client, got, count int) error {
 	return fmt.Errorf("%s (%s)", why, progress(got, count))
 }
 
-// closeReason is the useful part of the error a closed client reports,
-// e.g. "broker is shutting down"; "" when the broker just hung up. The
-// client keeps the cause only as text (ErrClientClosed: cause).
+// closeReason is why a closed client closed, e.g. "broker is shutting
+// down"; "" when the broker just hung up. The client's error joins
+// ErrClientClosed and the cause.
 func closeReason(err error) string {
-	if err == nil {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			if e != eventbus.ErrClientClosed {
+				err = e
+			}
+		}
+	}
+	if err == nil || errors.Is(err, io.EOF) {
 		return ""
 	}
-	msg := message(err)
-	if _, after, ok := strings.Cut(msg, "client closed: "); ok {
-		msg = after
-	}
-	if msg == "EOF" {
-		return ""
-	}
-	return msg
+	return err.Error()
 }

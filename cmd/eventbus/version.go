@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/wire"
 )
 
@@ -17,7 +17,7 @@ func newVersionCmd() *cobra.Command {
 		Args:  exactArgs(),
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "eventbus %s (protocol %d, %s %s/%s)\n",
-				eventbus.Version, wire.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+				broker.Version, wire.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		},
 	}
 }

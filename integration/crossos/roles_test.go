@@ -14,6 +14,7 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/broker"
 )
 
 // helperTimeout bounds each step a helper waits for (dial, subscribe,
@@ -82,7 +83,7 @@ func brokerMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := eventbus.Config{
+	cfg := broker.Config{
 		SocketPath: *path,
 		PipeSDDL:   testSDDL,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -94,7 +95,7 @@ func brokerMain(args []string) error {
 		}
 		cfg.Policy = p
 	}
-	b, err := eventbus.New(cfg)
+	b, err := broker.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func brokerMain(args []string) error {
 	if err := b.Shutdown(ctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-served; !errors.Is(err, eventbus.ErrBrokerClosed) {
+	if err := <-served; !errors.Is(err, broker.ErrBrokerClosed) {
 		return fmt.Errorf("ListenAndServe returned %v; want ErrBrokerClosed", err)
 	}
 	say("stopped")

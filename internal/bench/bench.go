@@ -15,6 +15,7 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/stats"
 	"daemoneye.dev/eventbus/transport"
@@ -91,7 +92,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if policy == nil {
 		policy = acl.Open()
 	}
-	addr, stop, err := broker(cfg.Socket, policy)
+	addr, stop, err := startBroker(cfg.Socket, policy)
 	if err != nil {
 		return rep, err
 	}
@@ -146,9 +147,9 @@ func (c *Config) check() error {
 	return nil
 }
 
-// broker returns the address to dial, starting an in-process broker on a
+// startBroker returns the address to dial, starting an in-process broker on a
 // temporary socket, with policy, when socket is empty.
-func broker(socket string, policy *acl.Policy) (string, func(), error) {
+func startBroker(socket string, policy *acl.Policy) (string, func(), error) {
 	if socket != "" {
 		return socket, func() {}, nil
 	}
@@ -157,7 +158,7 @@ func broker(socket string, policy *acl.Policy) (string, func(), error) {
 		return "", nil, err
 	}
 	path := filepath.Join(dir, "bench.sock")
-	b, err := eventbus.New(eventbus.Config{Policy: policy})
+	b, err := broker.New(broker.Config{Policy: policy})
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err

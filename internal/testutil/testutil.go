@@ -25,7 +25,7 @@ import (
 // synchronisation delay: waits end as soon as what they wait for happens.
 const Timeout = 10 * time.Second
 
-// Server is what Serve runs; *eventbus.Broker satisfies it.
+// Server is what Serve runs; *broker.Broker satisfies it.
 type Server interface {
 	Serve(net.Listener) error
 	Close() error

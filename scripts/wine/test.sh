@@ -11,8 +11,8 @@
 #
 #   scripts/wine/test.sh [go test flags and packages]
 #
-# The default packages are the broker's own (package eventbus, its tests
-# over named pipes), acl (the policy, and the agent token file created and
+# The default packages are the client library's and the broker's (their
+# tests over named pipes), acl (the policy, and the agent token file created and
 # checked with Windows ACLs), the transport (its conformance suite on named
 # pipes) and integration/crossos (broker, publisher and subscribers as
 # separate processes over a pipe).
@@ -39,7 +39,7 @@ start=$(date +%s)
 "$root/scripts/wine/setup.sh"
 echo "wine: $(wine --version 2>/dev/null), prefix $WINEPREFIX, ready in $(($(date +%s) - start))s"
 
-[ $# -gt 0 ] || set -- . ./acl/ ./transport/... ./integration/crossos/
+[ $# -gt 0 ] || set -- . ./broker/ ./acl/ ./transport/... ./integration/crossos/
 cd "$root"
 
 echo "GOOS=windows GOARCH=amd64 go test -exec wine -count=1 -v $*"

@@ -19,6 +19,8 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +38,11 @@ type Factory struct {
 	// connection this process made to itself. Its PID is os.Getpid()
 	// wherever the system reveals the peer's pid.
 	Self transport.Peer
+
+	// Exe is the executable PeerOf must report with Self (Self.Exe stays
+	// empty, as Self() reports it): os.Executable() where the system
+	// reveals a peer's executable, else "".
+	Exe string
 
 	// CheckAccess, if set, is called with a listener made with default
 	// options and its address, and fails t unless access to the endpoint
@@ -113,8 +120,13 @@ func testPeerIdentity(t *testing.T, f Factory) {
 	client, server := connect(t, ln, addr)
 	for name, conn := range map[string]net.Conn{"accepted": server, "dialed": client} {
 		got, err := transport.PeerOf(conn)
+		exe := got.Exe
+		got.Exe = ""
 		if err != nil || got != f.Self {
 			t.Errorf("PeerOf(%s conn) = %+v, %v; want %+v", name, got, err, f.Self)
+		}
+		if (exe == "") != (f.Exe == "") || (exe != "" && !sameFile(t, exe, f.Exe)) {
+			t.Errorf("PeerOf(%s conn).Exe = %q; want %q", name, exe, f.Exe)
 		}
 	}
 	if pid := os.Getpid(); f.Self.PID != 0 && f.Self.PID != pid {
@@ -289,4 +301,24 @@ func testDialCanceled(t *testing.T, f Factory) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Dial with a canceled context = %v; want context.Canceled", err)
 	}
+}
+
+// sameFile reports whether paths a and b name the same file after
+// resolving symlinks, ignoring case on Windows.
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	ra, err := filepath.EvalSymlinks(a)
+	if err != nil {
+		t.Errorf("EvalSymlinks(%q): %v", a, err)
+		return false
+	}
+	rb, err := filepath.EvalSymlinks(b)
+	if err != nil {
+		t.Errorf("EvalSymlinks(%q): %v", b, err)
+		return false
+	}
+	if runtime.GOOS == "windows" {
+		return strings.EqualFold(ra, rb)
+	}
+	return ra == rb
 }

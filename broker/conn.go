@@ -1,0 +1,628 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/chunkbuf"
+	"daemoneye.dev/eventbus/internal/intern"
+	"daemoneye.dev/eventbus/internal/nbwrite"
+	"daemoneye.dev/eventbus/internal/wireconv"
+	"daemoneye.dev/eventbus/stats"
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// readBufferSize holds many small frames, so one read syscall serves a
+// burst.
+const (
+	readBufferSize = 32 << 10
+	maxNameLen     = 256
+)
+
+// conn is one client connection, over a socket or in process. Its reader
+// goroutine (serve) handles frames in order; its writer goroutine
+// (writeFrames) sends what the out queue holds.
+type conn struct {
+	b         *Broker
+	nc        net.Conn
+	id        uint64
+	peer      transport.Peer
+	inProcess bool
+	start     time.Time
+	out       *outQueue
+	done      chan struct{}   // closed by closeWith
+	ctx       context.Context // canceled by closeWith: ends the connection's waits
+	cancel    context.CancelFunc
+	waits     atomic.Int32 // QUERY waits in progress
+
+	// Set during the handshake, read-only afterwards. clientName,
+	// component and identity are set under subsMu: Stats and closeWith may
+	// read them from other goroutines while the handshake runs.
+	clientName      string
+	component       string
+	publisherFields []byte // broker-owned envelope fields for this publisher
+	identity        acl.Identity
+	access          *acl.Cache // this connection's access decisions
+
+	// Reader-goroutine state.
+	r            *wire.Reader
+	publishSeq   uint64
+	readAt       int64   // when the frames being handled were read, Unix ns
+	toWake       []*conn // subscribers whose queue this read batch made non-empty
+	batchFrames  int     // frames handled since the last wakeSubscribers
+	direct       chunkbuf.Buffer
+	directStamps []int64
+
+	strs intern.Table // topics and correlation strings
+	corr publisherCorrelation
+
+	raw syscall.RawConn // for direct writes to this connection; nil for pipes
+
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+	draining  atomic.Bool
+	slowWrite atomic.Bool   // a deadline bounds the writer: its queue overflowed under the disconnect policy
+	reason    atomic.Uint32 // CloseReason; the first one set wins
+
+	subsMu   sync.Mutex
+	subs     map[uint64]*subscription
+	patterns int  // patterns across subs
+	subsDone bool // closed: no more subscriptions may be added
+
+	closeOnce sync.Once
+}
+
+// subscription is one SUBSCRIBE: an id on its connection and its patterns.
+type subscription struct {
+	c        *conn
+	id       uint64
+	patterns []string
+	filtered bool                  // each delivery is checked against the subscriber's rights
+	filter   *correlation.Compiled // deliveries must match it; nil: no filter
+	missed   uint64                // drops not yet reported; guarded by c.out.mu
+}
+
+func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn {
+	c := &conn{
+		b:         b,
+		nc:        nc,
+		id:        b.nextID.Add(1),
+		peer:      peer,
+		inProcess: inProcess,
+		start:     time.Now(),
+		out:       newOutQueue(b.cfg.MessageBufferSize, b.cfg.MaxPendingBytes, b.latency != nil),
+		done:      make(chan struct{}),
+		r:         wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.cfg.MaxMessageSize+wire.FrameOverhead),
+		subs:      make(map[uint64]*subscription),
+		raw:       nbwrite.RawConn(nc),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// serve runs the connection: handshake, writer, then frames until EOF.
+func (c *conn) serve() {
+	if err := c.handshake(); err != nil {
+		c.b.cfg.Logger.Debug("handshake failed", "conn", c.id, "pid", c.peer.PID, "err", err)
+		c.closeWith(CloseHandshakeFailed, err)
+		return
+	}
+	if !c.b.goFunc(c.writeFrames) {
+		c.closeWith(CloseBrokerShutdown, nil)
+		return
+	}
+	c.readFrames()
+}
+
+// handshake exchanges preambles and HELLO/HELLO_OK (PROTOCOL.md §2) within
+// the handshake timeout, writing directly since the writer is not running.
+func (c *conn) handshake() error {
+	c.nc.SetDeadline(time.Now().Add(c.b.cfg.HandshakeTimeout))
+	defer c.nc.SetDeadline(time.Time{})
+	hello, err := wire.ReadHello(c.r)
+	if err == nil {
+		err = checkHello(hello)
+	}
+	var id acl.Identity
+	if err == nil {
+		id, err = c.admit(hello)
+	}
+	if err != nil {
+		return c.refuseHandshake(err)
+	}
+	c.access = acl.NewCache(c.b.policy, id, 0)
+	c.subsMu.Lock()
+	c.clientName, c.component, c.identity = hello.ClientName, id.Component, id
+	c.subsMu.Unlock()
+	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
+	ok := &wire.HelloOK{
+		ConnectionId:     c.id,
+		BrokerVersion:    Version,
+		MaxMessageSize:   uint32(c.b.cfg.MaxMessageSize),
+		MaxFrameSize:     uint32(c.b.cfg.MaxMessageSize + wire.FrameOverhead),
+		MaxSubscriptions: uint32(c.b.cfg.MaxSubscriptions),
+	}
+	_, err = c.nc.Write(wire.AppendOpening(nil, wire.TypeHelloOK, ok))
+	return err
+}
+
+func checkHello(h *wire.Hello) error {
+	if len(h.ClientName) > maxNameLen {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "client name too long: %d bytes, limit %d", len(h.ClientName), maxNameLen)
+	}
+	return nil
+}
+
+// admit decides who the peer is (SPEC §3): the in-process client is the
+// agent; a socket peer's claimed component is checked against the policy
+// with the kernel's view of the peer.
+func (c *conn) admit(h *wire.Hello) (acl.Identity, error) {
+	if c.inProcess {
+		return acl.InProcessIdentity(c.peer), nil
+	}
+	id, err := c.b.policy.Admit(c.peer, c.peer.Exe, h.Component, h.Token)
+	if err != nil {
+		c.b.denials.Record(err)
+		return id, wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "%v", err)
+	}
+	return id, nil
+}
+
+// refuseHandshake sends our preamble and a fatal error, if the error is
+// one the peer should hear about, and returns err.
+func (c *conn) refuseHandshake(err error) error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		c.nc.Write(wire.AppendRefusal(nil, we))
+	}
+	return err
+}
+
+func (c *conn) readFrames() {
+	for {
+		fresh := !c.r.HasFrame() // ReadFrame will read from the connection
+		t, body, err := c.r.ReadFrame()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if fresh {
+			// Every frame of one read arrived together: one clock reading
+			// serves them all as their receive time.
+			c.readAt = time.Now().UnixNano()
+		}
+		c.batchFrames++
+		if err := c.handleFrame(t, body); err != nil {
+			c.fail(err)
+			return
+		}
+		c.frameDone(!c.r.HasFrame())
+	}
+}
+
+// frameDone ends the handling of a frame, while its body is still valid:
+// at the end of a read batch it wakes the subscribers, then it records the
+// frame's correlated publish, if any. Recording after the wake keeps it off
+// the latency path; the history still holds the publish before the
+// connection's next frame is handled (a Flush then a query finds it).
+func (c *conn) frameDone(batchEnd bool) {
+	if batchEnd {
+		c.wakeSubscribers()
+	}
+	if c.corr.pending != nil {
+		c.recordCorrelation()
+	}
+}
+
+// wakeSubscribers wakes, once per read batch, the writers whose queues
+// this batch filled from empty: fewer wakeups, bigger writes.
+func (c *conn) wakeSubscribers() {
+	direct := nbwrite.Supported && c.batchFrames <= directMaxFrames && len(c.toWake) <= directMaxSubscribers
+	for i, sc := range c.toWake {
+		if direct {
+			c.flushSubscriber(sc)
+		} else {
+			sc.out.signal()
+		}
+		c.toWake[i] = nil
+	}
+	c.toWake = c.toWake[:0]
+	c.batchFrames = 0
+}
+
+func (c *conn) readFailed(err error) {
+	c.wakeSubscribers()
+	switch {
+	case c.draining.Load():
+		// Shutdown set a read deadline; the writer finishes the connection.
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
+		c.closeWith(CloseClientClosed, nil)
+	default:
+		c.fail(err)
+	}
+}
+
+// fail ends the connection on a protocol violation, telling the client why.
+func (c *conn) fail(err error) {
+	c.b.protocolErrors.Add(1)
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		c.closeWith(CloseProtocolError, err)
+		return
+	}
+	we.Fatal = true
+	c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq))
+	c.draining.Store(true) // the writer sends the error, then closes
+	c.reason.CompareAndSwap(0, uint32(CloseProtocolError))
+	c.out.signal()
+}
+
+// handleFrame processes one frame. A returned error is a protocol violation
+// that ends the connection; refused requests are answered and return nil.
+func (c *conn) handleFrame(t wire.Type, body []byte) error {
+	switch t {
+	case wire.TypePublish:
+		c.handlePublish(body)
+	case wire.TypeSubscribe:
+		var m wire.Subscribe
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed SUBSCRIBE: %v", err)
+		}
+		c.reply(m.RequestId, c.subscribe(&m))
+	case wire.TypeUnsubscribe:
+		var m wire.Unsubscribe
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed UNSUBSCRIBE: %v", err)
+		}
+		c.reply(m.RequestId, c.unsubscribe(m.SubscriptionId))
+	case wire.TypePing:
+		var m wire.Ping
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed PING: %v", err)
+		}
+		c.out.control(wire.TypePong, &wire.Pong{Id: m.Id})
+	case wire.TypeQuery:
+		return c.handleQuery(body)
+	case wire.TypeStatsRequest:
+		var m wire.StatsRequest
+		if err := m.UnmarshalVT(body); err != nil {
+			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed STATS_REQUEST: %v", err)
+		}
+		snap := c.b.Stats()
+		c.out.control(wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: wireconv.StatsToWire(&snap)})
+	default:
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "a client may not send %v frames", t)
+	}
+	return nil
+}
+
+// handlePublish checks a PUBLISH and routes it (PROTOCOL.md §5.3).
+func (c *conn) handlePublish(body []byte) {
+	c.publishSeq++
+	v, err := wire.ScanPublish(body)
+	var corr *corrDef
+	if err == nil && v.HasCorrelation() {
+		// First, so that a definition holds even if this publish is
+		// refused below (PROTOCOL.md §5.3.1).
+		corr, err = c.correlationOf(&v)
+	}
+	if err == nil {
+		err = c.checkPublish(v)
+	}
+	if err != nil {
+		c.refusePublish(v.Topic, err)
+		return
+	}
+	d := wire.Delivery{Head: body, ReceivedAt: c.readAt, Publisher: c.publisherFields}
+	var meta *correlation.Metadata
+	var named *corrDef // to name by a ref of each subscriber's
+	if corr != nil {
+		meta = &corr.meta
+		if v.CorrelationRef != 0 {
+			named = corr
+			d.Head, d.Tail, c.corr.strip = v.Uncorrelated(body, c.corr.strip)
+		}
+	}
+	c.b.route(c, &d, v.Topic, meta, named)
+	if corr != nil {
+		c.corr.pending, c.corr.view = corr, v // recorded by frameDone
+	}
+}
+
+// checkPublish applies the size limit and the access check to v. The
+// check validates the topic on a cache miss, and a hit is a topic
+// validated before: so the topic is validated once, and only on a miss.
+func (c *conn) checkPublish(v wire.PublishView) error {
+	if v.PayloadLen > c.b.cfg.MaxMessageSize {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "message too large: %d bytes, limit %d", v.PayloadLen, c.b.cfg.MaxMessageSize)
+	}
+	err := c.access.CheckBytes(acl.Publish, v.Topic)
+	var invalid *topic.Error
+	switch {
+	case errors.As(err, &invalid):
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "%v", invalid)
+	case topic.IsReservedBytes(v.Topic):
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", v.Topic)
+	case err != nil:
+		return c.denied(err)
+	}
+	return nil
+}
+
+func (c *conn) refusePublish(topicName []byte, err error) {
+	we := wire.AsError(err)
+	if len(topicName) <= topic.MaxTopicBytes {
+		we.Topic = string(topicName)
+	}
+	c.b.cfg.Logger.Debug("publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
+	c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq))
+}
+
+// denied counts and logs an access denial and returns it for the wire.
+func (c *conn) denied(err error) *wire.Error {
+	c.b.denials.Record(err)
+	return wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "%v", err)
+}
+
+func (c *conn) reply(requestID uint64, err error) {
+	if err != nil {
+		c.out.control(wire.TypeError, wire.AsError(err).ToProto(requestID, 0))
+		return
+	}
+	c.out.control(wire.TypeOK, &wire.OK{RequestId: requestID})
+}
+
+func (c *conn) subscribe(m *wire.Subscribe) error {
+	patterns, err := checkPatterns(m.Patterns)
+	if err != nil {
+		return err
+	}
+	filtered, err := c.checkSubscribe(patterns)
+	if err != nil {
+		return err
+	}
+	filter, err := compileFilter(m.Filter)
+	if err != nil {
+		return err
+	}
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	switch {
+	case c.subsDone:
+		return wire.ErrShuttingDown
+	case c.subs[m.SubscriptionId] != nil:
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscription id %d is already in use on this connection", m.SubscriptionId)
+	case c.patterns+len(patterns) > c.b.cfg.MaxSubscriptions:
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
+			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
+	}
+	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, filter: filter}
+	for _, p := range patterns {
+		c.b.index.Insert(p, s) // cannot fail: checkPatterns validated p
+	}
+	c.subs[s.id] = s
+	c.patterns += len(patterns)
+	return nil
+}
+
+// checkSubscribe applies the policy to each pattern: a pattern nothing
+// allowed can match is refused; one that can match both allowed and
+// restricted topics is accepted with every delivery checked (filtered), so
+// no wildcard leaks a topic the subscriber may not see.
+func (c *conn) checkSubscribe(patterns []string) (filtered bool, err error) {
+	for _, p := range patterns {
+		d, err := c.b.policy.CheckSubscribe(c.identity, p)
+		if err != nil {
+			return false, c.denied(err)
+		}
+		filtered = filtered || d == acl.Filter
+	}
+	return filtered, nil
+}
+
+// checkPatterns validates patterns and removes duplicates.
+func checkPatterns(patterns []string) ([]string, error) {
+	if len(patterns) == 0 {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscribe needs at least one pattern")
+	}
+	out := make([]string, 0, len(patterns))
+	seen := make(map[string]bool, len(patterns))
+	for _, p := range patterns {
+		if err := topic.ValidatePattern(p); err != nil {
+			return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "%v", err)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (c *conn) unsubscribe(id uint64) error {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	s := c.subs[id]
+	if s == nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_UNKNOWN_SUBSCRIPTION, "no subscription %d on this connection", id)
+	}
+	c.removeSubLocked(s)
+	return nil
+}
+
+func (c *conn) removeSubLocked(s *subscription) {
+	for _, p := range s.patterns {
+		c.b.index.Remove(p, s)
+	}
+	delete(c.subs, s.id)
+	c.patterns -= len(s.patterns)
+}
+
+// writeFrames writes queued frames until the connection closes.
+func (c *conn) writeFrames() {
+	var frames chunkbuf.Buffer
+	var stamps []int64
+	for {
+		select {
+		case <-c.out.wake:
+		case <-c.done:
+			return
+		}
+		if rest := c.out.takeHandoff(); rest != nil {
+			_, err := rest.WriteTo(c.nc)
+			if err != nil {
+				c.writeFailed(err)
+				return
+			}
+			c.out.release()
+		}
+		for {
+			b, ok := c.out.acquire(&frames, stamps)
+			if !ok {
+				break
+			}
+			if b.overflow && c.b.cfg.SlowSubscriberPolicy == SlowDisconnect {
+				c.slowConsumer(&frames)
+				return
+			}
+			if _, err := frames.WriteTo(c.nc); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			c.wrote(b)
+			stamps = b.stamps[:0]
+			if !c.out.release() {
+				break
+			}
+		}
+		if c.draining.Load() && c.out.idle() {
+			c.closeWith(c.drainReason(), nil)
+			return
+		}
+	}
+}
+
+// wrote accounts for a written batch.
+func (c *conn) wrote(b batch) {
+	c.delivered.Add(uint64(b.msgs))
+	if len(b.stamps) > 0 {
+		c.b.latency.RecordSince(time.Now().UnixNano(), b.stamps)
+	}
+}
+
+// slowOverflow is called on each drop under the disconnect policy. The
+// writer closes the connection when it next takes frames, but it may be
+// stuck in a write to a peer that stopped reading and never get there: the
+// first drop gives that write a deadline, so the connection closes whether
+// or not the peer reads again.
+func (c *conn) slowOverflow() {
+	if c.slowWrite.CompareAndSwap(false, true) {
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	}
+}
+
+// writeFailed closes the connection after a failed write, as a slow
+// consumer if slowOverflow's deadline ended the write.
+func (c *conn) writeFailed(err error) {
+	if c.slowWrite.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.closeWith(CloseSlowConsumer, err)
+		return
+	}
+	c.closeWith(CloseWriteError, err)
+}
+
+// slowConsumer ends a connection under the disconnect policy: what was
+// queued is sent, then a fatal SLOW_CONSUMER error, within a short time.
+func (c *conn) slowConsumer(frames *chunkbuf.Buffer) {
+	err := wire.Errorf(wire.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "slow consumer: queue full (message_buffer_size %d, max_pending_bytes %d)",
+		c.b.cfg.MessageBufferSize, c.b.cfg.MaxPendingBytes)
+	err.Fatal = true
+	// Set the reason first: the client hangs up on reading the error, and
+	// the reader's EOF must not record the close as the client's doing.
+	c.reason.CompareAndSwap(0, uint32(CloseSlowConsumer))
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	m := err.ToProto(0, 0)
+	frames.Commit(wire.AppendFrame(frames.Tail(wire.HeaderSize+m.SizeVT()), wire.TypeError, m))
+	frames.WriteTo(c.nc)
+	c.closeWith(CloseSlowConsumer, err)
+}
+
+// drain begins a graceful close for Shutdown: no more frames are read,
+// the client is told why, and the writer closes once its queue is empty.
+func (c *conn) drain() {
+	c.reason.CompareAndSwap(0, uint32(CloseBrokerShutdown))
+	c.draining.Store(true)
+	c.out.control(wire.TypeError, &wire.ErrorFrame{Code: wire.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "broker is shutting down", Fatal: true})
+	c.nc.SetReadDeadline(time.Now())
+	c.out.signal()
+}
+
+func (c *conn) drainReason() CloseReason { return CloseReason(c.reason.Load()) }
+
+// closeWith closes the connection once; later calls do nothing.
+func (c *conn) closeWith(reason CloseReason, err error) {
+	c.closeOnce.Do(func() {
+		c.reason.CompareAndSwap(0, uint32(reason))
+		c.out.close()
+		close(c.done)
+		c.cancel()
+		c.nc.Close()
+		c.subsMu.Lock()
+		for _, s := range c.subs {
+			c.removeSubLocked(s)
+		}
+		c.subsDone = true
+		component := c.component
+		c.subsMu.Unlock()
+		c.b.removeConn(c)
+		level := slog.LevelInfo
+		if errors.Is(err, io.EOF) && CloseReason(c.reason.Load()) == CloseHandshakeFailed {
+			level = slog.LevelDebug // a dial that sent nothing, such as a liveness probe
+		}
+		c.b.cfg.Logger.Log(context.Background(), level, "connection closed", "conn", c.id, "pid", c.peer.PID, "uid", c.peer.UID,
+			"component", component, "reason", CloseReason(c.reason.Load()), "err", err)
+	})
+}
+
+// snapshot reports the connection's stats and adds its patterns to counts.
+func (c *conn) snapshot(counts map[string]int) stats.Connection {
+	c.subsMu.Lock()
+	for _, s := range c.subs {
+		for _, p := range s.patterns {
+			counts[p]++
+		}
+	}
+	nsubs := len(c.subs)
+	name, component, agent := c.clientName, c.component, c.identity.Agent
+	c.subsMu.Unlock()
+	msgs, bytes := c.out.pending()
+	return stats.Connection{
+		ID: c.id, ClientName: name, Component: component,
+		UID: c.peer.UID, GID: c.peer.GID, PID: c.peer.PID, SID: c.peer.SID, InProcess: c.inProcess,
+		Exe: c.peer.Exe, Agent: agent,
+		ConnectedAt: c.start, Subscriptions: nsubs,
+		Published: c.published.Load(), Delivered: c.delivered.Load(), Dropped: c.dropped.Load(),
+		QueuedMessages: msgs, QueuedBytes: bytes,
+	}
+}
+
+// inProcessPeer is the identity of the broker's own process (with its SID
+// on Windows; without one in the unlikely case the token is unreadable).
+func inProcessPeer() transport.Peer {
+	self, _ := transport.Self()
+	return self
+}

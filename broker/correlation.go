@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"time"
+
+	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/wireconv"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// corrDef is one correlation a publisher sends: metadata decoded and
+// validated once, which its publishes repeat but for the sequence number.
+// Only the publisher's reader uses it, but for base, which is immutable:
+// subscribers' queues name a corrDef defined by ref by pointer
+// (outQueue.correlationLocked).
+type corrDef struct {
+	meta correlation.Metadata // Sequence is the publish being handled's
+	base []byte               // meta as the publisher encoded it, without the sequence; nil without a ref
+	rec  *correlation.Recorder
+	// ev is the event to record: what does not change from publish to
+	// publish is set once, the rest by stageEvent.
+	ev correlation.Event
+	// recorded: rec's last event had this metadata, but the sequence.
+	recorded bool
+}
+
+// publisherCorrelation is a connection's state for its correlated
+// publishes (PROTOCOL.md §5.3.1): the correlations it named by ref, and
+// the last one it sent in full without a ref.
+type publisherCorrelation struct {
+	refs      wire.RefTable[corrDef]
+	anon      *corrDef              // the last correlation sent in full without a ref...
+	anonShape wire.CorrelationShape // ...and its encoding, to recognize a repeat
+	corrView  wire.CorrelationView
+	strip     []byte // scratch for PublishView.Uncorrelated
+
+	// The publish routed and not yet recorded (see conn.frameDone).
+	pending *corrDef
+	view    wire.PublishView // aliases the frame
+}
+
+// correlationOf returns the correlation of the publish v, defining it
+// first if v carries it in full (PROTOCOL.md §5.3 rule 7). Its
+// Sequence is v's, until the connection's next publish. Invalid metadata
+// is refused, never truncated; a ref it was to define is then undefined.
+// A repeat needs no decoding and no checks, so this touches as little as
+// it can before the message is delivered.
+func (c *conn) correlationOf(v *wire.PublishView) (*corrDef, error) {
+	pc := &c.corr
+	ref := v.CorrelationRef
+	switch {
+	case v.Correlation == nil: // by reference
+		d, err := pc.refs.Lookup(ref)
+		if err != nil {
+			return nil, err
+		}
+		d.meta.Sequence = v.CorrelationSeq
+		return d, nil
+	case ref == 0:
+		// In full without a ref: the message is delivered as published,
+		// so no subscriber's queue names the corrDef, and the next new
+		// metadata may reuse it once this publish is recorded.
+		if seq, ok := pc.anonShape.Match(v.Correlation); ok {
+			pc.anon.meta.Sequence = seq
+			return pc.anon, nil
+		}
+		pc.anonShape.Reset()
+		if pc.anon == nil {
+			pc.anon = &corrDef{rec: c.b.tracker.NewRecorder()}
+		}
+		if err := c.defineCorrelation(v, pc.anon); err != nil {
+			return nil, err
+		}
+		pc.anonShape.Set(v.Correlation)
+		return pc.anon, nil
+	}
+	if err := pc.refs.Define(ref, nil); err != nil { // undefined unless the definition holds
+		return nil, err
+	}
+	d := &corrDef{rec: c.b.tracker.NewRecorder()}
+	if err := c.defineCorrelation(v, d); err != nil {
+		return nil, err
+	}
+	d.base = wire.AppendWithoutSequence(make([]byte, 0, len(v.Correlation)), v.Correlation)
+	pc.refs.Define(ref, d) // cannot fail: the ref is in range
+	return d, nil
+}
+
+// defineCorrelation decodes and validates into d the correlation v
+// carries in full, with v's payload: an event too large for the history
+// is refused here, before it is delivered.
+func (c *conn) defineCorrelation(v *wire.PublishView, d *corrDef) error {
+	if err := wireconv.DecodeMetadata(v.Correlation, &c.corr.corrView, &c.strs, d.meta.Tags, &d.meta); err != nil {
+		return err
+	}
+	d.ev = correlation.Event{
+		PublisherPID:       c.peer.PID,
+		PublisherUID:       c.peer.UID,
+		PublisherComponent: c.component,
+		Metadata:           d.meta,
+	}
+	d.recorded = false
+	c.stageEvent(v, d)
+	err := d.rec.Check(&d.ev, false)
+	d.ev.Payload = nil // do not pin the read buffer
+	if err != nil {
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
+	}
+	return nil
+}
+
+// stageEvent sets the fields of d.ev that vary to the publish v's.
+func (c *conn) stageEvent(v *wire.PublishView, d *corrDef) {
+	ev := &d.ev
+	ev.Topic = c.strs.Get(v.Topic)
+	ev.Payload = v.Payload
+	ev.PublishedAt = time.Unix(0, v.PublishedAt)
+	ev.ReceivedAt = time.Unix(0, c.readAt)
+	ev.Metadata.Sequence = d.meta.Sequence
+	ev.Final = v.Final
+}
+
+// recordCorrelation records the publish routed last. It cannot be
+// refused: its metadata passed the checks when it was defined, and
+// Config.Validate makes the history large enough for any message. It can
+// fail only once the broker is shutting down; the message was delivered.
+func (c *conn) recordCorrelation() {
+	pc := &c.corr
+	d := pc.pending
+	c.stageEvent(&pc.view, d)
+	err := d.rec.Check(&d.ev, d.recorded)
+	if err == nil {
+		err = d.rec.Record(&d.ev)
+	}
+	d.recorded = err == nil
+	if err != nil {
+		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
+	}
+	// Do not pin the read buffer.
+	pc.pending, pc.view, d.ev.Payload = nil, wire.PublishView{}, nil
+}
+
+// compileFilter validates a SUBSCRIBE's filter; nil means none.
+func compileFilter(wf *wire.CorrelationFilter) (*correlation.Compiled, error) {
+	if wf == nil {
+		return nil, nil
+	}
+	f := wireconv.FilterFromWire(wf)
+	if f.IsEmpty() {
+		return nil, nil
+	}
+	c, err := f.Compile()
+	if err != nil {
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "subscribe filter: %v", err)
+	}
+	return c, nil
+}

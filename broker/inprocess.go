@@ -1,0 +1,35 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+)
+
+// InProcessConn returns a connection to b within the process, through an
+// in-memory pipe instead of a socket, for the client library's
+// eventbus.InProcess option (the way nats.go's InProcessServer takes a
+// nats-server). A client on it behaves as a socket client does; its
+// identity is the broker's own process, which the built-in policy makes
+// the agent, and it does not count against max_connections. Once the
+// broker stops, it fails with an error wrapping ErrBrokerClosed and
+// net.ErrClosed.
+func (b *Broker) InProcessConn(ctx context.Context) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	closed := fmt.Errorf("%w (%w)", ErrBrokerClosed, net.ErrClosed)
+	clientEnd, brokerEnd := net.Pipe()
+	c := newConn(b, brokerEnd, inProcessPeer(), true)
+	if err := b.addConn(c); err != nil {
+		clientEnd.Close()
+		brokerEnd.Close()
+		return nil, closed
+	}
+	if !b.goFunc(c.serve) {
+		c.closeWith(CloseBrokerShutdown, nil)
+		clientEnd.Close()
+		return nil, closed
+	}
+	return clientEnd, nil
+}

@@ -1,0 +1,211 @@
+package broker
+
+import (
+	"sync"
+
+	"daemoneye.dev/eventbus/internal/chunkbuf"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// outQueue is one connection's outbound frames: deliveries bounded by
+// count and bytes, plus control frames (replies, errors, missed counts).
+// Producers append encoded frames to pooled chunks under mu; the
+// connection's writer goroutine swaps the chunks out and writes them with
+// one writev, so a burst costs one syscall, no copy and no allocation.
+type outQueue struct {
+	maxMsgs  int
+	maxBytes int
+	timed    bool          // keep receive stamps for the latency histogram
+	wake     chan struct{} // capacity 1; a send means "look at the queue"
+
+	mu         sync.Mutex
+	buf        chunkbuf.Buffer // encoded frames waiting for the writer
+	msgs       int             // DELIVER frames in buf
+	stamps     []int64         // broker receive time of each queued delivery
+	missedSubs []*subscription // subscriptions with drops not yet reported
+	// The correlations queued DELIVERs defined (PROTOCOL.md §5.4.1).
+	refs     wire.RefEncoder[*corrDef]
+	closed   bool // no more frames are accepted
+	overflow bool // a drop happened under the disconnect policy
+	// writing: the writer goroutine or a direct write from a publisher's
+	// reader holds the connection's write side; the other stays off it.
+	writing bool
+	// handoff is a direct write's unwritten rest, passed to the writer
+	// goroutine together with the write side.
+	handoff *chunkbuf.Buffer
+}
+
+// batch describes frames taken for writing.
+type batch struct {
+	msgs     int     // DELIVER frames taken
+	stamps   []int64 // their receive times, when statistics are on
+	overflow bool    // a drop happened under the disconnect policy
+}
+
+func newOutQueue(maxMsgs, maxBytes int, timed bool) *outQueue {
+	return &outQueue{maxMsgs: maxMsgs, maxBytes: maxBytes, timed: timed, wake: make(chan struct{}, 1)}
+}
+
+// enqueueResult reports what deliver did.
+type enqueueResult uint8
+
+const (
+	enqueued      enqueueResult = iota // queued; the writer is already awake
+	enqueuedFirst                      // queued into an empty queue: wake the writer
+	dropped                            // queue full: counted for the subscription
+	discarded                          // queue closed
+)
+
+// deliver queues a DELIVER frame of d for s, with corr's metadata (nil:
+// none), or counts a drop if the queue is full (SPEC §4).
+func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef) enqueueResult {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return discarded
+	}
+	var cf *wire.CorrelationFields
+	var fields wire.CorrelationFields
+	if corr != nil {
+		// By the ref an earlier DELIVER defined, or in full, defining the
+		// next ref once the frame is queued: never in one that is dropped.
+		fields = q.refs.Fields(corr, corr.base, corr.meta.Sequence)
+		cf = &fields
+	}
+	size := wire.DeliverSize(s.id, d, cf)
+	if q.msgs >= q.maxMsgs || q.buf.Len()+size > q.maxBytes {
+		if s.missed == 0 {
+			q.missedSubs = append(q.missedSubs, s)
+		}
+		s.missed++
+		q.overflow = true
+		return dropped
+	}
+	wasEmpty := q.buf.Len() == 0
+	q.appendMissedLocked()
+	q.buf.Commit(wire.AppendDeliver(q.buf.Tail(size), s.id, d, cf))
+	if fields.Define {
+		q.refs.Defined(corr, fields.Ref)
+	}
+	q.msgs++
+	if q.timed {
+		q.stamps = append(q.stamps, d.ReceivedAt)
+	}
+	if wasEmpty {
+		return enqueuedFirst
+	}
+	return enqueued
+}
+
+// appendMissedLocked reports pending drops ahead of the next delivery, so
+// the subscriber learns where the gap is.
+func (q *outQueue) appendMissedLocked() {
+	for _, s := range q.missedSubs {
+		q.appendLocked(wire.TypeMissed, &wire.Missed{SubscriptionId: s.id, Count: s.missed})
+		s.missed = 0
+	}
+	q.missedSubs = q.missedSubs[:0]
+}
+
+// control queues a non-delivery frame. Control frames bypass the message
+// count, but not the byte bound: a client that never reads its replies
+// loses them rather than growing the broker's memory.
+func (q *outQueue) control(t wire.Type, m wire.Message) bool {
+	q.mu.Lock()
+	if q.closed || q.buf.Len()+wire.HeaderSize+m.SizeVT() > q.maxBytes {
+		q.mu.Unlock()
+		return false
+	}
+	q.appendLocked(t, m)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *outQueue) appendLocked(t wire.Type, m wire.Message) {
+	q.buf.Commit(wire.AppendFrame(q.buf.Tail(wire.HeaderSize+m.SizeVT()), t, m))
+}
+
+func (q *outQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// acquire takes the write side and moves the pending frames into into,
+// which must be empty; stamps is an emptied slice to reuse. It fails if
+// the write side is held or nothing is pending.
+func (q *outQueue) acquire(into *chunkbuf.Buffer, stamps []int64) (batch, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writing || q.closed || (q.buf.Len() == 0 && len(q.missedSubs) == 0) {
+		return batch{}, false
+	}
+	q.writing = true
+	// Missed frames go out with this batch even over the byte bound: they
+	// are small, one per subscription, and a drop must never go unreported.
+	q.appendMissedLocked()
+	*into, q.buf = q.buf, *into
+	b := batch{msgs: q.msgs, stamps: q.stamps, overflow: q.overflow}
+	q.msgs, q.stamps, q.overflow = 0, stamps[:0], false
+	return b, true
+}
+
+// release gives the write side back and reports whether frames wait.
+func (q *outQueue) release() (more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.writing = false
+	return q.buf.Len() > 0 || len(q.missedSubs) > 0
+}
+
+// handOff passes the write side and rest, the unwritten part of a direct
+// write, to the writer goroutine, which must write rest first.
+func (q *outQueue) handOff(rest *chunkbuf.Buffer) {
+	q.mu.Lock()
+	q.handoff = rest
+	q.mu.Unlock()
+	q.signal()
+}
+
+// takeHandoff returns a handed-off rest, if any; the caller then holds
+// the write side.
+func (q *outQueue) takeHandoff() *chunkbuf.Buffer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	rest := q.handoff
+	q.handoff = nil
+	return rest
+}
+
+// restoreOverflow puts back an overflow a direct write took but leaves to
+// the writer goroutine.
+func (q *outQueue) restoreOverflow() {
+	q.mu.Lock()
+	q.overflow = true
+	q.mu.Unlock()
+}
+
+// close stops the queue accepting frames and frees what it held.
+func (q *outQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.buf.Reset()
+	q.stamps, q.missedSubs = nil, nil
+	q.mu.Unlock()
+}
+
+// pending reports the queued deliveries and bytes, for stats.
+func (q *outQueue) pending() (msgs, bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.msgs, q.buf.Len()
+}
+
+// idle reports that nothing is queued or being written.
+func (q *outQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.writing && q.handoff == nil && q.buf.Len() == 0 && len(q.missedSubs) == 0
+}

@@ -1,0 +1,170 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/broker"
+	"daemoneye.dev/eventbus/internal/testutil"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// White-box tests of the client against a real broker over a real socket.
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), testutil.Timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startBroker serves a broker with cfg, and an open policy unless cfg has
+// one, on a fresh socket until the test ends.
+func startBroker(t testing.TB, cfg broker.Config) (*broker.Broker, string) {
+	t.Helper()
+	if cfg.Policy == nil {
+		cfg.Policy = acl.Open()
+	}
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	return b, testutil.Serve(t, b).Path
+}
+
+func dial(t testing.TB, path string, opts ...ClientOption) *Client {
+	t.Helper()
+	c, err := Dial(testCtx(t), path, opts...)
+	if err != nil {
+		t.Fatalf("Dial(%q): %v", path, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func subscribe(t testing.TB, c *Client, patterns ...string) *Subscription {
+	t.Helper()
+	s, err := c.Subscribe(testCtx(t), patterns...)
+	if err != nil {
+		t.Fatalf("Subscribe(%q): %v", patterns, err)
+	}
+	return s
+}
+
+func publish(t testing.TB, c *Client, topicName string, payload []byte) {
+	t.Helper()
+	if err := c.Publish(testCtx(t), topicName, payload); err != nil {
+		t.Fatalf("Publish(%q): %v", topicName, err)
+	}
+}
+
+// settle: after it the broker has routed everything pub sent and each
+// subscriber holds what was routed to it (its PONG follows its deliveries).
+func settle(t testing.TB, pub *Client, subs ...*Client) {
+	t.Helper()
+	for _, c := range append([]*Client{pub}, subs...) {
+		if err := c.Flush(testCtx(t)); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+	}
+}
+
+func drainTopics(s *Subscription) []string {
+	var out []string
+	for {
+		select {
+		case m, ok := <-s.C:
+			if !ok {
+				return out
+			}
+			out = append(out, m.Topic)
+		default:
+			return out
+		}
+	}
+}
+
+// TestFlushReturnsRefusals: publishes the broker refuses are reported by
+// the next Flush, joined, and only once.
+func TestFlushReturnsRefusals(t *testing.T) {
+	const limit = 1024
+	_, path := startBroker(t, broker.Config{MaxMessageSize: limit})
+	var mu sync.Mutex
+	var handled []error
+	c := dial(t, path, WithErrorHandler(func(err error) {
+		mu.Lock()
+		handled = append(handled, err)
+		mu.Unlock()
+	}))
+	sub := dial(t, path)
+	s := subscribe(t, sub, "flush.#")
+
+	// Make the client believe the broker accepts more than it does, as a
+	// client with a stale idea of the limit would, so that the broker is
+	// the one to refuse.
+	c.mu.Lock()
+	c.limits.MaxMessageSize = 4 * limit
+	c.mu.Unlock()
+
+	publish(t, c, "flush.big.one", make([]byte, limit+1))
+	publish(t, c, "flush.ok", []byte("fine"))
+	publish(t, c, "flush.big.two", make([]byte, 2*limit))
+	err := c.Flush(testCtx(t))
+	if err == nil {
+		t.Fatalf("Flush after two refused publishes = nil; want their errors")
+	}
+	if !errors.Is(err, ErrMessageTooLarge) {
+		t.Errorf("Flush = %v; want it to match %v", err, ErrMessageTooLarge)
+	}
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 2 {
+		t.Fatalf("Flush = %v; want two joined errors", err)
+	}
+	for i, want := range []struct{ seq, topic string }{{"#1", "flush.big.one"}, {"#3", "flush.big.two"}} {
+		e := joined.Unwrap()[i]
+		if !strings.Contains(e.Error(), want.seq) {
+			t.Errorf("refusal %d: %q does not name publish %s", i, e, want.seq)
+		}
+		var we *wire.Error
+		if !errors.As(e, &we) || we.Topic != want.topic {
+			t.Errorf("refusal %d: %v; want a *wire.Error with Topic %q", i, e, want.topic)
+		}
+	}
+	if err := c.Flush(testCtx(t)); err != nil {
+		t.Errorf("second Flush = %v; want nil (errors are reported once)", err)
+	}
+	mu.Lock()
+	if len(handled) != 2 {
+		t.Errorf("error handler got %d errors (%v); want 2", len(handled), handled)
+	}
+	mu.Unlock()
+
+	// The accepted publish between them was delivered, alone.
+	settle(t, c, sub)
+	if got := drainTopics(s); !slices.Equal(got, []string{"flush.ok"}) {
+		t.Errorf("subscriber received %q; want [flush.ok]", got)
+	}
+}
+
+// TestRefusedSubscriptionsForgotten: a subscription refused, by the client
+// or by the broker, is not kept: it would be restored on reconnect.
+func TestRefusedSubscriptionsForgotten(t *testing.T) {
+	_, path := startBroker(t, broker.Config{MaxSubscriptions: 1})
+	c := dial(t, path)
+	if _, err := c.Subscribe(testCtx(t), "a..b"); !errors.Is(err, ErrInvalidPattern) {
+		t.Errorf("Subscribe(a..b) = %v; want ErrInvalidPattern", err)
+	}
+	if _, err := c.Subscribe(testCtx(t), "a", "b"); !errors.Is(err, ErrTooManySubscriptions) {
+		t.Errorf("Subscribe(a, b) over max_subscriptions 1 = %v; want ErrTooManySubscriptions", err)
+	}
+	c.mu.Lock()
+	n := len(c.subs)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Errorf("client keeps %d refused subscriptions; want 0 (they would be restored on reconnect)", n)
+	}
+}

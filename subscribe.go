@@ -1,0 +1,196 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/wireconv"
+	"daemoneye.dev/eventbus/topic"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// Subscription receives the messages matching its patterns, on C or
+// through its handler.
+type Subscription struct {
+	c        *Client
+	id       uint64
+	patterns []string
+	filter   *wire.CorrelationFilter // nil: none
+	handler  func(*Message)
+
+	// C delivers messages for channel subscriptions; it is closed by
+	// Unsubscribe and Close. Nil for handler subscriptions.
+	C <-chan *Message
+
+	mu      sync.Mutex
+	ch      chan *Message
+	closed  bool
+	pending uint64 // missed count to attach to the next message
+
+	missed atomic.Uint64
+}
+
+// Patterns returns the subscription's patterns.
+func (s *Subscription) Patterns() []string { return append([]string(nil), s.patterns...) }
+
+// Missed returns how many messages this subscription has missed in all.
+func (s *Subscription) Missed() uint64 { return s.missed.Load() }
+
+// Subscribe subscribes to patterns; messages arrive on the returned
+// subscription's C, which holds up to the WithChannelSize bound. When it is
+// full, messages are dropped and counted in Missed rather than stalling the
+// connection.
+func (c *Client) Subscribe(ctx context.Context, patterns ...string) (*Subscription, error) {
+	ch := make(chan *Message, c.opts.channelSize)
+	s := &Subscription{c: c, patterns: patterns, ch: ch, C: ch}
+	if err := c.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SubscribeFunc subscribes to patterns and calls handler for each
+// message, on the client's reader goroutine: handler must return quickly
+// and must not call the Client's blocking methods.
+func (c *Client) SubscribeFunc(ctx context.Context, handler func(*Message), patterns ...string) (*Subscription, error) {
+	s := &Subscription{c: c, patterns: patterns, handler: handler}
+	if err := c.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SubscribeOptions configures SubscribeWith.
+type SubscribeOptions struct {
+	Patterns []string
+	// Filter, if set, has the broker deliver only messages whose
+	// correlation metadata matches it; others never cross the
+	// socket. It is validated (limits) before sending.
+	Filter *correlation.Filter
+	// Handler, if set, receives messages as SubscribeFunc's does;
+	// otherwise they arrive on the subscription's C.
+	Handler func(*Message)
+}
+
+// SubscribeWith subscribes as Subscribe or SubscribeFunc does, with a
+// correlation filter.
+func (c *Client) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
+	s := &Subscription{c: c, patterns: o.Patterns, handler: o.Handler}
+	if o.Handler == nil {
+		ch := make(chan *Message, c.opts.channelSize)
+		s.ch, s.C = ch, ch
+	}
+	if o.Filter != nil && !o.Filter.IsEmpty() {
+		if _, err := o.Filter.Compile(); err != nil {
+			return nil, fmt.Errorf("eventbus: subscribe: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err))
+		}
+		s.filter = wireconv.FilterToWire(o.Filter)
+	}
+	if err := c.subscribe(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
+	for _, p := range s.patterns {
+		if err := topic.ValidatePattern(p); err != nil {
+			return fmt.Errorf("eventbus: subscribe: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "%v", err))
+		}
+	}
+	if len(s.patterns) == 0 {
+		return fmt.Errorf("eventbus: subscribe: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "no patterns"))
+	}
+	s.patterns = append([]string(nil), s.patterns...)
+	c.mu.Lock()
+	c.nextID++
+	s.id = c.nextID
+	c.subs[s.id] = s
+	c.mu.Unlock()
+	_, err := c.roundTrip(ctx, wire.TypeSubscribe, func(id uint64) wire.Message {
+		return &wire.Subscribe{RequestId: id, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter}
+	})
+	if err != nil {
+		c.mu.Lock()
+		delete(c.subs, s.id)
+		c.mu.Unlock()
+		s.close()
+		return fmt.Errorf("eventbus: subscribe %v: %w", s.patterns, err)
+	}
+	return nil
+}
+
+// Unsubscribe ends the subscription and closes C. Messages the broker had
+// already queued for it are discarded.
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	c := s.c
+	c.mu.Lock()
+	_, live := c.subs[s.id]
+	delete(c.subs, s.id)
+	c.mu.Unlock()
+	s.close()
+	if !live {
+		return nil
+	}
+	_, err := c.roundTrip(ctx, wire.TypeUnsubscribe, func(id uint64) wire.Message {
+		return &wire.Unsubscribe{RequestId: id, SubscriptionId: s.id}
+	})
+	if err != nil {
+		return fmt.Errorf("eventbus: unsubscribe %v: %w", s.patterns, err)
+	}
+	return nil
+}
+
+func (s *Subscription) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed && s.ch != nil {
+		close(s.ch)
+	}
+	s.closed = true
+}
+
+// dispatch hands m to the subscription without ever blocking the reader.
+func (s *Subscription) dispatch(m *Message) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	m.Missed, s.pending = s.pending, 0
+	if s.handler != nil {
+		s.mu.Unlock()
+		s.handler(m)
+		return
+	}
+	select {
+	case s.ch <- m:
+	default:
+		s.pending++
+		s.missed.Add(1)
+	}
+	s.mu.Unlock()
+}
+
+// addMissed records drops the broker reported.
+func (s *Subscription) addMissed(n uint64) {
+	s.mu.Lock()
+	s.pending += n
+	s.mu.Unlock()
+	s.missed.Add(n)
+}
+
+func (c *Client) closeSubs() {
+	c.mu.Lock()
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.close()
+	}
+}
