@@ -37,6 +37,7 @@ type DeniedError struct {
 	cause error // an invalid topic's *topic.Error
 }
 
+// Error returns the message.
 func (e *DeniedError) Error() string {
 	return fmt.Sprintf("acl: %s to %s denied: %s", e.Action, e.Topic, e.Reason)
 }
@@ -204,6 +205,7 @@ func clone(r *Rule) *Rule {
 	return &c
 }
 
+// String returns the name used in messages and output.
 func (e Explanation) String() string {
 	var b strings.Builder
 	verdict := "denied"

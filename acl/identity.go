@@ -40,6 +40,7 @@ func (id Identity) grantee() string {
 	return id.Component
 }
 
+// String returns the name used in messages and output.
 func (id Identity) String() string {
 	who := "anonymous peer"
 	switch {
@@ -73,6 +74,7 @@ type RefusedError struct {
 	Reason    string // e.g. "uid 1000 not in [0]", "sid S-1-5-19 not in [S-1-5-18]"
 }
 
+// Error returns the message.
 func (e *RefusedError) Error() string {
 	name := e.Component
 	if !validComponent(name) {

@@ -27,6 +27,7 @@ type ParseError struct {
 	Msg   string
 }
 
+// Error returns the message.
 func (e *ParseError) Error() string {
 	switch {
 	case e.Line > 0 && e.Field != "":

@@ -30,6 +30,7 @@ const (
 
 var levelNames = [...]string{Public: "public", Restricted: "restricted", Privileged: "privileged"}
 
+// String returns the name used in messages and output.
 func (l Level) String() string {
 	if l >= Public && l <= Privileged {
 		return levelNames[l]
@@ -55,6 +56,7 @@ const (
 	Subscribe               // receive a topic (subscribe to it, or have it delivered)
 )
 
+// String returns the name used in messages and output.
 func (a Action) String() string {
 	switch a {
 	case Publish:
@@ -98,6 +100,7 @@ func (r *Rule) field() string {
 	return "topics"
 }
 
+// String returns the name used in messages and output.
 func (r *Rule) String() string {
 	if r.Kind == TopicRule {
 		return fmt.Sprintf("topic %s %s (%s)", r.Pattern, r.Access, r.Source)

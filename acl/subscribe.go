@@ -19,6 +19,7 @@ const (
 	Filter                 // some topics may be delivered: check each with Check(id, Subscribe, topic)
 )
 
+// String returns the name used in messages and output.
 func (d Decision) String() string {
 	switch d {
 	case Deny:

@@ -126,6 +126,7 @@ type ConfigError struct {
 	Msg   string
 }
 
+// Error returns the message.
 func (e *ConfigError) Error() string {
 	switch {
 	case e.File != "" && e.Line > 0:

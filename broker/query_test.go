@@ -138,7 +138,7 @@ func TestWorkflowsOverSocket(t *testing.T) {
 // TestWaitOverSocket: a socket client waits for two collectors' final
 // results; a wait whose deadline passes returns what it saw.
 func TestWaitOverSocket(t *testing.T) {
-	_, path := startBroker(t, Config{Policy: queryPolicy(t)})
+	b, path := startBroker(t, Config{Policy: queryPolicy(t)})
 	ctx := testCtx(t)
 	waiter := dial(t, path)
 	task := correlation.New(correlation.WithStage("enumeration"))
@@ -152,7 +152,9 @@ func TestWaitOverSocket(t *testing.T) {
 		done <- msgs
 		errc <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let the wait register; it also counts events recorded before it
+	// The results must arrive while the broker holds the wait (it would
+	// also count events recorded before it).
+	waitFor(t, "the broker to hold the wait", func() bool { return b.Tracker().Stats().Waiters == 1 })
 	for _, name := range []string{"procmond", "netmond"} {
 		c := dial(t, path, eventbus.WithComponent(name))
 		if err := c.Publish(ctx, "events.process.batch", []byte(name), eventbus.WithCorrelation(task), eventbus.WithFinal()); err != nil {

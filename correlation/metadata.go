@@ -32,6 +32,7 @@ type ValidationError struct {
 	Rule  string // "empty", "too long: 300 bytes, limit 256", ...
 }
 
+// Error returns the message.
 func (e *ValidationError) Error() string { return "correlation: " + e.Field + " " + e.Rule }
 
 // Is makes errors.Is(err, ErrInvalid) true.

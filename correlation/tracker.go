@@ -50,7 +50,28 @@ type Config struct {
 	// Now is the clock for expiry and for events without ReceivedAt
 	// (default time.Now). It is called without the tracker's lock held.
 	Now func() time.Time
+	// NewTimer makes the timer of a Wait for a quiet period (default: a
+	// *time.Timer). A test sets it, with Now, to a fake clock.
+	NewTimer func(d time.Duration) Timer
 }
+
+// Timer is a timer a Wait re-arms each time an event arrives: what
+// *time.Timer does, with its channel behind a method.
+type Timer interface {
+	// C delivers the time when the timer fires.
+	C() <-chan time.Time
+	// Reset re-arms the timer to fire after d.
+	Reset(d time.Duration) bool
+	// Stop disarms the timer.
+	Stop() bool
+}
+
+// realTimer is the default Timer.
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time        { return r.t.C }
+func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+func (r realTimer) Stop() bool                 { return r.t.Stop() }
 
 func (c Config) validate() error {
 	for _, f := range []struct {
@@ -90,6 +111,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.NewTimer == nil {
+		c.NewTimer = func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 	}
 	return c
 }

@@ -13,13 +13,66 @@ import (
 	"time"
 )
 
-// clock is a fake Config.Now that tests move by hand.
+// clock is a fake Config.Now and Config.NewTimer that tests move by hand.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+	armed  chan struct{} // a send each time a timer is armed
 }
 
-func newClock() *clock { return &clock{now: time.Unix(1_700_000_000, 0)} }
+func newClock() *clock {
+	return &clock{now: time.Unix(1_700_000_000, 0), armed: make(chan struct{}, 64)}
+}
+
+// fakeTimer fires when its clock is moved past its deadline.
+type fakeTimer struct {
+	clk      *clock
+	c        chan time.Time
+	deadline time.Time
+	active   bool
+}
+
+func (c *clock) NewTimer(d time.Duration) Timer {
+	ft := &fakeTimer{clk: c, c: make(chan time.Time, 1)}
+	c.mu.Lock()
+	c.timers = append(c.timers, ft)
+	c.mu.Unlock()
+	ft.Reset(d)
+	return ft
+}
+
+func (ft *fakeTimer) C() <-chan time.Time { return ft.c }
+
+func (ft *fakeTimer) Reset(d time.Duration) bool {
+	ft.clk.mu.Lock()
+	was := ft.active
+	ft.deadline, ft.active = ft.clk.now.Add(d), true
+	ft.clk.mu.Unlock()
+	select {
+	case ft.clk.armed <- struct{}{}:
+	default:
+	}
+	return was
+}
+
+func (ft *fakeTimer) Stop() bool {
+	ft.clk.mu.Lock()
+	defer ft.clk.mu.Unlock()
+	was := ft.active
+	ft.active = false
+	return was
+}
+
+// waitArmed waits until a timer of c has been armed (or re-armed).
+func (c *clock) waitArmed(t testing.TB) {
+	t.Helper()
+	select {
+	case <-c.armed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no timer was armed")
+	}
+}
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
@@ -27,11 +80,21 @@ func (c *clock) Now() time.Time {
 	return c.now
 }
 
-// tick advances the clock by d and returns the new time.
+// tick advances the clock by d, fires the timers it passes and returns
+// the new time.
 func (c *clock) tick(d time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	for _, ft := range c.timers {
+		if ft.active && !c.now.Before(ft.deadline) {
+			ft.active = false
+			select {
+			case ft.c <- c.now:
+			default:
+			}
+		}
+	}
 	return c.now
 }
 
@@ -40,6 +103,9 @@ func newTestTracker(t testing.TB, cfg Config) (*Tracker, *clock) {
 	clk := newClock()
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
+	}
+	if cfg.NewTimer == nil {
+		cfg.NewTimer = clk.NewTimer
 	}
 	tr, err := NewTracker(cfg)
 	if err != nil {

@@ -36,6 +36,7 @@ func EventCount(n int) Condition { return Condition{kind: condCount, n: n} }
 // for d.
 func QuietFor(d time.Duration) Condition { return Condition{kind: condQuiet, quiet: d} }
 
+// String returns the name used in messages and output.
 func (c Condition) String() string {
 	switch c.kind {
 	case condFinal:
@@ -77,6 +78,7 @@ type WaitError struct {
 	Err             error
 }
 
+// Error returns the message.
 func (e *WaitError) Error() string {
 	why := e.Err.Error()
 	switch {
@@ -91,6 +93,7 @@ func (e *WaitError) Error() string {
 		why, plural(e.FinalPublishers, "final publisher"), plural(e.Events, "event"))
 }
 
+// Unwrap returns the cause.
 func (e *WaitError) Unwrap() error { return e.Err }
 
 // waiter is one Wait in progress; its fields are guarded by Tracker.mu.
@@ -200,7 +203,7 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 // closes (the reason). A quiet period is a timer owned by this call,
 // re-armed whenever an event arrives.
 func (t *Tracker) await(ctx context.Context, w *waiter) error {
-	var quiet *time.Timer
+	var quiet Timer
 	var fire <-chan time.Time
 	defer func() {
 		if quiet != nil {
@@ -221,8 +224,8 @@ func (t *Tracker) await(ctx context.Context, w *waiter) error {
 		if w.cond.kind == condQuiet && seen > armed {
 			armed = seen
 			if quiet == nil {
-				quiet = time.NewTimer(w.cond.quiet)
-				fire = quiet.C
+				quiet = t.cfg.NewTimer(w.cond.quiet)
+				fire = quiet.C()
 			} else {
 				quiet.Reset(w.cond.quiet)
 			}

@@ -31,6 +31,7 @@ type Error struct {
 	Rule    string // the broken rule, e.g. "topic too long: 300 bytes, limit 255"
 }
 
+// Error returns the message.
 func (e *Error) Error() string {
 	return fmt.Sprintf("invalid %s %s: %s", kindName(e.Pattern), quote(e.Input), e.Rule)
 }

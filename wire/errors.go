@@ -24,6 +24,7 @@ func Errorf(code ErrorCode, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// Error returns the message.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return CodeName(e.Code)
@@ -42,6 +43,7 @@ func (e *Error) Is(target error) bool {
 // constant, no one can change what it matches.
 type Sentinel ErrorCode
 
+// Error returns the name of the code.
 func (s Sentinel) Error() string { return CodeName(ErrorCode(s)) }
 
 // Sentinels for errors.Is, one per code a caller may want to act on.

@@ -62,6 +62,7 @@ var typeNames = [...]string{
 	TypeQuery: "QUERY", TypeQueryResult: "QUERY_RESULT",
 }
 
+// String returns the name used in messages and output.
 func (t Type) String() string {
 	if int(t) < len(typeNames) && typeNames[t] != "" {
 		return typeNames[t]

@@ -100,6 +100,7 @@ func FilterToWire(f *correlation.Filter) *wire.CorrelationFilter {
 	}
 }
 
+// UnixNano is t in Unix nanoseconds, 0 for the zero time.
 func UnixNano(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -107,6 +108,7 @@ func UnixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
+// FromUnixNano is the time of n Unix nanoseconds, the zero time for 0.
 func FromUnixNano(n int64) time.Time {
 	if n == 0 {
 		return time.Time{}
@@ -130,6 +132,7 @@ func EventToWire(e *correlation.Event) *wire.Envelope {
 	}
 }
 
+// TimelineToWire converts a timeline entry for sending.
 func TimelineToWire(e *correlation.TimelineEntry) *wire.TimelineEntry {
 	return &wire.TimelineEntry{
 		ReceivedAt: UnixNano(e.ReceivedAt), Stage: e.Stage, SourceProcess: e.SourceProcess,
@@ -138,6 +141,7 @@ func TimelineToWire(e *correlation.TimelineEntry) *wire.TimelineEntry {
 	}
 }
 
+// TimelineFromWire converts a received timeline entry.
 func TimelineFromWire(e *wire.TimelineEntry) correlation.TimelineEntry {
 	return correlation.TimelineEntry{
 		ReceivedAt: FromUnixNano(e.ReceivedAt), Stage: e.Stage, SourceProcess: e.SourceProcess,
@@ -157,6 +161,7 @@ func activityFromWire(a *wire.Activity) correlation.Activity {
 	return correlation.Activity{FirstSeen: FromUnixNano(a.FirstSeen), LastSeen: FromUnixNano(a.LastSeen), Events: int(a.Events), Finals: int(a.Finals)}
 }
 
+// WorkflowToWire converts a workflow's state for sending.
 func WorkflowToWire(w *correlation.WorkflowState) *wire.WorkflowState {
 	out := &wire.WorkflowState{RootId: w.RootID, Activity: activityToWire(w.Activity), StartedAt: UnixNano(w.StartedAt),
 		PayloadBytes: w.PayloadBytes, Untracked: uint64(w.Untracked)}
@@ -172,6 +177,7 @@ func WorkflowToWire(w *correlation.WorkflowState) *wire.WorkflowState {
 	return out
 }
 
+// WorkflowFromWire converts a received workflow state.
 func WorkflowFromWire(w *wire.WorkflowState) correlation.WorkflowState {
 	out := correlation.WorkflowState{RootID: w.RootId, Activity: activityFromWire(w.Activity), StartedAt: FromUnixNano(w.StartedAt),
 		PayloadBytes: w.PayloadBytes, Untracked: int(w.Untracked)}
@@ -187,11 +193,13 @@ func WorkflowFromWire(w *wire.WorkflowState) correlation.WorkflowState {
 	return out
 }
 
+// SummaryToWire converts a workflow summary for sending.
 func SummaryToWire(s *correlation.WorkflowSummary) *wire.WorkflowSummary {
 	return &wire.WorkflowSummary{RootId: s.RootID, Activity: activityToWire(s.Activity), CurrentStage: s.CurrentStage,
 		Stages: uint32(s.Stages), CompletedStages: uint32(s.CompletedStages), Correlations: uint32(s.Correlations), Processes: uint32(s.Processes)}
 }
 
+// SummaryFromWire converts a received workflow summary.
 func SummaryFromWire(s *wire.WorkflowSummary) correlation.WorkflowSummary {
 	return correlation.WorkflowSummary{RootID: s.RootId, Activity: activityFromWire(s.Activity), CurrentStage: s.CurrentStage,
 		Stages: int(s.Stages), CompletedStages: int(s.CompletedStages), Correlations: int(s.Correlations), Processes: int(s.Processes)}

@@ -7,6 +7,7 @@ import (
 	"daemoneye.dev/eventbus/wire"
 )
 
+// StatsToWire converts a statistics snapshot for sending.
 func StatsToWire(s *stats.Snapshot) *wire.Stats {
 	w := &wire.Stats{
 		StartedAt:          s.StartedAt.UnixNano(),
@@ -46,6 +47,7 @@ func StatsToWire(s *stats.Snapshot) *wire.Stats {
 	return w
 }
 
+// StatsFromWire converts received statistics.
 func StatsFromWire(w *wire.Stats) stats.Snapshot {
 	s := stats.Snapshot{
 		StartedAt:          time.Unix(0, w.StartedAt),
