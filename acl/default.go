@@ -6,7 +6,7 @@ import "daemoneye.dev/eventbus/transport"
 // the built-in policy admits it as it admits root on Unix.
 const localSystemSID = "S-1-5-18"
 
-// collectorGrants is one collector's row of SPEC.md §3: what it publishes
+// collectorGrants is one collector's row of docs/SECURITY.md §3: what it publishes
 // (its events family) and the task type it is assigned.
 var collectorGrants = []struct{ name, events, task string }{
 	{"procmond", "events.process.#", "control.collector.task.process.#"},
@@ -24,7 +24,7 @@ func Default(brokerUID uint32) *Policy {
 }
 
 // DefaultFor returns the built-in policy of a broker running as self (its
-// own identity, transport.Self()), SPEC.md §3's table:
+// own identity, transport.Self()), the topic map of docs/TOPICS.md §2:
 //
 //	public:      events.+.anomaly, control.health.#
 //	privileged:  control.collector.lifecycle, control.collector.config, control.agent.policy

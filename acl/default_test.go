@@ -7,7 +7,7 @@ import (
 	"daemoneye.dev/eventbus/transport"
 )
 
-// TestDefaultMatchesSpec walks SPEC.md §3's table: each topic's level, that
+// TestDefaultMatchesSpec walks the topic map of docs/TOPICS.md §2: each topic's level, that
 // its normal publisher may publish it, and who else may not.
 func TestDefaultMatchesSpec(t *testing.T) {
 	const brokerUID = 1000

@@ -1,5 +1,5 @@
 // Package acl decides who may publish and subscribe to which topic, from a
-// policy file and the identity the kernel reports for each peer (SPEC.md §3).
+// policy file and the identity the kernel reports for each peer (docs/SECURITY.md §3).
 //
 // # Identity
 //
@@ -54,7 +54,7 @@
 // does not give them.
 //
 // Topics beginning with '$' are the broker's own. '#' and other patterns
-// whose first segment is a wildcard never match them (SPEC.md §2), so only
+// whose first segment is a wildcard never match them (docs/TOPICS.md §1), so only
 // a rule that names "$..." literally covers them; otherwise default_access
 // applies. The broker refuses client publishes to them before asking this
 // package.

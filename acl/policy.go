@@ -18,7 +18,7 @@ const AgentComponent = "agent"
 // indexes (topic rules, and each component's grants per action).
 const indexCacheSize = 1024
 
-// Level is a topic's access level (SPEC.md §3). The zero Level is invalid.
+// Level is a topic's access level (docs/SECURITY.md §3). The zero Level is invalid.
 type Level uint8
 
 // Access levels, from the least to the most strict.

@@ -10,7 +10,7 @@ import (
 	"daemoneye.dev/eventbus/topic"
 )
 
-// specTopics are topics of SPEC.md §3 and some outside it, for checking
+// specTopics are topics of docs/SECURITY.md §3 and some outside it, for checking
 // which topics a Filter subscription delivers.
 var specTopics = []string{
 	"events.process.lifecycle", "events.process.metadata", "events.process.tree", "events.process.integrity",

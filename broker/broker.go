@@ -122,7 +122,7 @@ func loadPolicy(cfg Config) (*acl.Policy, error) {
 }
 
 // Tracker returns the broker's correlation tracker: the history of every
-// correlated message, workflows, forensic queries and Wait (SPEC §5).
+// correlated message, workflows, forensic queries and Wait (docs/CORRELATION.md).
 func (b *Broker) Tracker() *correlation.Tracker { return b.tracker }
 
 // Policy returns the access-control policy in force.
@@ -350,7 +350,7 @@ func (b *Broker) cut() {
 // correlation); named, if not nil, is the correlation to name by ref in
 // each DELIVER (PROTOCOL.md §5.4.1), else d carries it as published.
 // It runs on the publisher's reader goroutine and never blocks on a
-// subscriber: a full queue drops (SPEC §4). Subscribers whose queue was
+// subscriber: a full queue drops (docs/PROTOCOL.md §7). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
 func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *correlation.Metadata, named *corrDef) {
 	for _, s := range b.index.MatchBytes(topicName) {

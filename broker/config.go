@@ -80,7 +80,7 @@ type Config struct {
 	// HandshakeTimeout bounds the time from accept to a complete hello;
 	// default 5s.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
-	// HistoryMaxEvents bounds the correlation history (SPEC §5), oldest
+	// HistoryMaxEvents bounds the correlation history (docs/CORRELATION.md), oldest
 	// evicted first; default 10000.
 	HistoryMaxEvents int `yaml:"history_max_events"`
 	// HistoryMaxBytes bounds the history's bytes, payloads included;
@@ -90,7 +90,7 @@ type Config struct {
 	// long (its events stay in the history); default 1h.
 	WorkflowIdleTimeout time.Duration `yaml:"workflow_idle_timeout"`
 	// PolicyFile is the access-control policy (docs/SECURITY.md); empty
-	// means the built-in policy of SPEC §3, which admits components from
+	// means the built-in policy (docs/SECURITY.md §3), which admits components from
 	// the broker's own uid and root.
 	PolicyFile string `yaml:"policy_file"`
 	// AgentTokenFile holds the credential a client presents to prove it is

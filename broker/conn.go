@@ -167,7 +167,7 @@ func checkHello(h *wire.Hello) error {
 	return nil
 }
 
-// admit decides who the peer is (SPEC §3): the in-process client is the
+// admit decides who the peer is (docs/SECURITY.md §3): the in-process client is the
 // agent; a socket peer's claimed component is checked against the policy
 // with the kernel's view of the peer.
 func (c *conn) admit(h *wire.Hello) (acl.Identity, error) {

@@ -57,7 +57,7 @@ const (
 )
 
 // deliver queues a DELIVER frame of d for s, with corr's metadata (nil:
-// none), or counts a drop if the queue is full (SPEC §4).
+// none), or counts a drop if the queue is full (docs/PROTOCOL.md §7).
 func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef) enqueueResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -229,7 +229,7 @@ func heapGrowth(build func() any) uint64 {
 }
 
 // TestHistoryMemory measures the heap held by 10,000 history events with
-// 128-byte payloads and typical metadata (SPEC §8: under 10 MB), and
+// 128-byte payloads and typical metadata (under 10 MB), and
 // reports the worst case where no id or tag value repeats.
 func TestHistoryMemory(t *testing.T) {
 	if raceEnabled || testing.Short() {

@@ -1,7 +1,7 @@
 // Package correlation carries correlation metadata between local processes
 // and tracks correlated events in a bounded, indexed history of workflows.
 //
-// It is the library core of SPEC.md §5:
+// It is the library core of docs/CORRELATION.md:
 //
 //   - [Metadata] links a message to a correlation, its parent and its
 //     workflow root; [New] and [Metadata.NewChild] make it with time-ordered

@@ -13,7 +13,7 @@ const MaxFilterValues = 1024
 // linearly: for a few short strings that beats hashing.
 const smallSet = 8
 
-// Filter selects messages by their correlation metadata (SPEC.md §5).
+// Filter selects messages by their correlation metadata (docs/CORRELATION.md).
 // Each non-empty criterion must hold (they are ANDed); an empty criterion
 // matches everything. A message without metadata matches only the empty
 // filter.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Event is one correlated message as the broker saw it (SPEC.md §4).
+// Event is one correlated message as the broker saw it (docs/PROTOCOL.md §7).
 type Event struct {
 	Topic       string
 	Payload     []byte

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Limits of SPEC.md §5. Validate and Filter.Compile enforce them with an
+// Limits of docs/CORRELATION.md. Validate and Filter.Compile enforce them with an
 // error; nothing is ever truncated.
 const (
 	MaxIDBytes       = 256  // correlation, parent and root ids
@@ -44,7 +44,7 @@ func tooLong(field string, n, limit int) error {
 	return invalid(field, fmt.Sprintf("too long: %d bytes, limit %d", n, limit))
 }
 
-// Metadata is the correlation metadata a message may carry (SPEC.md §5).
+// Metadata is the correlation metadata a message may carry (docs/CORRELATION.md).
 type Metadata struct {
 	CorrelationID string // this correlation; required
 	ParentID      string // the correlation this one was derived from; empty for none

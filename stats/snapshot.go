@@ -2,7 +2,7 @@ package stats
 
 import "time"
 
-// Snapshot is the broker's statistics at one moment (SPEC §6).
+// Snapshot is the broker's statistics at one moment.
 type Snapshot struct {
 	StartedAt          time.Time       `json:"started_at"`
 	TakenAt            time.Time       `json:"taken_at"`

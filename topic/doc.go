@@ -1,7 +1,7 @@
 // Package topic validates topics and patterns and matches them, with a trie
 // index shared by routing and access control.
 //
-// The rules are those of SPEC.md §2:
+// The rules are those of docs/TOPICS.md §1:
 //
 //   - A topic is 1 to [MaxSegments] dot-separated segments and at most
 //     [MaxTopicBytes] bytes. A segment is 1 to [MaxSegmentBytes] bytes of

@@ -2,7 +2,7 @@ package topic
 
 import "testing"
 
-// matchTests holds every example of SPEC.md §2 and the '$' rules. They drive
+// matchTests holds every example of docs/TOPICS.md §1 and the '$' rules. They drive
 // Match, the Index tests and the FuzzMatch seeds.
 var matchTests = []struct {
 	pattern, topic string

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of SPEC.md §2.
+// Limits of docs/TOPICS.md §1.
 const (
 	MaxTopicBytes   = 255 // bytes in a whole topic or pattern
 	MaxSegments     = 8   // dot-separated segments

@@ -9,7 +9,7 @@
 //
 // # Unix domain sockets (Linux, macOS, FreeBSD)
 //
-// Socket hygiene (SPEC.md §7) is part of [Listen]:
+// Socket hygiene (docs/SECURITY.md §1) is part of [Listen]:
 //
 //   - The socket file gets mode 0600 (see [WithMode]) before the socket
 //     listens, so no client can connect while it is more open than that.

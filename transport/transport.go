@@ -57,7 +57,7 @@ const (
 // DefaultSDDL is the security descriptor a Windows pipe gets unless
 // [WithSDDL] says otherwise: a protected DACL granting full access to the
 // pipe's owner (the user the broker runs as), SYSTEM and the
-// Administrators group, and nothing to anyone else (SPEC.md §7).
+// Administrators group, and nothing to anyone else (docs/SECURITY.md §1).
 const DefaultSDDL = "D:P(A;;GA;;;OW)(A;;GA;;;SY)(A;;GA;;;BA)"
 
 // DefaultPath returns the socket path a broker and its clients agree on

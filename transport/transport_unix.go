@@ -138,7 +138,7 @@ func checkPrivateDir(dir string) error {
 
 // clearStale makes way for a new socket at path: nothing there is fine; a
 // non-socket is refused; a socket is removed only if a dial is refused,
-// which proves no process listens on it (SPEC.md §7). Where a full accept
+// which proves no process listens on it (docs/SECURITY.md §1). Where a full accept
 // queue is refused too (the BSDs), the dial is tried staleProbes times.
 func clearStale(path string) error {
 	fi, err := os.Lstat(path)

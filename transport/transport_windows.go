@@ -1,7 +1,7 @@
 package transport
 
 // The Windows transport: a named pipe through github.com/Microsoft/go-winio,
-// with a security descriptor set when the pipe is created (SPEC.md §7).
+// with a security descriptor set when the pipe is created (docs/SECURITY.md §1).
 
 import (
 	"context"

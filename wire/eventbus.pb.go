@@ -285,7 +285,7 @@ type Envelope struct {
 	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Publisher's clock, Unix nanoseconds.
 	PublishedAt int64 `protobuf:"fixed64,3,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
-	// Correlation metadata (SPEC §5), if the message belongs to a workflow.
+	// Correlation metadata (docs/CORRELATION.md), if the message belongs to a workflow.
 	Correlation *Correlation `protobuf:"bytes,4,opt,name=correlation,proto3" json:"correlation,omitempty"`
 	// The publisher's last result for this correlation (wait-for-results).
 	Final bool `protobuf:"varint,5,opt,name=final,proto3" json:"final,omitempty"`
@@ -430,7 +430,7 @@ func (x *Envelope) GetDeliveryCorrelationSequence() uint64 {
 	return 0
 }
 
-// Correlation ties a message into a workflow (SPEC §5). Ids are strings,
+// Correlation ties a message into a workflow (docs/CORRELATION.md). Ids are strings,
 // time-ordered UUIDs by default; limits are in correlation.Validate.
 type Correlation struct {
 	state         protoimpl.MessageState
@@ -546,7 +546,7 @@ type Subscribe struct {
 	SubscriptionId uint64   `protobuf:"varint,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	Patterns       []string `protobuf:"bytes,3,rep,name=patterns,proto3" json:"patterns,omitempty"`
 	// Optional: only messages whose correlation matches are delivered. The
-	// broker applies it before queueing (SPEC §5).
+	// broker applies it before queueing (docs/CORRELATION.md).
 	Filter *CorrelationFilter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
 }
 
@@ -1117,7 +1117,7 @@ func (x *Pong) GetId() uint64 {
 	return 0
 }
 
-// Query asks the broker's correlation tracker (SPEC §5). Results include
+// Query asks the broker's correlation tracker (docs/CORRELATION.md). Results include
 // only events on topics the asker may subscribe to.
 type Query struct {
 	state         protoimpl.MessageState

@@ -10,7 +10,7 @@ import (
 	"daemoneye.dev/eventbus/correlation"
 )
 
-// correlationFlags are pub's correlation metadata flags (SPEC.md §5).
+// correlationFlags are pub's correlation metadata flags (docs/CORRELATION.md).
 type correlationFlags struct {
 	id     string
 	parent string

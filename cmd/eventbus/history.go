@@ -68,7 +68,7 @@ func newHistoryCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history [flags]",
 		Short: "show correlated events the broker recorded",
-		Long: `Show the correlated events (SPEC.md §5) in the broker's history that match
+		Long: `Show the correlated events (docs/CORRELATION.md) in the broker's history that match
 every criterion given: --tag (repeatable, all must match), --correlation,
 --root, --stage, and the receive time in [--since, --until). --since and
 --until take an RFC 3339 time or a duration meaning that long ago
@@ -184,7 +184,7 @@ func newWaitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wait [flags] ID",
 		Short: "wait for the results of a correlation",
-		Long: `Wait until the broker has recorded the results of correlation ID (SPEC.md §5),
+		Long: `Wait until the broker has recorded the results of correlation ID (docs/CORRELATION.md),
 then print its events as history does. Give exactly one condition:
 
   --publishers N  N distinct publishers (pid and component, as the broker

@@ -1,7 +1,7 @@
 // Command eventbus runs an eventbus broker and talks to one: publish,
 // subscribe, correlation history, workflows and waits, statistics, topic
 // and access-policy checks. It is a thin layer over the
-// daemoneye.dev/eventbus packages (STYLE.md rule 15): it parses flags, calls
+// daemoneye.dev/eventbus packages: it parses flags, calls
 // the library and formats what comes back.
 //
 // Exit status: 0 on success, 1 on a runtime error, 2 on a usage error or an

@@ -22,7 +22,7 @@ func newPolicyCmd() *cobra.Command {
 check a policy file and print its effective rules, or explain whether an
 identity may publish or subscribe to a topic and which rule decides.
 
-Without --policy both use the built-in policy of SPEC §3, as a broker run
+Without --policy both use the built-in policy (docs/SECURITY.md §3), as a broker run
 by this user would.`,
 	}
 	cmd.AddCommand(newPolicyCheckCmd(), newPolicyExplainCmd())
@@ -67,7 +67,7 @@ line and field).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&file, "policy", "", "policy `FILE` (default: the built-in policy of SPEC §3)")
+	cmd.Flags().StringVar(&file, "policy", "", "policy `FILE` (default: the built-in policy, docs/SECURITY.md §3)")
 	return cmd
 }
 
@@ -107,7 +107,7 @@ an invalid topic.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.policy, "policy", "", "policy `FILE` (default: the built-in policy of SPEC §3)")
+	fl.StringVar(&f.policy, "policy", "", "policy `FILE` (default: the built-in policy, docs/SECURITY.md §3)")
 	fl.StringVar(&f.as, "as", "", "the `COMPONENT` the peer claims (default: none, an anonymous peer)")
 	fl.Uint32Var(&f.uid, "uid", uint32(os.Geteuid()), "the peer's uid (default this process's euid)")
 	fl.Uint32Var(&f.gid, "gid", uint32(os.Getegid()), "the peer's gid (default this process's egid)")

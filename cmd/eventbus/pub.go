@@ -46,7 +46,7 @@ beside the socket; on Windows %AppData%\eventbus\agent.token). Without
 --as, pub is anonymous and may publish only the topics the policy makes
 public.
 
-Correlation metadata (SPEC.md §5): any of --correlation-id, --parent,
+Correlation metadata (docs/CORRELATION.md): any of --correlation-id, --parent,
 --root, --stage, --tag, --source or --final makes every message carry
 metadata. The correlation id is --correlation-id, else a new time-ordered
 id; the root is --root, else the correlation id (a new workflow, so give

@@ -16,7 +16,7 @@ func newTimelineCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "timeline [flags] ROOT",
 		Short: "show a workflow's events in the order received",
-		Long: `Show the events of the workflow rooted at ROOT (SPEC.md §5) that the broker
+		Long: `Show the events of the workflow rooted at ROOT (docs/CORRELATION.md) that the broker
 still holds, in the order it received them, as a tree: each line is
 indented two spaces per parent link above its correlation. A line
 "── stage S" comes before each event whose stage differs from the previous
@@ -54,7 +54,7 @@ func newWorkflowsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "workflows [flags]",
 		Short: "list the active workflows",
-		Long: `List the workflows the broker tracks (SPEC.md §5), oldest first: root id,
+		Long: `List the workflows the broker tracks (docs/CORRELATION.md), oldest first: root id,
 current stage (the one that started last), stages completed of those seen,
 correlations, participating processes, events (with how many were final
 results) and when the first and the latest event were received. A
@@ -86,7 +86,7 @@ func newWorkflowCmd() *cobra.Command {
 		Use:   "workflow [flags] ROOT",
 		Short: "show the state of one workflow",
 		Long: `Show everything the broker tracks for the workflow rooted at ROOT
-(SPEC.md §5): its totals, its stages (events, and when each was completed:
+(docs/CORRELATION.md): its totals, its stages (events, and when each was completed:
 by a final result, or when a correlation whose parent is in it started in
 another stage), its correlations with their parents, and its processes as
 the broker verified them.
