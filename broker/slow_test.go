@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -227,24 +226,6 @@ func TestSlowSubscriberDrop(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSlowSubscriberDisconnect: under the disconnect policy the slow
 // subscriber's connection is closed as a slow consumer, and everyone else
 // carries on.
@@ -262,7 +243,7 @@ func TestSlowSubscriberDisconnect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := new(syncBuffer)
+			logs := new(testutil.Buffer)
 			b, path := startBroker(t, Config{
 				MessageBufferSize:    tt.buffer,
 				SlowSubscriberPolicy: SlowDisconnect,

@@ -16,9 +16,10 @@ import (
 	"time"
 
 	"daemoneye.dev/eventbus/acl"
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
-// The access-control tests (SPEC.md §3) run a broker with a policy file and
+// The access-control tests (docs/SECURITY.md §3) run a broker with a policy file and
 // clients as separate processes. Run as root, the clients that must not be
 // trusted run as otherUID, so the broker judges them by the uid the kernel
 // reports, not by anything they say; otherwise those parts are skipped or
@@ -32,7 +33,7 @@ const (
 	policyTopic = "control.agent.policy"
 )
 
-// aclPolicy is the policy the tests run with, SPEC.md §3's levels for the
+// aclPolicy is the policy the tests run with, docs/SECURITY.md §3's levels for the
 // topics they use. Placeholders: {{self}} is the test's uid (procmond and
 // the agent are admitted from it), {{other}} the uid auditor is admitted
 // from, {{token}} the agent token file, {{exe}} the executable netmond
@@ -82,8 +83,7 @@ type aclFixture struct {
 	// the helper then runs as the test's own user.
 	other    *runAs
 	self     uint32
-	otherUID uint32   // the uid auditor is admitted from
-	env      []string // the clients' extra environment
+	otherUID uint32 // the uid auditor is admitted from
 }
 
 func TestAccessControl(t *testing.T) {
@@ -98,14 +98,7 @@ func TestAccessControl(t *testing.T) {
 func newACLFixture(t *testing.T) *aclFixture {
 	t.Helper()
 	f := &aclFixture{self: uint32(os.Geteuid())}
-	// Under the race detector a helper sleeps 1s at exit by default; the
-	// clients here are many and short-lived.
-	f.env = []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
-	dir, err := os.MkdirTemp("", "eba") // short: the socket path must fit sun_path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.SocketDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +108,7 @@ func newACLFixture(t *testing.T) *aclFixture {
 	f.policyFile = filepath.Join(dir, "policy.yaml")
 	f.otherUID = f.self
 	netmondExe := "/nonexistent/helper.test"
+	var err error
 	if f.self == 0 {
 		f.otherUID = otherUID
 		f.other = &runAs{uid: otherUID, gid: otherUID, exe: copyTestBinary(t, dir), dir: dir}
@@ -132,7 +126,7 @@ func newACLFixture(t *testing.T) *aclFixture {
 	}
 	f.broker = start(t, "broker", "broker", nil, "-socket", f.socket, "-policy", f.policyFile,
 		"-socket-mode", "0666", "-agent-topic", policyTopic)
-	f.broker.waitLine(10*time.Second, "ready")
+	f.broker.waitLine(t, 10*time.Second, "ready")
 	if f.token, err = acl.ReadTokenFile(f.tokenFile); err != nil {
 		t.Fatalf("the broker did not create the agent token file named by the policy: %v", err)
 	}
@@ -187,17 +181,17 @@ func (f *aclFixture) who(as *runAs) string {
 // finish.
 func (f *aclFixture) peer(t *testing.T, name string, as *runAs, args ...string) *proc {
 	t.Helper()
-	p := startAs(t, as, name+" ("+f.who(as)+")", "peer", f.env, append([]string{"-socket", f.socket}, args...)...)
-	p.waitLine(aclTimeout, "done")
-	p.waitExit(aclTimeout)
+	p := startAs(t, as, name+" ("+f.who(as)+")", "peer", nil, append([]string{"-socket", f.socket}, args...)...)
+	p.waitLine(t, aclTimeout, "done")
+	p.waitExit(t, aclTimeout)
 	return p
 }
 
 // sub runs the sub role as as and waits until it has subscribed.
 func (f *aclFixture) sub(t *testing.T, name string, as *runAs, args ...string) *proc {
 	t.Helper()
-	p := startAs(t, as, name+" ("+f.who(as)+")", "sub", f.env, append([]string{"-socket", f.socket}, args...)...)
-	p.waitLine(aclTimeout, "subscribed")
+	p := startAs(t, as, name+" ("+f.who(as)+")", "sub", nil, append([]string{"-socket", f.socket}, args...)...)
+	p.waitLine(t, aclTimeout, "subscribed")
 	return p
 }
 
@@ -335,7 +329,7 @@ func (f *aclFixture) testPublishOutsideGrant(t *testing.T) {
 		wantOK(t, pub, what)
 		want = append(want, msg{topic: tp, seq: int64(i), pid: pub.pid()})
 	}
-	sub.waitExit(aclTimeout)
+	sub.waitExit(t, aclTimeout)
 	checkReceived(t, sub, want)
 }
 
@@ -370,8 +364,8 @@ func (f *aclFixture) testWildcardSubscriber(t *testing.T) {
 			open = append(open, m)
 		}
 	}
-	anon.waitExit(aclTimeout)
-	auditor.waitExit(aclTimeout)
+	anon.waitExit(t, aclTimeout)
+	auditor.waitExit(t, aclTimeout)
 	checkReceived(t, anon, open)
 	checkReceived(t, auditor, all)
 }
@@ -389,14 +383,14 @@ func (f *aclFixture) testOnlyAgentPublishesPolicy(t *testing.T) {
 	waitAll := func(n int) {
 		t.Helper()
 		for _, s := range subs {
-			s.waitFor(aclTimeout, fmt.Sprintf("receive %d messages on %s", n, policyTopic), func(st state) bool { return len(st.msgs) >= n })
+			s.waitFor(t, aclTimeout, fmt.Sprintf("receive %d messages on %s", n, policyTopic), func(st state) bool { return len(st.msgs) >= n })
 		}
 	}
 	agentPublish := func() int64 {
 		t.Helper()
 		before := len(f.broker.snapshot().linesWith("agent-"))
-		f.broker.signal(syscall.SIGUSR1)
-		f.broker.waitFor(aclTimeout, "report the in-process publish", func(s state) bool { return len(s.linesWith("agent-")) > before })
+		f.broker.Signal(t, syscall.SIGUSR1)
+		f.broker.waitFor(t, aclTimeout, "report the in-process publish", func(s state) bool { return len(s.linesWith("agent-")) > before })
 		last := f.broker.snapshot().linesWith("agent-")[before]
 		var seq int64
 		if _, err := fmt.Sscanf(last, "agent-published %d", &seq); err != nil {
@@ -420,7 +414,7 @@ func (f *aclFixture) testOnlyAgentPublishesPolicy(t *testing.T) {
 
 	last := agentPublish()
 	for _, s := range subs {
-		s.waitExit(aclTimeout)
+		s.waitExit(t, aclTimeout)
 		checkReceived(t, s, []msg{
 			{topic: policyTopic, seq: first, pid: f.broker.pid()},
 			{topic: policyTopic, seq: 0, pid: agent.pid()},
@@ -466,7 +460,7 @@ func (f *aclFixture) testWrongToken(t *testing.T) {
 	right := f.peer(t, "right token", nil, "-component", "agent", "-token-file", f.tokenFile)
 	wantOK(t, right, "dial")
 
-	log := f.broker.stderr.tail(1 << 20)
+	log := f.broker.Stderr.Tail(1 << 20)
 	if !strings.Contains(log, "wrong agent token") {
 		t.Errorf("the broker's log does not record the refused agent claims; log:\n%s", log)
 	}

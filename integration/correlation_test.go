@@ -4,23 +4,22 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/proctest"
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
-// The correlation tests (SPEC.md §5, the seed's three workflow scenarios)
+// The correlation tests (docs/CORRELATION.md; the seed's three workflow scenarios)
 // run the broker, the agent, the collectors and the analyst as separate
 // OS processes, under a policy that admits them as components, so every
 // pid and component below is what the broker's kernel reported.
@@ -30,7 +29,7 @@ const corrTimeout = 20 * time.Second
 
 // corrPolicy admits procmond, netmond, analyst and the agent (with its
 // token) from the test's uid ({{self}}); {{token}} is the agent token
-// file. Topics keep SPEC.md §3's levels: events.process.anomaly is
+// file. Topics keep docs/SECURITY.md §3's levels: events.process.anomaly is
 // public, everything else restricted.
 const corrPolicy = `# eventbus correlation test policy
 default_access: restricted
@@ -60,41 +59,34 @@ type corrFixture struct {
 	socket    string
 	tokenFile string
 	broker    *proc
-	env       []string // the helpers' extra environment
 }
 
 func newCorrFixture(t *testing.T, brokerArgs ...string) *corrFixture {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "ebc") // short: the socket path must fit sun_path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.SocketDir(t)
 	f := &corrFixture{socket: filepath.Join(dir, "s"), tokenFile: filepath.Join(dir, "agent", "token")}
-	// Under the race detector a helper sleeps 1s at exit by default.
-	f.env = []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
 	policy := strings.NewReplacer("{{self}}", fmt.Sprint(os.Geteuid()), "{{token}}", f.tokenFile).Replace(corrPolicy)
 	policyFile := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(policyFile, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.broker = start(t, "broker", "broker", f.env, append([]string{"-socket", f.socket, "-policy", policyFile}, brokerArgs...)...)
-	f.broker.waitLine(corrTimeout, "ready")
+	f.broker = start(t, "broker", "broker", nil, append([]string{"-socket", f.socket, "-policy", policyFile}, brokerArgs...)...)
+	f.broker.waitLine(t, corrTimeout, "ready")
 	return f
 }
 
 // collector starts a collector process and waits until it has subscribed.
 func (f *corrFixture) collector(t *testing.T, name, component string, args ...string) *proc {
 	t.Helper()
-	p := start(t, name, "collector", f.env, append([]string{"-socket", f.socket, "-name", name, "-component", component}, args...)...)
-	p.waitLine(corrTimeout, "subscribed")
+	p := start(t, name, "collector", nil, append([]string{"-socket", f.socket, "-name", name, "-component", component}, args...)...)
+	p.waitLine(t, corrTimeout, "subscribed")
 	return p
 }
 
 // agent starts the agent as a socket client that holds the agent token.
 func (f *corrFixture) agent(t *testing.T, args ...string) *proc {
 	t.Helper()
-	return start(t, "agent", "agent", f.env, append([]string{"-socket", f.socket, "-component", "agent", "-token-file", f.tokenFile}, args...)...)
+	return start(t, "agent", "agent", nil, append([]string{"-socket", f.socket, "-component", "agent", "-token-file", f.tokenFile}, args...)...)
 }
 
 // query runs the query role as component ("" for an anonymous peer) and
@@ -105,9 +97,9 @@ func (f *corrFixture) query(t *testing.T, name, component string, args ...string
 	if component != "" {
 		args = append(args, "-component", component)
 	}
-	p := start(t, name, "query", f.env, args...)
-	p.waitLine(corrTimeout, "done")
-	p.waitExit(corrTimeout)
+	p := start(t, name, "query", nil, args...)
+	p.waitLine(t, corrTimeout, "done")
+	p.waitExit(t, corrTimeout)
 	return p
 }
 
@@ -209,8 +201,8 @@ func TestCorrelationSingleStage(t *testing.T) {
 
 	t.Run("SocketAgent", func(t *testing.T) {
 		agent := f.agent(t, "-mode", "single", "-finals", "2")
-		agent.waitLine(corrTimeout, "unmet ")
-		agent.waitExit(corrTimeout)
+		agent.waitLine(t, corrTimeout, "unmet ")
+		agent.waitExit(t, corrTimeout)
 		id := fields(t, agent, "task")[0]
 		waited := fields(t, agent, "waited")
 		if len(waited) != 2 || waited[1] != "ok" {
@@ -231,8 +223,8 @@ func TestCorrelationSingleStage(t *testing.T) {
 	})
 
 	t.Run("InProcessAgent", func(t *testing.T) {
-		f.broker.signal(syscall.SIGUSR2)
-		f.broker.waitLine(corrTimeout, "agent-waited ")
+		f.broker.Signal(t, syscall.SIGUSR2)
+		f.broker.waitLine(t, corrTimeout, "agent-waited ")
 		id := fields(t, f.broker, "agent-task")[0]
 		waited := fields(t, f.broker, "agent-waited")
 		if len(waited) != 3 || waited[0] != id || waited[2] != "ok" {
@@ -253,7 +245,7 @@ func TestCorrelationSingleStage(t *testing.T) {
 func checkAnsweredOnce(t *testing.T, collectors []*proc, id string) {
 	t.Helper()
 	for _, c := range collectors {
-		c.waitLine(corrTimeout, "answered "+id+" ")
+		c.waitLine(t, corrTimeout, "answered "+id+" ")
 		if got := c.snapshot().linesWith("answered " + id + " "); len(got) != 1 {
 			t.Errorf("%s: answered task %s %d times; want once", c.name, id, len(got))
 		}
@@ -283,8 +275,8 @@ func TestCorrelationMultiStage(t *testing.T) {
 		collectors[st.name] = p
 	}
 	agent := f.agent(t, "-mode", "workflow")
-	agent.waitLine(corrTimeout, "done")
-	agent.waitExit(corrTimeout)
+	agent.waitLine(t, corrTimeout, "done")
+	agent.waitExit(t, corrTimeout)
 	root := fields(t, agent, "root")[0]
 	ids := make(map[string]string) // stage → correlation id
 	for _, l := range agent.snapshot().linesWith("stage ") {
@@ -298,7 +290,7 @@ func TestCorrelationMultiStage(t *testing.T) {
 	for _, st := range workflowStages {
 		p := collectors[st.name]
 		want := fmt.Sprintf("answered %s %s %d", ids[st.name], st.name, answerers[st.name].results)
-		p.waitLine(corrTimeout, want)
+		p.waitLine(t, corrTimeout, want)
 		if got := p.snapshot().linesWith("answered "); len(got) != 1 || got[0] != want {
 			t.Errorf("%s: answered %q; want exactly %q", p.name, got, want)
 		}
@@ -448,17 +440,14 @@ type emitter struct {
 // publishers; an anonymous one only those on the public topic; and the
 // CLI's `eventbus history --tag` prints the same.
 func TestCorrelationForensicTags(t *testing.T) {
-	// Build the CLI while the processes run; a test that ends early
-	// cancels the build and waits for it.
-	cliDir := t.TempDir()
-	buildCtx, cancelBuild := context.WithTimeout(context.Background(), 3*time.Minute)
-	cli := make(chan cliBuild, 1)
-	go func() { cli <- buildCLI(buildCtx, cliDir) }()
-	built := sync.OnceValue(func() cliBuild { return <-cli })
-	t.Cleanup(func() {
-		cancelBuild()
-		built()
-	})
+	// Build the CLI while the processes run. The test waits for the
+	// build even if it ends early, so that no go build outlives it.
+	building := make(chan struct{})
+	go func() {
+		defer close(building)
+		proctest.Build()
+	}()
+	t.Cleanup(func() { <-building })
 	f := newCorrFixture(t)
 	incident := correlation.NewID()
 	const tagged = 5
@@ -468,12 +457,12 @@ func TestCorrelationForensicTags(t *testing.T) {
 		{name: "netmond-1", component: "netmond", topic: "events.network.connections"},
 	}
 	for _, e := range emitters {
-		e.p = start(t, e.name, "emit", f.env, "-socket", f.socket, "-name", e.name, "-component", e.component,
+		e.p = start(t, e.name, "emit", nil, "-socket", f.socket, "-name", e.name, "-component", e.component,
 			"-topic", e.topic, "-incident", incident, "-tagged", fmt.Sprint(tagged))
 	}
 	for _, e := range emitters {
-		e.p.waitLine(corrTimeout, "emitted ")
-		e.p.waitExit(corrTimeout)
+		e.p.waitLine(t, corrTimeout, "emitted ")
+		e.p.waitExit(t, corrTimeout)
 	}
 	want := func(publicOnly bool) map[string]*emitter {
 		out := make(map[string]*emitter)
@@ -499,37 +488,29 @@ func TestCorrelationForensicTags(t *testing.T) {
 	anon := f.query(t, "anonymous", "", "-tags", investigationKey+"="+investigationID)
 	checkForensic(t, "anonymous History", decodeLines[corrEvent](t, anon, "history 0"), incident, want(true))
 
-	t.Run("CLI", func(t *testing.T) {
-		b := built()
-		if b.err != nil {
-			t.Fatalf("go build ./cmd/eventbus: %v\n%s", b.err, b.out)
-		}
-		help, err := exec.Command(b.exe, "history", "--help").CombinedOutput()
-		if err != nil {
-			t.Skipf("the eventbus binary has no working history subcommand yet (`eventbus history --help`: %v: %s): CLI check skipped",
-				err, bytes.TrimSpace(help))
-		}
-		args := []string{"history", "--tag", investigationKey + "=" + investigationID, "--json", "--socket", f.socket}
-		publicOnly := !bytes.Contains(help, []byte("--as"))
-		if !publicOnly {
-			args = append(args, "--as", "analyst")
-		} else {
-			t.Log("eventbus history has no --as: checking what an anonymous peer sees, the public topic's events")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), corrTimeout)
-		defer cancel()
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, b.exe, args...)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("eventbus %s: %v; stderr:\n%s", strings.Join(args, " "), err, stderr.String())
-		}
-		got, err := decodeCLIEvents(stdout.Bytes())
-		if err != nil {
-			t.Fatalf("eventbus %s printed output that is not JSON events: %v\n%s", strings.Join(args, " "), err, stdout.String())
-		}
-		checkForensic(t, "eventbus history --json", got, incident, want(publicOnly))
-	})
+	// The CLI prints the same: the analyst sees every event of the
+	// investigation, an anonymous peer only the public topic's.
+	for _, tt := range []struct {
+		name       string
+		as         []string
+		publicOnly bool
+	}{
+		{"CLI", []string{"--as", "analyst"}, false},
+		{"CLIAnonymous", nil, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"history", "--tag", investigationKey + "=" + investigationID, "--json", "--socket", f.socket}, tt.as...)
+			p := proctest.Run(t, proctest.Cmd{Path: proctest.Binary(t), Args: args, Name: "eventbus history"}, corrTimeout)
+			if p.Err() != nil || p.Stderr.String() != "" {
+				t.Fatalf("eventbus %s: %v; stderr:\n%s", strings.Join(args, " "), p.Err(), p.Stderr.String())
+			}
+			got, err := decodeCLIEvents([]byte(p.Stdout.String()))
+			if err != nil {
+				t.Fatalf("eventbus %s printed output that is not JSON events: %v\n%s", strings.Join(args, " "), err, p.Stdout.String())
+			}
+			checkForensic(t, "eventbus "+strings.Join(args, " "), got, incident, want(tt.publicOnly))
+		})
+	}
 }
 
 // checkForensic checks that got holds exactly the events of want (by
@@ -567,27 +548,6 @@ func checkForensic(t *testing.T, who string, got []corrEvent, incident string, w
 			t.Errorf("%s: did not return %q", who, p)
 		}
 	}
-}
-
-// cliBuild is the eventbus binary built for the test, or why not.
-type cliBuild struct {
-	exe string
-	out []byte
-	err error
-}
-
-// buildCLI builds cmd/eventbus into dir, with the module root as working
-// directory.
-func buildCLI(ctx context.Context, dir string) cliBuild {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		return cliBuild{err: err}
-	}
-	exe := filepath.Join(dir, "eventbus")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", exe, "./cmd/eventbus")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	return cliBuild{exe: exe, out: out, err: err}
 }
 
 // cliEvent is what the test reads of `eventbus history --json`: the

@@ -19,13 +19,13 @@ import (
 	"daemoneye.dev/eventbus/correlation"
 )
 
-// The roles of the correlation tests (SPEC.md §5, correlation_test.go):
+// The roles of the correlation tests (docs/CORRELATION.md, correlation_test.go):
 // collectors that answer correlated tasks, an agent that runs workflows
 // over the socket, an analyst that queries the broker's tracker, and
 // emitters of tagged and untagged events. Each prints what it saw as
 // "<kind> <json>" lines the test decodes.
 
-// Topics of the correlation workflows (SPEC.md §3's map).
+// Topics of the correlation workflows (docs/TOPICS.md §2, the topic map).
 const (
 	taskProcess = "control.collector.task.process"
 	taskNetwork = "control.collector.task.network"
@@ -99,7 +99,7 @@ func dialAs(path, name string, id *identityFlags) (*eventbus.Client, error) {
 // --- in-process agent (broker role, -agent-wait) ---
 
 // agentTask is the broker's in-process client acting as the agent of
-// SPEC.md §5's single-stage workflow: it publishes a correlated task on
+// the seed's single-stage workflow: it publishes a correlated task on
 // control.collector.task.process and waits on the broker's own tracker
 // for final results from n publishers. It prints "agent-task <id>", one
 // "agent-result <json>" per event returned and "agent-waited <id> <count>
@@ -215,7 +215,7 @@ func answer(c *eventbus.Client, m *eventbus.Message, name, resultTopic string, n
 // agentMain is the agent as a separate process, a socket client (claim it
 // with -component agent -token-file F). -mode:
 //
-//	single:   SPEC.md §5's single-stage workflow: prints "task <id>",
+//	single:   the seed's single-stage workflow: prints "task <id>",
 //	          publishes a task on control.collector.task.process, waits
 //	          (Client.Wait) for final results from -finals publishers and
 //	          prints "result <json>" per message and "waited <count>
@@ -418,7 +418,7 @@ func queryMain(args []string) error {
 
 // --- emitter of forensic events ---
 
-// Tags of SPEC.md §5's forensic scenario.
+// Tags of the seed's forensic scenario.
 const (
 	investigationKey = "investigation_id"
 	investigationID  = "INC-12345"

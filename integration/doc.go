@@ -3,10 +3,9 @@
 //
 // The test binary is its own helper: TestMain runs a role (broker, pub, sub,
 // peer, and for the correlation tests collector, agent, query and emit)
-// instead of the tests when EVENTBUS_HELPER names one, so the tests need
-// nothing built beforehand. Only TestCorrelationForensicTags/CLI builds the
-// eventbus binary (go build, into a temporary directory) to check its
-// history command.
+// instead of the tests when proctest.RoleEnv names one, so the tests need
+// nothing built beforehand. Only TestCorrelationForensicTags builds the
+// eventbus binary (proctest.Binary) to check its history command.
 // The tests run on Linux: they read /proc and use Pdeathsig and SIGSTOP.
 // Package crossos, below this one, holds process tests that run on every
 // OS, Windows (under Wine in CI) included.

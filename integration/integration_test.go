@@ -4,12 +4,14 @@ package integration
 
 import (
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"daemoneye.dev/eventbus/internal/testutil"
 	"daemoneye.dev/eventbus/stats"
 )
 
@@ -21,7 +23,7 @@ const (
 // TestFanOutPatterns checks that each subscriber process receives exactly
 // what its pattern matches, intact and in order per topic.
 func TestFanOutPatterns(t *testing.T) {
-	path := socketPath(t)
+	path := testutil.SocketPath(t)
 	startBroker(t, path)
 
 	until := []string{"-until", heartbeat}
@@ -33,7 +35,7 @@ func TestFanOutPatterns(t *testing.T) {
 	pub := startPub(t, "pub", path,
 		"-topics", "events.process.lifecycle:5000,events.network.lifecycle:1000,events.process.metadata:500",
 		"-marker", heartbeat)
-	pub.waitExit(30 * time.Second)
+	pub.waitExit(t, 30*time.Second)
 
 	cases := []struct {
 		sub  *proc
@@ -45,7 +47,7 @@ func TestFanOutPatterns(t *testing.T) {
 		{control, map[string]int64{}},
 	}
 	for _, tc := range cases {
-		tc.sub.waitExit(30 * time.Second)
+		tc.sub.waitExit(t, 30*time.Second)
 		msgs := tc.sub.snapshot().msgs
 		if len(msgs) == 0 || msgs[len(msgs)-1].topic != heartbeat {
 			t.Errorf("%s: last message is not the %s marker", tc.sub.name, heartbeat)
@@ -71,7 +73,7 @@ func TestFanOutPatterns(t *testing.T) {
 // must keep serving.
 func TestKilledSubscriberDoesNotDisturbOthers(t *testing.T) {
 	const n = 50000
-	path := socketPath(t)
+	path := testutil.SocketPath(t)
 	broker := startBroker(t, path)
 	// The survivor acknowledges progress and the publisher keeps at most
 	// 1000 messages beyond its acks, so the stream runs at the survivor's
@@ -82,30 +84,26 @@ func TestKilledSubscriberDoesNotDisturbOthers(t *testing.T) {
 	pub := startPub(t, "pub", path, "-topics", "events.process.lifecycle:"+strconv.Itoa(n),
 		"-window", "1000", "-ack-topic", ackTopic)
 
-	victim.waitFor(30*time.Second, "receive 2000 messages", func(s state) bool { return len(s.msgs) >= 2000 })
-	victim.signal(syscall.SIGKILL)
-	select {
-	case <-victim.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("victim did not exit 10s after SIGKILL")
-	}
+	victim.waitFor(t, 30*time.Second, "receive 2000 messages", func(s state) bool { return len(s.msgs) >= 2000 })
+	victim.Signal(t, syscall.SIGKILL)
+	victim.Wait(t, 10*time.Second)
 	got := victim.received()
 	if got >= n {
 		t.Fatalf("victim received all %d messages before it was killed: the stream was not running", got)
 	}
 	t.Logf("victim killed after %d messages; survivor had %d", got, survivor.received())
 
-	pub.waitExit(60 * time.Second)
-	survivor.waitExit(30 * time.Second)
+	pub.waitExit(t, 60*time.Second)
+	survivor.waitExit(t, 30*time.Second)
 	checkStream(t, "survivor", survivor.snapshot().msgs, map[string]int64{"events.process.lifecycle": n}, pub.pid())
 
-	if !broker.isRunning() {
+	if broker.Exited() {
 		t.Fatal("the broker exited")
 	}
 	sub2 := startSub(t, "fresh-sub", path, "-patterns", heartbeat, "-count", "1")
 	pub2 := startPub(t, "fresh-pub", path, "-topics", heartbeat+":1")
-	pub2.waitExit(10 * time.Second)
-	sub2.waitExit(10 * time.Second)
+	pub2.waitExit(t, 10*time.Second)
+	sub2.waitExit(t, 10*time.Second)
 	checkStream(t, "fresh-sub", sub2.snapshot().msgs, map[string]int64{heartbeat: 1}, pub2.pid())
 }
 
@@ -115,18 +113,18 @@ func TestKilledSubscriberDoesNotDisturbOthers(t *testing.T) {
 // without subscribing again.
 func TestBrokerRestartRestoresSubscriptions(t *testing.T) {
 	const topicName = "events.process.lifecycle"
-	path := socketPath(t)
+	path := testutil.SocketPath(t)
 	broker1 := startBroker(t, path)
 	sub := startSub(t, "sub", path, "-patterns", topicName)
 	pub := startPub(t, "pub", path, "-mode", "ticker", "-topic", topicName, "-interval", "20ms")
-	sub.waitFor(10*time.Second, "receive 10 messages", func(s state) bool { return len(s.msgs) >= 10 })
+	sub.waitFor(t, 10*time.Second, "receive 10 messages", func(s state) bool { return len(s.msgs) >= 10 })
 
-	broker1.signal(syscall.SIGTERM)
-	broker1.waitExit(10 * time.Second)
+	broker1.Signal(t, syscall.SIGTERM)
+	broker1.waitExit(t, 10*time.Second)
 	if !broker1.snapshot().hasLine("stopped") {
 		t.Error("the first broker did not report a clean shutdown")
 	}
-	pub.waitFor(10*time.Second, "report 3 failed publishes during the outage", func(s state) bool {
+	pub.waitFor(t, 10*time.Second, "report 3 failed publishes during the outage", func(s state) bool {
 		return len(s.linesWith("err ")) >= 3
 	})
 	// Every publish accepted after the first failure went to the new
@@ -135,7 +133,7 @@ func TestBrokerRestartRestoresSubscriptions(t *testing.T) {
 	restartedAt := time.Now()
 	startBroker(t, path)
 
-	sub.waitFor(15*time.Second, "receive 25 messages published after the restart", func(s state) bool {
+	sub.waitFor(t, 15*time.Second, "receive 25 messages published after the restart", func(s state) bool {
 		after := 0
 		for _, m := range s.msgs {
 			if m.seq > firstErr {
@@ -145,8 +143,8 @@ func TestBrokerRestartRestoresSubscriptions(t *testing.T) {
 		return after >= 25
 	})
 	t.Logf("subscriber had 25 post-restart messages %v after the new broker was ready", time.Since(restartedAt).Round(time.Millisecond))
-	pub.signal(syscall.SIGTERM)
-	pub.waitExit(10 * time.Second)
+	pub.Signal(t, syscall.SIGTERM)
+	pub.waitExit(t, 10*time.Second)
 
 	pubOut := pub.snapshot()
 	failed := pubOut.linesWith("err ")
@@ -183,7 +181,7 @@ func TestBrokerRestartRestoresSubscriptions(t *testing.T) {
 			want++
 		}
 	}
-	sub.waitFor(5*time.Second, "receive every publish accepted after the restart", func(s state) bool {
+	sub.waitFor(t, 5*time.Second, "receive every publish accepted after the restart", func(s state) bool {
 		have := 0
 		for _, m := range s.msgs {
 			if m.seq >= first && okAfter[m.seq] {
@@ -192,8 +190,8 @@ func TestBrokerRestartRestoresSubscriptions(t *testing.T) {
 		}
 		return have == want
 	})
-	sub.signal(syscall.SIGTERM)
-	sub.waitExit(10 * time.Second)
+	sub.Signal(t, syscall.SIGTERM)
+	sub.waitExit(t, 10*time.Second)
 
 	msgs := sub.snapshot().msgs
 	for i, m := range msgs {
@@ -235,15 +233,15 @@ func TestBrokerRestartRestoresSubscriptions(t *testing.T) {
 // messages (up to exactly the limit) that a subscriber process receives.
 func TestOversizeRefusedConnectionUsable(t *testing.T) {
 	const topicName = "events.process.anomaly"
-	path := socketPath(t)
+	path := testutil.SocketPath(t)
 	startBroker(t, path)
 	sub := startSub(t, "sub", path, "-patterns", topicName, "-count", "2", "-ack-topic", ackTopic, "-ack-every", "1")
 	pub := startPub(t, "pub", path, "-mode", "oversize", "-topic", topicName, "-ack-topic", ackTopic)
-	pub.waitExit(30 * time.Second)
+	pub.waitExit(t, 30*time.Second)
 	if s := pub.snapshot(); !s.hasLine("refused") || !s.hasLine("done") {
 		t.Errorf("publisher output %q; want a refusal and done", s.lines)
 	}
-	sub.waitExit(10 * time.Second)
+	sub.waitExit(t, 10*time.Second)
 	msgs := sub.snapshot().msgs
 	wantSizes := []int{len(payload(1, 0)), 1 << 20}
 	if len(msgs) != len(wantSizes) {
@@ -265,7 +263,7 @@ func TestSlowSubscriberProcess(t *testing.T) {
 		topicName = "events.process.lifecycle"
 		marker    = "events.test.marker"
 	)
-	path := socketPath(t)
+	path := testutil.SocketPath(t)
 	startBroker(t, path, envBuffer+"=1000", envPolicy+"=drop")
 	// The fast subscriber paces the publisher (window 900 < buffer 1000),
 	// so it can never overflow; the slow one is not consulted.
@@ -274,16 +272,16 @@ func TestSlowSubscriberProcess(t *testing.T) {
 	slow := startSub(t, "slow", path, "-patterns", "events.#", "-until", marker)
 	pub := startPub(t, "pub", path, "-topics", topicName+":"+strconv.Itoa(n), "-window", "900", "-ack-topic", ackTopic)
 
-	slow.waitFor(20*time.Second, "receive 100 messages", func(s state) bool { return len(s.msgs) >= 100 })
-	slow.signal(syscall.SIGSTOP)
+	slow.waitFor(t, 20*time.Second, "receive 100 messages", func(s state) bool { return len(s.msgs) >= 100 })
+	slow.Signal(t, syscall.SIGSTOP)
 	stopped := true
 	t.Cleanup(func() {
 		if stopped {
-			slow.cmd.Process.Signal(syscall.SIGCONT)
+			slow.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	})
-	pub.waitExit(60 * time.Second)
-	fast.waitExit(30 * time.Second)
+	pub.waitExit(t, 60*time.Second)
+	fast.waitExit(t, 30*time.Second)
 	checkStream(t, "fast", fast.snapshot().msgs, map[string]int64{topicName: n}, pub.pid())
 
 	st := brokerStats(t, path)
@@ -297,14 +295,14 @@ func TestSlowSubscriberProcess(t *testing.T) {
 		t.Errorf("the broker dropped nothing for the stopped subscriber (pid %d): the test did not overflow its queue", slow.pid())
 	}
 
-	slow.signal(syscall.SIGCONT)
+	slow.Signal(t, syscall.SIGCONT)
 	stopped = false
 	// Markers until the slow subscriber gets one: one published while its
 	// queue is still full is dropped, and counted as missed like the rest.
 	markers := startPub(t, "markers", path, "-mode", "markers", "-topic", marker, "-interval", "50ms")
-	slow.waitExit(30 * time.Second)
-	markers.signal(syscall.SIGTERM)
-	markers.waitExit(10 * time.Second)
+	slow.waitExit(t, 30*time.Second)
+	markers.Signal(t, syscall.SIGTERM)
+	markers.waitExit(t, 10*time.Second)
 
 	msgs := slow.snapshot().msgs
 	if len(msgs) == 0 {
@@ -350,7 +348,7 @@ func TestSlowSubscriberProcess(t *testing.T) {
 func brokerStats(t *testing.T, path string) stats.Snapshot {
 	t.Helper()
 	p := startPub(t, "stats", path, "-mode", "stats")
-	p.waitExit(10 * time.Second)
+	p.waitExit(t, 10*time.Second)
 	var s stats.Snapshot
 	if err := json.Unmarshal([]byte(strings.Join(p.snapshot().lines, "\n")), &s); err != nil {
 		t.Fatalf("stats output: %v", err)
@@ -363,30 +361,25 @@ func brokerStats(t *testing.T, path string) stats.Snapshot {
 // queue overflows, even though its writer is stuck in a write to a full
 // socket (the first drop gives that write a deadline).
 func TestSlowDisconnectStoppedSubscriber(t *testing.T) {
-	path := socketPath(t)
-	startBroker(t, path, envBuffer+"=1000", envPolicy+"=disconnect")
+	path := testutil.SocketPath(t)
+	broker := startBroker(t, path, envBuffer+"=1000", envPolicy+"=disconnect")
 	slow := startSub(t, "slow", path, "-patterns", "events.#")
-	slow.signal(syscall.SIGSTOP)
-	t.Cleanup(func() { slow.cmd.Process.Signal(syscall.SIGCONT) })
+	slow.Signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { slow.Cmd.Process.Signal(syscall.SIGCONT) })
 	pub := startPub(t, "pub", path, "-topics", "events.process.lifecycle:100000")
-	pub.waitExit(60 * time.Second)
+	pub.waitExit(t, 60*time.Second)
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st := brokerStats(t, path)
-		var conn *stats.Connection
-		for i, c := range st.ConnectionList {
-			if c.PID == slow.pid() {
-				conn = &st.ConnectionList[i]
-			}
-		}
-		if conn == nil {
-			return // disconnected, as the policy says
-		}
-		if time.Now().After(deadline) {
+	// The broker logs the close once the connection has left its stats.
+	closed := regexp.MustCompile(`msg="connection closed" conn=\d+ pid=` + strconv.Itoa(slow.pid()) + ` .*reason="slow consumer"`)
+	_, err := broker.Stderr.FindMatch(closed, 5*time.Second)
+	for _, c := range brokerStats(t, path).ConnectionList {
+		if c.PID == slow.pid() {
 			t.Fatalf("5s after its queue overflowed, the stopped subscriber is still connected: %d dropped, %d queued",
-				conn.Dropped, conn.QueuedMessages)
+				c.Dropped, c.QueuedMessages)
 		}
-		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("the broker did not log closing the stopped subscriber (pid %d) as a slow consumer: %v; log:\n%s",
+			slow.pid(), err, broker.Stderr.Tail(4000))
 	}
 }

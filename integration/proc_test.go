@@ -3,18 +3,14 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"daemoneye.dev/eventbus/internal/proctest"
 )
 
 // msg is one "msg" line a subscriber printed.
@@ -42,22 +38,15 @@ func parseMsg(line string) (msg, bool) {
 	return msg{topic: f[1], seq: seq, size: size, missed: missed, pid: pid, ok: f[6] == "ok"}, true
 }
 
-// proc is a helper process: the test binary run in one role. Its stdout is
-// read line by line by a goroutine that never blocks on the test, so a
-// child never stalls on a full pipe.
+// proc is a helper process: the test binary run in one role, through
+// proctest. Its stdout lines are parsed as they come.
 type proc struct {
-	t      *testing.T
-	name   string
-	cmd    *exec.Cmd
-	stderr lockedBuffer
-	notify chan struct{} // capacity 1: new output or exit
-	done   chan struct{} // closed once the process has exited and been waited for
+	*proctest.Proc
+	name string
 
-	mu      sync.Mutex
-	msgs    []msg    // "msg" lines
-	lines   []string // every other line
-	exited  bool
-	waitErr error
+	mu    sync.Mutex
+	msgs  []msg    // "msg" lines
+	lines []string // every other line
 }
 
 // state is what a wait condition sees; it is read under proc.mu.
@@ -87,39 +76,6 @@ func (s state) linesWith(prefix string) []string {
 	return out
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns the last n bytes written.
-func (b *lockedBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// socketPath returns a fresh socket path short enough for sun_path.
-func socketPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ebi")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "s")
-}
-
 // start runs the test binary as role with args and extra environment. The
 // process is killed and waited for when the test ends.
 func start(t *testing.T, name, role string, env []string, args ...string) *proc {
@@ -137,83 +93,27 @@ type runAs struct {
 // startAs is start, as the user as describes when as is not nil.
 func startAs(t *testing.T, as *runAs, name, role string, env []string, args ...string) *proc {
 	t.Helper()
-	exe := os.Args[0]
+	p := &proc{name: name}
+	c := proctest.Cmd{Role: role, Name: name, Args: args, Env: env, OnLine: p.add}
 	if as != nil {
-		exe = as.exe
+		c.Path, c.Dir = as.exe, as.dir
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: as.uid, Gid: as.gid}}
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), append([]string{envHelper + "=" + role}, env...)...)
-	// If the test binary dies, its helpers die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if as != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: as.uid, Gid: as.gid}
-		cmd.Dir = as.dir
-	}
-	p := &proc{t: t, name: name, cmd: cmd, notify: make(chan struct{}, 1), done: make(chan struct{})}
-	cmd.Stderr = &p.stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.add(sc.Text())
-		}
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.exited, p.waitErr = true, err
-		p.mu.Unlock()
-		p.wake()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-		}
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s (pid %d) did not exit 10s after SIGKILL", name, p.pid())
-		}
-		if tail := p.stderr.tail(4000); t.Failed() && tail != "" {
-			t.Logf("%s (pid %d) stderr:\n%s", name, p.pid(), tail)
-		}
-	})
+	p.Proc = proctest.Start(t, c)
 	return p
 }
 
 func (p *proc) add(line string) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if m, ok := parseMsg(line); ok {
 		p.msgs = append(p.msgs, m)
 	} else {
 		p.lines = append(p.lines, line)
 	}
-	p.mu.Unlock()
-	p.wake()
 }
 
-func (p *proc) wake() {
-	select {
-	case p.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %v to %s: %v", sig, p.name, err)
-	}
-}
+func (p *proc) pid() int { return p.Pid() }
 
 // snapshot returns copies of what the process printed so far.
 func (p *proc) snapshot() state {
@@ -228,57 +128,28 @@ func (p *proc) received() int {
 	return len(p.msgs)
 }
 
-func (p *proc) isRunning() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.exited
-}
-
 // waitFor waits until cond holds for the process's output, failing the
 // test if the process exits first or timeout passes.
-func (p *proc) waitFor(timeout time.Duration, what string, cond func(state) bool) {
-	p.t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
+func (p *proc) waitFor(t *testing.T, timeout time.Duration, what string, cond func(state) bool) {
+	t.Helper()
+	p.Await(t, timeout, what, func() bool {
 		p.mu.Lock()
-		ok := cond(state{msgs: p.msgs, lines: p.lines})
-		exited, err, n := p.exited, p.waitErr, len(p.msgs)
-		p.mu.Unlock()
-		if ok {
-			return
-		}
-		if exited {
-			p.t.Fatalf("%s exited (%v) before %s; it printed %d messages; stderr:\n%s", p.name, err, what, n, p.stderr.tail(2000))
-		}
-		select {
-		case <-p.notify:
-		case <-deadline.C:
-			p.t.Fatalf("timed out after %v waiting for %s to %s; it printed %d messages, last lines %q; stderr:\n%s",
-				timeout, p.name, what, n, lastLines(p.snapshot().lines, 5), p.stderr.tail(2000))
-		}
-	}
+		defer p.mu.Unlock()
+		return cond(state{msgs: p.msgs, lines: p.lines})
+	})
 }
 
 // waitLine waits for a line starting with prefix.
-func (p *proc) waitLine(timeout time.Duration, prefix string) {
-	p.t.Helper()
-	p.waitFor(timeout, fmt.Sprintf("print %q", prefix), func(s state) bool { return s.hasLine(prefix) })
+func (p *proc) waitLine(t *testing.T, timeout time.Duration, prefix string) {
+	t.Helper()
+	p.WaitLine(t, prefix, timeout)
 }
 
 // waitExit waits for the process to exit and fails the test unless it
 // exited with status 0.
-func (p *proc) waitExit(timeout time.Duration) {
-	p.t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.t.Fatalf("timed out after %v waiting for %s (pid %d) to exit; it printed %d messages, last lines %q; stderr:\n%s",
-			timeout, p.name, p.pid(), p.received(), lastLines(p.snapshot().lines, 5), p.stderr.tail(2000))
-	}
-	if p.waitErr != nil {
-		p.t.Fatalf("%s (pid %d) failed: %v; stderr:\n%s", p.name, p.pid(), p.waitErr, p.stderr.tail(4000))
-	}
+func (p *proc) waitExit(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	p.WaitOK(t, timeout)
 }
 
 func lastLines(lines []string, n int) []string {
@@ -293,14 +164,14 @@ func lastLines(lines []string, n int) []string {
 func startBroker(t *testing.T, path string, env ...string) *proc {
 	t.Helper()
 	p := start(t, "broker", "broker", env, "-socket", path)
-	p.waitLine(10*time.Second, "ready")
+	p.waitLine(t, 10*time.Second, "ready")
 	return p
 }
 
 func startSub(t *testing.T, name, path string, args ...string) *proc {
 	t.Helper()
 	p := start(t, name, "sub", nil, append([]string{"-socket", path}, args...)...)
-	p.waitLine(10*time.Second, "subscribed")
+	p.waitLine(t, 10*time.Second, "subscribed")
 	return p
 }
 

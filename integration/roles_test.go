@@ -25,22 +25,22 @@ import (
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/broker"
+	"daemoneye.dev/eventbus/internal/proctest"
 	"daemoneye.dev/eventbus/transport"
 )
 
-// Environment of a helper process. EVENTBUS_HELPER picks the role; the
-// broker also reads its configuration from the environment.
+// Environment of a helper process (proctest.RoleEnv picks the role): the
+// broker reads its configuration from it.
 const (
-	envHelper = "EVENTBUS_HELPER"
 	envBuffer = "EVENTBUS_BUFFER" // message_buffer_size
 	envPolicy = "EVENTBUS_POLICY" // slow_subscriber_policy
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(envHelper); role != "" {
+	if role := proctest.Role(); role != "" {
 		os.Exit(runHelper(role, os.Args[1:]))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(proctest.Exit))
 }
 
 func runHelper(role string, args []string) int {

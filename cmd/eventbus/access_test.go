@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
 // TestBrokerDefaultAccess checks the broker's second line and the agent
@@ -16,9 +18,9 @@ func TestBrokerDefaultAccess(t *testing.T) {
 	t.Parallel()
 	b, sock := startBroker(t)
 	token := filepath.Join(filepath.Dir(sock), "agent.token")
-	want := "access policy: built-in (SPEC §3); agent token file: " + token + "\n"
-	if lines := strings.SplitAfter(b.stderr.String(), "\n"); len(lines) < 2 || lines[1] != want {
-		t.Errorf("broker's stderr:\n%s\nwant second line %q", b.stderr.String(), want)
+	want := "access policy: built-in (docs/SECURITY.md §3); agent token file: " + token + "\n"
+	if lines := strings.SplitAfter(b.Stderr.String(), "\n"); len(lines) < 2 || lines[1] != want {
+		t.Errorf("broker's stderr:\n%s\nwant second line %q", b.Stderr.String(), want)
 	}
 	fi, err := os.Stat(token)
 	if err != nil {
@@ -41,8 +43,8 @@ func TestDefaultPolicyDelivery(t *testing.T) {
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("pub --as procmond = %d, stderr %q; want 0", r.code, r.stderr)
 	}
-	if code := sub.wait(); code != 0 || sub.stdout.String() != "events.process.lifecycle {\"pid\":4242}\n" {
-		t.Errorf("sub --as agent = %d, stdout %q, stderr %q; want 0 and the message", code, sub.stdout.String(), sub.stderr.String())
+	if code := sub.Wait(t, waitLimit); code != 0 || sub.Stdout.String() != "events.process.lifecycle {\"pid\":4242}\n" {
+		t.Errorf("sub --as agent = %d, stdout %q, stderr %q; want 0 and the message", code, sub.Stdout.String(), sub.Stderr.String())
 	}
 }
 
@@ -92,12 +94,12 @@ func TestAnonymousSubFiltered(t *testing.T) {
 			t.Fatalf("pub %v = %d, stderr %q", args, r.code, r.stderr)
 		}
 	}
-	if code := anon.wait(); code != 0 || anon.stdout.String() != "control.health.heartbeat alive\n" {
-		t.Errorf("anonymous sub '#' = %d, stdout %q, stderr %q; want only the heartbeat", code, anon.stdout.String(), anon.stderr.String())
+	if code := anon.Wait(t, waitLimit); code != 0 || anon.Stdout.String() != "control.health.heartbeat alive\n" {
+		t.Errorf("anonymous sub '#' = %d, stdout %q, stderr %q; want only the heartbeat", code, anon.Stdout.String(), anon.Stderr.String())
 	}
 	want := "events.process.lifecycle secret\ncontrol.health.heartbeat alive\n"
-	if code := agent.wait(); code != 0 || agent.stdout.String() != want {
-		t.Errorf("agent sub '#' = %d, stdout %q; want %q", code, agent.stdout.String(), want)
+	if code := agent.Wait(t, waitLimit); code != 0 || agent.Stdout.String() != want {
+		t.Errorf("agent sub '#' = %d, stdout %q; want %q", code, agent.Stdout.String(), want)
 	}
 }
 
@@ -167,8 +169,8 @@ func TestBrokerPolicyFile(t *testing.T) {
 	token := filepath.Join(t.TempDir(), "tok", "agent.token")
 	b, sock := startBroker(t, "--policy", policy, "--agent-token-file", token)
 	want := "access policy: " + policy + "; agent token file: " + token + "\n"
-	if lines := strings.SplitAfter(b.stderr.String(), "\n"); len(lines) < 2 || lines[1] != want {
-		t.Errorf("broker's stderr:\n%s\nwant second line %q", b.stderr.String(), want)
+	if lines := strings.SplitAfter(b.Stderr.String(), "\n"); len(lines) < 2 || lines[1] != want {
+		t.Errorf("broker's stderr:\n%s\nwant second line %q", b.Stderr.String(), want)
 	}
 	r := runCLI(t, "", "pub", "--socket", sock, "--as", "procmond", "events.process.lifecycle", "x")
 	want = "eventbus: acl: component procmond refused: uid " + strconv.Itoa(os.Geteuid()) + " not in [" + other + "]\n"
@@ -190,8 +192,8 @@ func TestBrokerPolicyFromConfig(t *testing.T) {
 	cfg := writeFile(t, "eventbus.yaml", "policy_file: "+policy+"\nagent_token_file: "+token+"\n", 0o600)
 	b, sock := startBroker(t, "--config", cfg)
 	want := "access policy: " + policy + "; agent token file: " + token + "\n"
-	if lines := strings.SplitAfter(b.stderr.String(), "\n"); len(lines) < 2 || lines[1] != want {
-		t.Errorf("broker's stderr:\n%s\nwant second line %q", b.stderr.String(), want)
+	if lines := strings.SplitAfter(b.Stderr.String(), "\n"); len(lines) < 2 || lines[1] != want {
+		t.Errorf("broker's stderr:\n%s\nwant second line %q", b.Stderr.String(), want)
 	}
 	if r := runCLI(t, "", "pub", "--socket", sock, "events.anything", "x"); r.code != 0 {
 		t.Errorf("anonymous pub under default_access: public = %d, stderr %q; want 0", r.code, r.stderr)
@@ -201,7 +203,7 @@ func TestBrokerPolicyFromConfig(t *testing.T) {
 func TestBrokerBadPolicy(t *testing.T) {
 	t.Parallel()
 	policy := writeFile(t, "bad.yaml", "default_access: public\ntopics:\n  - pattern: events.+x\n    access: public\n", 0o600)
-	sock := filepath.Join(socketDir(t), "eb.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "eb.sock")
 	r := runCLI(t, "", "broker", "--socket", sock, "--policy", policy)
 	want := "eventbus: acl: policy " + policy + " line 3: topics[0].pattern: invalid pattern \"events.+x\": segment \"+x\": wildcard '+' must be a whole segment\n"
 	if r.code != 1 || r.stderr != want {
@@ -347,7 +349,7 @@ func TestPolicyExplain(t *testing.T) {
 // without one and says so.
 func TestBrokerUnsafeTokenDir(t *testing.T) {
 	t.Parallel()
-	dir := socketDir(t)
+	dir := testutil.SocketDir(t)
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +359,10 @@ func TestBrokerUnsafeTokenDir(t *testing.T) {
 	for _, want := range []string{
 		"no agent token: only the in-process client is the agent (set --agent-token-file)",
 		"mode 0777 lets group or others write",
-		"access policy: built-in (SPEC §3); agent token file: none (only the in-process client is the agent)\n",
+		"access policy: built-in (docs/SECURITY.md §3); agent token file: none (only the in-process client is the agent)\n",
 	} {
-		if !strings.Contains(b.stderr.String(), want) {
-			t.Errorf("broker's stderr lacks %q:\n%s", want, b.stderr.String())
+		if !strings.Contains(b.Stderr.String(), want) {
+			t.Errorf("broker's stderr lacks %q:\n%s", want, b.Stderr.String())
 		}
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "agent.token")); err == nil {

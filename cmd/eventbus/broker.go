@@ -47,7 +47,7 @@ the flags given on the command line, which override the file. The socket
 is --socket if given, else the file's socket_path, else the default.
 
 Access control (docs/SECURITY.md): --policy FILE (policy_file) is the
-policy; without one the broker runs the built-in policy of SPEC §3, which
+policy; without one the broker runs the built-in policy (docs/SECURITY.md §3), which
 admits the components procmond, netmond, fsmond, perfmond and agent from
 this user's uid and root and lets anonymous clients use only the public
 topics (events.+.anomaly, control.health.#). A client proves it is the
@@ -70,7 +70,7 @@ says which policy and token file are in force.`,
 	fl.StringVar(&f.slowPolicy, "slow-policy", string(broker.SlowDrop), "when a subscriber's queue is full: drop or disconnect (slow_subscriber_policy)")
 	fl.BoolVar(&f.noStats, "no-stats", false, "turn off per-topic statistics and latency histograms (enable_statistics: false)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
-	fl.StringVar(&f.policy, "policy", "", "access policy `FILE` (policy_file; default: the built-in policy of SPEC §3)")
+	fl.StringVar(&f.policy, "policy", "", "access policy `FILE` (policy_file; default: the built-in policy, docs/SECURITY.md §3)")
 	fl.StringVar(&f.agentTokenFile, "agent-token-file", "", "agent token `PATH`, created if missing (agent_token_file; default agent.token beside the socket; on Windows %AppData%\\eventbus\\agent.token)")
 	return cmd
 }
@@ -200,7 +200,7 @@ func newBroker(cfg broker.Config, log *slog.Logger) (*broker.Broker, error) {
 func accessLine(b *broker.Broker) string {
 	policy := b.Config().PolicyFile
 	if policy == "" {
-		policy = "built-in (SPEC §3)"
+		policy = "built-in (docs/SECURITY.md §3)"
 	}
 	token := b.Policy().TokenFile()
 	if token == "" {

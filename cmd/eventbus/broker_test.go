@@ -11,18 +11,20 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
 func TestBrokerSIGTERM(t *testing.T) {
 	t.Parallel()
 	b, sock := startBroker(t)
-	want := "eventbus broker 0.1.0 listening on " + sock + " (pid " + strconv.Itoa(b.cmd.Process.Pid) + ")\n"
-	if first, _, _ := strings.Cut(b.stderr.String(), "\n"); first+"\n" != want {
+	want := "eventbus broker 0.1.0 listening on " + sock + " (pid " + strconv.Itoa(b.Pid()) + ")\n"
+	if first, _, _ := strings.Cut(b.Stderr.String(), "\n"); first+"\n" != want {
 		t.Errorf("broker's first line = %q; want %q", first, want)
 	}
-	b.signal(syscall.SIGTERM)
-	if code := b.wait(); code != 0 {
-		t.Errorf("broker exited %d after SIGTERM; want 0; stderr:\n%s", code, b.stderr.String())
+	b.Signal(t, syscall.SIGTERM)
+	if code := b.Wait(t, waitLimit); code != 0 {
+		t.Errorf("broker exited %d after SIGTERM; want 0; stderr:\n%s", code, b.Stderr.String())
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket file after shutdown: Lstat = %v; want not exist", err)
@@ -37,8 +39,8 @@ func TestSecondBrokerRefused(t *testing.T) {
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("second broker = %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}
-	if first.exited() {
-		t.Fatalf("first broker exited; stderr:\n%s", first.stderr.String())
+	if first.Exited() {
+		t.Fatalf("first broker exited; stderr:\n%s", first.Stderr.String())
 	}
 	if r := runCLI(t, "", "pub", "--socket", sock, "events.a", "still here"); r.code != 0 {
 		t.Errorf("pub to the first broker = %d, %q; want 0", r.code, r.stderr)
@@ -67,7 +69,7 @@ func TestBrokerBadConfig(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			sock := filepath.Join(socketDir(t), "eb.sock")
+			sock := filepath.Join(testutil.SocketDir(t), "eb.sock")
 			r := runCLI(t, "", "broker", "--socket", sock, "--config", file)
 			if r.code != 1 || !strings.HasPrefix(r.stderr, "eventbus: config "+file) {
 				t.Errorf("broker --config = %d, stderr %q; want 1 and the file named", r.code, r.stderr)
@@ -89,7 +91,7 @@ func TestBrokerBadConfig(t *testing.T) {
 // do not.
 func TestBrokerConfigAndFlags(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(socketDir(t), "fromfile.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "fromfile.sock")
 	file := filepath.Join(t.TempDir(), "eventbus.yaml")
 	cfg := "socket_path: " + sock + "\nmax_connections: 7\nmessage_buffer_size: 50\n"
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
@@ -97,16 +99,16 @@ func TestBrokerConfigAndFlags(t *testing.T) {
 	}
 	// --socket is not given, so the file's socket_path is used; the
 	// default of --socket points elsewhere.
-	env := []string{"EVENTBUS_SOCKET=" + filepath.Join(socketDir(t), "default.sock")}
+	env := []string{"EVENTBUS_SOCKET=" + filepath.Join(testutil.SocketDir(t), "default.sock")}
 	b := startCLIEnv(t, env, "broker", "--config", file, "--buffer", "20")
 	waitForBroker(t, b, sock)
 	if s := brokerStats(t, sock); s.MaxConnections != 7 {
 		t.Errorf("max_connections = %d; want 7 from the file", s.MaxConnections)
 	}
-	b.signal(syscall.SIGTERM)
-	b.wait()
+	b.Signal(t, syscall.SIGTERM)
+	b.Wait(t, waitLimit)
 
-	sock2 := filepath.Join(socketDir(t), "flag.sock")
+	sock2 := filepath.Join(testutil.SocketDir(t), "flag.sock")
 	b2 := startCLI(t, "broker", "--config", file, "--socket", sock2, "--max-connections", "9")
 	waitForBroker(t, b2, sock2)
 	if s := brokerStats(t, sock2); s.MaxConnections != 9 {
@@ -128,7 +130,7 @@ func TestBrokerNoStats(t *testing.T) {
 
 func TestNoBroker(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(socketDir(t), "missing.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "missing.sock")
 	for _, args := range [][]string{
 		{"pub", "--socket", sock, "events.a", "x"},
 		{"sub", "--socket", sock, "events.#"},

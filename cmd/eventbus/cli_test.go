@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
 func TestVersion(t *testing.T) {
@@ -90,7 +92,7 @@ func TestHelp(t *testing.T) {
 
 func TestPubInvalidTopic(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(socketDir(t), "missing.sock") // checked before dialing
+	sock := filepath.Join(testutil.SocketDir(t), "missing.sock") // checked before dialing
 	tests := []struct{ topic, want string }{
 		{strings.Repeat("a", 300), "topic too long: 300 bytes, limit 255\n"},
 		{"events..x", `empty segment 2 in "events..x"` + "\n"},

@@ -14,17 +14,19 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/proctest"
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
 // subLines waits for sub to exit 0 and returns its stdout lines.
-func subLines(t *testing.T, sub *proc, want int) []string {
+func subLines(t *testing.T, sub *proctest.Proc, want int) []string {
 	t.Helper()
-	if code := sub.wait(); code != 0 {
-		t.Fatalf("sub = %d, stderr %q", code, sub.stderr.String())
+	if code := sub.Wait(t, waitLimit); code != 0 {
+		t.Fatalf("sub = %d, stderr %q", code, sub.Stderr.String())
 	}
-	lines := strings.Split(strings.TrimSuffix(sub.stdout.String(), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(sub.Stdout.String(), "\n"), "\n")
 	if len(lines) != want {
-		t.Fatalf("sub printed %d lines; want %d:\n%s", len(lines), want, sub.stdout.String())
+		t.Fatalf("sub printed %d lines; want %d:\n%s", len(lines), want, sub.Stdout.String())
 	}
 	return lines
 }
@@ -90,8 +92,8 @@ func TestPubSubCorrelation(t *testing.T) {
 	}
 
 	want := topicName + " enumerate\n" + topicName + " enumerate\n"
-	if code := text.wait(); code != 0 || text.stdout.String() != want {
-		t.Errorf("text sub = %d, %q; want 0, %q", code, text.stdout.String(), want)
+	if code := text.Wait(t, waitLimit); code != 0 || text.Stdout.String() != want {
+		t.Errorf("text sub = %d, %q; want 0, %q", code, text.Stdout.String(), want)
 	}
 }
 
@@ -153,7 +155,7 @@ func TestPubCorrelationDefaults(t *testing.T) {
 // broker, which would be exit 1.
 func TestPubCorrelationErrors(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(socketDir(t), "none.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "none.sock")
 	longKey := strings.Repeat("k", correlation.MaxTagKeyBytes+1)
 	tests := []struct {
 		name string

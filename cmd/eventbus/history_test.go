@@ -16,6 +16,7 @@ import (
 
 	"daemoneye.dev/eventbus"
 	"daemoneye.dev/eventbus/correlation"
+	"daemoneye.dev/eventbus/internal/testutil"
 )
 
 // pub runs eventbus pub on sock and fails the test unless it succeeds; it
@@ -150,7 +151,7 @@ func TestHistoryCriteria(t *testing.T) {
 // connecting: there is no broker on the socket, which would be exit 1.
 func TestQueryUsageErrors(t *testing.T) {
 	t.Parallel()
-	sock := socketDir(t) + "/none.sock"
+	sock := testutil.SocketDir(t) + "/none.sock"
 	tests := []struct {
 		args []string
 		want string
@@ -363,15 +364,15 @@ func TestWait(t *testing.T) {
 	w := startCLI(t, "wait", "--socket", sock, "--publishers", "2", "--timeout", "10s", "--json", "W")
 	pub(t, sock, "--correlation-id", "W", "events.a", "partial")
 	pub(t, sock, "--correlation-id", "W", "--final", "events.a", "r1")
-	if w.exited() {
-		t.Fatalf("wait exited after one final publisher; stdout %q, stderr %q", w.stdout.String(), w.stderr.String())
+	if w.Exited() {
+		t.Fatalf("wait exited after one final publisher; stdout %q, stderr %q", w.Stdout.String(), w.Stderr.String())
 	}
 	pub(t, sock, "--correlation-id", "W", "--final", "events.a", "r2")
-	if code := w.wait(); code != 0 || w.stderr.String() != "" {
-		t.Fatalf("wait = %d, stderr %q; want 0", code, w.stderr.String())
+	if code := w.Wait(t, waitLimit); code != 0 || w.Stderr.String() != "" {
+		t.Fatalf("wait = %d, stderr %q; want 0", code, w.Stderr.String())
 	}
 	var got []string
-	for _, line := range lines(w.stdout.String()) {
+	for _, line := range lines(w.Stdout.String()) {
 		m := decodeLine(t, line)
 		c, _ := m["correlation"].(map[string]any)
 		if c["correlation_id"] != "W" {

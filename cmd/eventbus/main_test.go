@@ -1,56 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"daemoneye.dev/eventbus"
+	"daemoneye.dev/eventbus/internal/proctest"
+	"daemoneye.dev/eventbus/internal/testutil"
 	"daemoneye.dev/eventbus/stats"
 )
 
-// binary is the eventbus binary TestMain builds; the tests run it as a
-// real process.
-var binary string
+// The tests run the eventbus binary, built once by proctest, as real
+// processes.
 
 // waitLimit bounds every wait in these tests; a healthy run takes
 // milliseconds.
 const waitLimit = 10 * time.Second
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eventbus-cli")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "eventbus")
-	args := []string{"build", "-o", binary}
-	if raceEnabled {
-		args = append(args, "-race")
-		// The race runtime sleeps a second at exit by default; the binary
-		// runs as dozens of processes here.
-		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building eventbus:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Exit(m.Run())
 }
 
 // result is what a finished eventbus process left.
@@ -60,99 +34,39 @@ type result struct {
 	pid            int
 }
 
+// cli is eventbus with args and env added to the environment; its stdin
+// is empty, as no background process here reads one.
+func cli(t *testing.T, stdin string, env []string, args ...string) proctest.Cmd {
+	t.Helper()
+	return proctest.Cmd{Path: proctest.Binary(t), Args: args, Env: env, Stdin: strings.NewReader(stdin),
+		Name: "eventbus " + strings.Join(args, " ")}
+}
+
 // runCLI runs eventbus with args to completion.
 func runCLI(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("eventbus %s: %v", strings.Join(args, " "), err)
-	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode(), pid: cmd.Process.Pid}
-}
-
-// proc is an eventbus process running in the background.
-type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
-	done   chan struct{}
+	p := proctest.Run(t, cli(t, stdin, nil, args...), waitLimit)
+	return result{stdout: p.Stdout.String(), stderr: p.Stderr.String(), code: p.ExitCode(), pid: p.Pid()}
 }
 
 // startCLI starts eventbus with args; the process is killed at the end of
 // the test if it is still running.
-func startCLI(t *testing.T, args ...string) *proc {
+func startCLI(t *testing.T, args ...string) *proctest.Proc {
 	t.Helper()
 	return startCLIEnv(t, nil, args...)
 }
 
 // startCLIEnv is startCLI with env added to the environment.
-func startCLIEnv(t *testing.T, env []string, args ...string) *proc {
+func startCLIEnv(t *testing.T, env []string, args ...string) *proctest.Proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	if env != nil {
-		p.cmd.Env = append(os.Environ(), env...)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting eventbus %s: %v", strings.Join(args, " "), err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait() int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(waitLimit):
-		p.t.Fatalf("eventbus %v still running after %v; stderr:\n%s", p.cmd.Args[1:], waitLimit, p.stderr.String())
-		return -1
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// socketDir returns a new short directory for a socket (sun_path holds
-// 108 bytes, too few for t.TempDir() paths).
-func socketDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "eb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return proctest.Start(t, cli(t, "", env, args...))
 }
 
 // startBroker starts `eventbus broker` on a new socket and waits until it
 // accepts clients.
-func startBroker(t *testing.T, args ...string) (*proc, string) {
+func startBroker(t *testing.T, args ...string) (*proctest.Proc, string) {
 	t.Helper()
-	sock := filepath.Join(socketDir(t), "eb.sock")
+	sock := filepath.Join(testutil.SocketDir(t), "eb.sock")
 	b := startCLI(t, append([]string{"broker", "--socket", sock}, args...)...)
 	waitForBroker(t, b, sock)
 	return b, sock
@@ -160,7 +74,7 @@ func startBroker(t *testing.T, args ...string) (*proc, string) {
 
 // startOpenBroker starts a broker whose policy makes every topic public,
 // for tests of delivery rather than access control.
-func startOpenBroker(t *testing.T, args ...string) (*proc, string) {
+func startOpenBroker(t *testing.T, args ...string) (*proctest.Proc, string) {
 	t.Helper()
 	return startBroker(t, append([]string{"--policy", writeFile(t, "open.yaml", "default_access: public\n", 0o600)}, args...)...)
 }
@@ -179,21 +93,25 @@ func writeFile(t *testing.T, name, content string, mode os.FileMode) string {
 	return path
 }
 
-// waitForBroker polls Dial until the broker at sock completes a handshake.
-func waitForBroker(t *testing.T, b *proc, sock string) {
+// accessLinePattern matches the broker's line saying which policy it enforces. The
+// broker prints it once it is listening, after its "listening on" line.
+var accessLinePattern = regexp.MustCompile(`(?m)^access policy: .*\n`)
+
+// waitForBroker waits for the broker's access line, so that what it
+// printed before is in b.Stderr too, then checks that it completes a
+// handshake.
+func waitForBroker(t *testing.T, b *proctest.Proc, sock string) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		c, err := eventbus.Dial(context.Background(), sock, eventbus.WithReconnect(false))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if b.exited() || time.Now().After(deadline) {
-			t.Fatalf("broker not serving at %s: %v; stderr:\n%s", sock, err, b.stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if _, err := b.Stderr.FindMatch(accessLinePattern, waitLimit); err != nil {
+		t.Fatalf("broker printed no access policy line: %v; stderr:\n%s", err, b.Stderr.String())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	c, err := eventbus.Dial(ctx, sock, eventbus.WithReconnect(false))
+	if err != nil {
+		t.Fatalf("broker not serving at %s: %v; stderr:\n%s", sock, err, b.Stderr.String())
+	}
+	c.Close()
 }
 
 // brokerStats returns the broker's statistics, asked in process.
@@ -213,58 +131,39 @@ func brokerStats(t *testing.T, sock string) stats.Snapshot {
 	return s
 }
 
-// waitForSubscribers polls the broker's stats until n subscriptions hold
-// pattern, so that what is published next reaches them.
-func waitForSubscribers(t *testing.T, sock, pattern string, n int, sub *proc) {
+// waitForSubscribers waits until the broker's stats show n subscriptions
+// holding pattern, so that what is published next reaches them. Neither
+// sub nor the broker prints anything on subscribing, so this polls.
+func waitForSubscribers(t *testing.T, sock, pattern string, n int, sub *proctest.Proc) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		s := brokerStats(t, sock)
+	var s stats.Snapshot
+	ok := poll(sub, func() bool {
+		s = brokerStats(t, sock)
 		i := slices.IndexFunc(s.Patterns, func(p stats.PatternCount) bool { return p.Pattern == pattern })
-		if i >= 0 && s.Patterns[i].Subscribers >= n {
-			return
-		}
-		if sub.exited() || time.Now().After(deadline) {
-			t.Fatalf("%d subscribers to %q not seen; patterns %v; sub stderr:\n%s", n, pattern, s.Patterns, sub.stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+		return i >= 0 && s.Patterns[i].Subscribers >= n
+	})
+	if !ok {
+		t.Fatalf("%d subscribers to %q not seen; patterns %v; sub exited %t, stderr:\n%s",
+			n, pattern, s.Patterns, sub.Exited(), sub.Stderr.String())
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// signal sends sig to the process.
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
+// poll checks cond every few milliseconds until it holds (true), p exits
+// or waitLimit passes (false). It is for broker state that no event
+// announces; wait on output or exit wherever there is one.
+func poll(p *proctest.Proc, cond func() bool) bool {
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+		select {
+		case <-p.Done():
+			return cond()
+		case <-deadline.C:
+			return false
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }

@@ -30,12 +30,12 @@ func TestPubSubJSON(t *testing.T) {
 	if pub.code != 0 {
 		t.Fatalf("pub = %d, stderr %q", pub.code, pub.stderr)
 	}
-	if code := sub.wait(); code != 0 {
-		t.Fatalf("sub = %d, stderr %q", code, sub.stderr.String())
+	if code := sub.Wait(t, waitLimit); code != 0 {
+		t.Fatalf("sub = %d, stderr %q", code, sub.Stderr.String())
 	}
-	lines := strings.Split(strings.TrimSuffix(sub.stdout.String(), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(sub.Stdout.String(), "\n"), "\n")
 	if len(lines) != 3 {
-		t.Fatalf("sub printed %d lines; want 3:\n%s", len(lines), sub.stdout.String())
+		t.Fatalf("sub printed %d lines; want 3:\n%s", len(lines), sub.Stdout.String())
 	}
 	for _, line := range lines {
 		var m map[string]any
@@ -86,15 +86,15 @@ func TestPubLinesSubText(t *testing.T) {
 	if pub.code != 0 {
 		t.Fatalf("pub = %d, stderr %q", pub.code, pub.stderr)
 	}
-	if code := text.wait(); code != 0 {
-		t.Fatalf("sub = %d, stderr %q", code, text.stderr.String())
+	if code := text.Wait(t, waitLimit); code != 0 {
+		t.Fatalf("sub = %d, stderr %q", code, text.Stderr.String())
 	}
 	want := "events.net.lifecycle one\nevents.net.lifecycle two words\nevents.net.lifecycle \"\\xff\\xfe\"\nevents.net.lifecycle \n"
-	if got := text.stdout.String(); got != want {
+	if got := text.Stdout.String(); got != want {
 		t.Errorf("sub printed %q; want %q", got, want)
 	}
-	js.wait()
-	lines := strings.Split(js.stdout.String(), "\n")
+	js.Wait(t, waitLimit)
+	lines := strings.Split(js.Stdout.String(), "\n")
 	var m map[string]any
 	if err := json.Unmarshal([]byte(lines[2]), &m); err != nil {
 		t.Fatal(err)
@@ -119,9 +119,9 @@ func TestSubInterrupt(t *testing.T) {
 	_, sock := startBroker(t)
 	sub := startCLI(t, "sub", "--socket", sock, "events.#")
 	waitForSubscribers(t, sock, "events.#", 1, sub)
-	sub.signal(syscall.SIGINT)
-	if code := sub.wait(); code != 0 {
-		t.Errorf("sub after SIGINT = %d, stderr %q; want 0", code, sub.stderr.String())
+	sub.Signal(t, syscall.SIGINT)
+	if code := sub.Wait(t, waitLimit); code != 0 {
+		t.Errorf("sub after SIGINT = %d, stderr %q; want 0", code, sub.Stderr.String())
 	}
 }
 
@@ -130,10 +130,10 @@ func TestSubBrokerGone(t *testing.T) {
 	b, sock := startBroker(t)
 	sub := startCLI(t, "sub", "--socket", sock, "events.#")
 	waitForSubscribers(t, sock, "events.#", 1, sub)
-	b.signal(syscall.SIGTERM)
-	code := sub.wait()
-	if want := "the connection to the broker was lost"; code != 1 || !strings.Contains(sub.stderr.String(), want) {
-		t.Errorf("sub after broker shutdown = %d, stderr %q; want 1 and %q", code, sub.stderr.String(), want)
+	b.Signal(t, syscall.SIGTERM)
+	code := sub.Wait(t, waitLimit)
+	if want := "the connection to the broker was lost"; code != 1 || !strings.Contains(sub.Stderr.String(), want) {
+		t.Errorf("sub after broker shutdown = %d, stderr %q; want 1 and %q", code, sub.Stderr.String(), want)
 	}
 }
 
@@ -159,28 +159,35 @@ func TestSubMissed(t *testing.T) {
 	_, sock := startOpenBroker(t, "--buffer", "1")
 	sub := startCLI(t, "sub", "--socket", sock, "events.#")
 	waitForSubscribers(t, sock, "events.#", 1, sub)
-	sub.signal(syscall.SIGSTOP)
+	sub.Signal(t, syscall.SIGSTOP)
 	// 100 messages of 64 KiB overflow the socket buffers and the broker's
 	// one-message queue while sub is stopped.
 	payload := strings.Repeat("p", 64<<10)
 	if r := runCLI(t, "", "pub", "--socket", sock, "--count", "100", "events.a", payload); r.code != 0 {
 		t.Fatalf("pub = %d, %q", r.code, r.stderr)
 	}
-	sub.signal(syscall.SIGCONT)
-	waitFor(t, "sub's queue to drain", func() bool {
+	sub.Signal(t, syscall.SIGCONT)
+	// The broker announces no drained queue: poll its stats.
+	drained := poll(sub, func() bool {
 		s := brokerStats(t, sock)
-		i := slices.IndexFunc(s.ConnectionList, func(c stats.Connection) bool { return c.PID == sub.cmd.Process.Pid })
+		i := slices.IndexFunc(s.ConnectionList, func(c stats.Connection) bool { return c.PID == sub.Pid() })
 		return i >= 0 && s.ConnectionList[i].QueuedMessages == 0 && s.ConnectionList[i].Dropped > 0
 	})
+	if !drained {
+		t.Fatalf("sub's queue did not drain after drops; sub stderr:\n%s", sub.Stderr.String())
+	}
 	if r := runCLI(t, "", "pub", "--socket", sock, "events.last", "x"); r.code != 0 {
 		t.Fatalf("pub = %d, %q", r.code, r.stderr)
 	}
-	waitFor(t, "the last message", func() bool { return strings.HasSuffix(sub.stdout.String(), "events.last x\n") })
-	sub.signal(syscall.SIGINT)
-	if code := sub.wait(); code != 0 {
+	sub.Stdout.WaitFor(t, "events.last x\n", waitLimit)
+	if out := sub.Stdout.String(); !strings.HasSuffix(out, "events.last x\n") {
+		t.Errorf("sub printed %q after the last message; want it last", out[strings.LastIndex(out, "events.last x\n"):])
+	}
+	sub.Signal(t, syscall.SIGINT)
+	if code := sub.Wait(t, waitLimit); code != 0 {
 		t.Errorf("sub after SIGINT = %d; want 0", code)
 	}
-	if !regexp.MustCompile(`^(# missed [1-9]\d* messages\n)+$`).MatchString(sub.stderr.String()) {
-		t.Errorf("sub stderr %q; want # missed N messages lines", sub.stderr.String())
+	if !regexp.MustCompile(`^(# missed [1-9]\d* messages\n)+$`).MatchString(sub.Stderr.String()) {
+		t.Errorf("sub stderr %q; want # missed N messages lines", sub.Stderr.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"daemoneye.dev/eventbus/internal/proctest"
 	"daemoneye.dev/eventbus/stats"
 )
 
@@ -33,9 +34,9 @@ func TestStats(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &s); r.code != 0 || err != nil {
 		t.Fatalf("stats --json = %d, %v; stderr %q", r.code, err, r.stderr)
 	}
-	i := slices.IndexFunc(s.ConnectionList, func(c stats.Connection) bool { return c.PID == sub.cmd.Process.Pid })
+	i := slices.IndexFunc(s.ConnectionList, func(c stats.Connection) bool { return c.PID == sub.Pid() })
 	if i < 0 {
-		t.Fatalf("sub (pid %d) not in connection_list %+v", sub.cmd.Process.Pid, s.ConnectionList)
+		t.Fatalf("sub (pid %d) not in connection_list %+v", sub.Pid(), s.ConnectionList)
 	}
 	exe := binaryExe(t)
 	if c := s.ConnectionList[i]; c.ClientName != "eventbus-sub" || c.Subscriptions != 1 || c.Delivered != 2 ||
@@ -50,7 +51,7 @@ func TestStats(t *testing.T) {
 	}
 
 	r = runCLI(t, "", "stats", "--socket", sock, "--as", "procmond")
-	for _, want := range []string{"uptime", "access denials   1", "CONNECTIONS", "eventbus-sub", strconv.Itoa(sub.cmd.Process.Pid),
+	for _, want := range []string{"uptime", "access denials   1", "CONNECTIONS", "eventbus-sub", strconv.Itoa(sub.Pid()),
 		"AGENT", "EXE", orDash(exe), "DENIALS", "(anonymous)  1",
 		"TOPICS", "events.process.lifecycle", "PATTERNS", "events.process.#", "DELIVERY LATENCY", "p99.9"} {
 		if !strings.Contains(r.stdout, want) {
@@ -61,7 +62,7 @@ func TestStats(t *testing.T) {
 	for line := range strings.Lines(r.stdout) {
 		f := strings.Fields(line)
 		switch {
-		case len(f) > 6 && f[1] == strconv.Itoa(sub.cmd.Process.Pid):
+		case len(f) > 6 && f[1] == strconv.Itoa(sub.Pid()):
 			if f[5] != "agent" || f[6] != "yes" {
 				t.Errorf("sub's row %q; want component agent, AGENT yes", line)
 			}
@@ -80,7 +81,7 @@ func binaryExe(t *testing.T) string {
 	if runtime.GOOS != "linux" {
 		return ""
 	}
-	exe, err := filepath.EvalSymlinks(binary)
+	exe, err := filepath.EvalSymlinks(proctest.Binary(t))
 	if err != nil {
 		t.Fatal(err)
 	}

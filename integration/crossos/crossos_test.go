@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"daemoneye.dev/eventbus/internal/proctest"
 	"daemoneye.dev/eventbus/internal/testutil"
 	"daemoneye.dev/eventbus/transport"
 )
@@ -36,15 +37,15 @@ func otherUserEntry(t *testing.T) string {
 // startBroker starts a broker helper on a fresh endpoint with policy (YAML;
 // "" for the built-in policy) and waits until it accepts clients. When the
 // test ends it is stopped and must say it shut down cleanly.
-func startBroker(t *testing.T, policy string) (b *proc, path string) {
+func startBroker(t *testing.T, policy string) (b *proctest.Proc, path string) {
 	t.Helper()
 	path = testutil.SocketPath(t)
 	b = start(t, "broker", "broker", []string{envPolicy + "=" + policy}, "-socket", path)
-	b.waitLine("ready")
+	b.WaitLine(t, "ready", waitTimeout)
 	t.Cleanup(func() {
-		b.stop()
-		if !slices.Contains(b.Lines(), "stopped") || b.waitErr != nil {
-			t.Errorf("broker did not shut down cleanly: %v; stdout %q; stderr:\n%s", b.waitErr, b.Lines(), b.stderr.String())
+		b.Stop(t)
+		if !slices.Contains(b.Stdout.Lines(), "stopped") || b.Err() != nil {
+			t.Errorf("broker did not shut down cleanly: %v; stdout %q; stderr:\n%s", b.Err(), b.Stdout.Lines(), b.Stderr.String())
 		}
 	})
 	return b, path
@@ -81,32 +82,32 @@ func TestPubSubAcrossProcesses(t *testing.T) {
 		{"plus", "events.+.lifecycle", topics[:2]},
 		{"hash", "events.#", topics[:4]},
 	}
-	procs := make([]*proc, len(subs))
+	procs := make([]*proctest.Proc, len(subs))
 	for i, s := range subs {
 		procs[i] = start(t, "sub "+s.name, "sub", nil,
 			"-socket", path, "-component", "watcher", "-patterns", s.pattern+","+marker, "-until", marker)
 	}
 	for _, p := range procs {
-		p.waitLine("subscribed")
+		p.WaitLine(t, "subscribed", waitTimeout)
 	}
 	checkStats(t, broker, procs)
 
 	const count = 100
 	pub := start(t, "pub", "pub", nil, "-socket", path, "-component", "procmond",
 		"-topics", strings.Join(topics, ","), "-count", strconv.Itoa(count), "-marker", marker)
-	pidLine := pub.waitLine("pid ")
-	pub.waitLine("done ")
-	pub.wait()
-	pubPID := pub.cmd.Process.Pid
+	pidLine := pub.WaitLine(t, "pid ", waitTimeout)
+	pub.WaitLine(t, "done ", waitTimeout)
+	pub.WaitOK(t, waitTimeout)
+	pubPID := pub.Pid()
 	if pidLine != "pid "+strconv.Itoa(pubPID) {
 		t.Errorf("publisher says %q; its process id is %d", pidLine, pubPID)
 	}
 
 	for i, s := range subs {
 		p := procs[i]
-		p.waitLine("exit ")
-		p.wait()
-		checkDelivery(t, s.name, p.Lines(), s.want, count, pubPID)
+		p.WaitLine(t, "exit ", waitTimeout)
+		p.WaitOK(t, waitTimeout)
+		checkDelivery(t, s.name, p.Stdout.Lines(), s.want, count, pubPID)
 	}
 }
 
@@ -114,18 +115,18 @@ func TestPubSubAcrossProcesses(t *testing.T) {
 // process with the identity the OS gave it (its pid, on Windows its user
 // SID, and its executable where the OS reveals it: Linux, macOS, Windows)
 // and the component the policy admitted.
-func checkStats(t *testing.T, broker *proc, subs []*proc) {
+func checkStats(t *testing.T, broker *proctest.Proc, subs []*proctest.Proc) {
 	t.Helper()
 	self, err := transport.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := len(broker.Lines())
-	fmt.Fprintln(broker.stdin, "stats")
-	broker.waitLine("stats end")
+	seen := len(broker.Stdout.Lines())
+	fmt.Fprintln(broker.Stdin, "stats")
+	broker.WaitLine(t, "stats end", waitTimeout)
 	conns := make(map[string]string) // pid -> "uid sid component"
 	exes := make(map[string]string)  // pid -> executable
-	for _, line := range broker.Lines()[seen:] {
+	for _, line := range broker.Stdout.Lines()[seen:] {
 		f := strings.SplitN(line, " ", 6)
 		if len(f) != 6 || f[0] != "conn" {
 			continue
@@ -141,17 +142,17 @@ func checkStats(t *testing.T, broker *proc, subs []*proc) {
 	want := fmt.Sprintf("%d %s watcher", self.UID, orDash(self.SID))
 	wantExe := helperExe(t)
 	for _, p := range subs {
-		pid := strconv.Itoa(p.cmd.Process.Pid)
+		pid := strconv.Itoa(p.Pid())
 		if got := conns[pid]; got != want {
-			t.Errorf("stats for %s (pid %s): uid sid component = %q; want %q (all: %v)", p.name, pid, got, want, conns)
+			t.Errorf("stats for %s (pid %s): uid sid component = %q; want %q (all: %v)", p.Name, pid, got, want, conns)
 		}
 		switch got := exes[pid]; {
 		case !revealsExe():
 			if got != "" {
-				t.Errorf("stats for %s (pid %s): exe %q; want none on %s", p.name, pid, got, runtime.GOOS)
+				t.Errorf("stats for %s (pid %s): exe %q; want none on %s", p.Name, pid, got, runtime.GOOS)
 			}
 		case !sameFile(t, got, wantExe):
-			t.Errorf("stats for %s (pid %s): exe %q; want %s", p.name, pid, got, wantExe)
+			t.Errorf("stats for %s (pid %s): exe %q; want %s", p.Name, pid, got, wantExe)
 		}
 	}
 }
@@ -286,11 +287,11 @@ func TestAdmission(t *testing.T) {
 			for _, pe := range tt.peers {
 				p := start(t, "peer "+pe.component, "peer", nil, "-socket", path, "-component", pe.component,
 					"-publish", restricted+","+public)
-				p.waitLine("done")
-				p.wait()
+				p.WaitLine(t, "done", waitTimeout)
+				p.WaitOK(t, waitTimeout)
 				for _, w := range pe.want {
-					if !slices.ContainsFunc(p.Lines(), func(l string) bool { return strings.HasPrefix(l, w) }) {
-						t.Errorf("peer claiming %q printed %q; want a line starting %q", pe.component, p.Lines(), w)
+					if !slices.ContainsFunc(p.Stdout.Lines(), func(l string) bool { return strings.HasPrefix(l, w) }) {
+						t.Errorf("peer claiming %q printed %q; want a line starting %q", pe.component, p.Stdout.Lines(), w)
 					}
 				}
 			}

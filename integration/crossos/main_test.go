@@ -7,20 +7,20 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"daemoneye.dev/eventbus/internal/proctest"
 )
 
-// Environment of a helper process.
-const (
-	envRole   = "EVENTBUS_CROSSOS_ROLE"   // broker, sub, pub or peer
-	envPolicy = "EVENTBUS_CROSSOS_POLICY" // broker: policy YAML; empty for the built-in policy
-)
+// envPolicy is the broker helper's policy YAML; empty for the built-in
+// policy. proctest.RoleEnv names the role: broker, sub, pub or peer.
+const envPolicy = "EVENTBUS_CROSSOS_POLICY"
 
 // helperLifetime bounds a helper process's life, so that none outlives a
 // test that crashed before stopping it.
 const helperLifetime = 2 * time.Minute
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(envRole); role != "" {
+	if role := proctest.Role(); role != "" {
 		time.AfterFunc(helperLifetime, func() {
 			fmt.Fprintf(os.Stderr, "%s %d: still running after %v; exiting\n", role, os.Getpid(), helperLifetime)
 			os.Exit(3)

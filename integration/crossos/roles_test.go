@@ -139,6 +139,7 @@ func brokerMain(args []string) error {
 
 // awaitListening dials path until a handshake succeeds, so that "ready"
 // means clients can connect. It fails if ListenAndServe returns first.
+// ListenAndServe signals no moment of listening, so this polls.
 func awaitListening(path string, served <-chan error) error {
 	deadline := time.Now().Add(helperTimeout)
 	for {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"syscall"
 	"testing"
@@ -52,6 +53,22 @@ func (r *Running) Wait(t testing.TB) error {
 		t.Fatalf("Serve did not return within %v", Timeout)
 		return nil
 	}
+}
+
+// SocketDir returns a new private temporary directory whose path is short
+// enough for a socket in it to fit sun_path (104 bytes on macOS and
+// FreeBSD), for tests that keep files beside the socket (a policy, the
+// agent token). It is removed, as far as it can be (Wine fails to remove
+// directories: scripts/wine), when the test ends.
+func SocketDir(t testing.TB) string {
+	t.Helper()
+	// t.TempDir() embeds the test name and can exceed sun_path.
+	dir, err := os.MkdirTemp("", "eb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // Serve listens on a fresh socket path and serves srv there on a
