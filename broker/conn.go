@@ -91,7 +91,8 @@ type subscription struct {
 	c        *conn
 	id       uint64
 	patterns []string
-	filtered bool                  // each delivery is checked against the subscriber's rights
+	filtered bool                  // its patterns may match topics its class may not read (routes)
+	class    acl.Class             // the subscriber's access class
 	filter   *correlation.Compiled // deliveries must match it; nil: no filter
 	missed   uint64                // drops not yet reported; guarded by c.out.mu
 }
@@ -350,17 +351,30 @@ func (c *conn) checkPublish(v wire.PublishView) error {
 	if v.PayloadLen > c.b.cfg.MaxMessageSize {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE, "message too large: %d bytes, limit %d", v.PayloadLen, c.b.cfg.MaxMessageSize)
 	}
-	err := c.access.CheckBytes(acl.Publish, v.Topic)
+	if err := c.access.CheckBytes(acl.Publish, v.Topic); err != nil {
+		return c.publishRefused(v.Topic, err)
+	}
+	if topic.IsReservedBytes(v.Topic) {
+		return reservedTopic(v.Topic)
+	}
+	return nil
+}
+
+// publishRefused is the error for a publish to topicName that the access
+// check refused with err: the topic is invalid, reserved or denied.
+func (c *conn) publishRefused(topicName []byte, err error) error {
 	var invalid *topic.Error
 	switch {
 	case errors.As(err, &invalid):
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "%v", invalid)
-	case topic.IsReservedBytes(v.Topic):
-		return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", v.Topic)
-	case err != nil:
-		return c.denied(err)
+	case topic.IsReservedBytes(topicName):
+		return reservedTopic(topicName)
 	}
-	return nil
+	return c.denied(err)
+}
+
+func reservedTopic(topicName []byte) error {
+	return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", topicName)
 }
 
 func (c *conn) refusePublish(topicName []byte, err error) {
@@ -410,10 +424,8 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
 			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
 	}
-	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, filter: filter}
-	for _, p := range patterns {
-		c.b.index.Insert(p, s) // cannot fail: checkPatterns validated p
-	}
+	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, class: c.identity.Class(), filter: filter}
+	c.b.routes.add(s)
 	c.subs[s.id] = s
 	c.patterns += len(patterns)
 	return nil
@@ -465,9 +477,7 @@ func (c *conn) unsubscribe(id uint64) error {
 }
 
 func (c *conn) removeSubLocked(s *subscription) {
-	for _, p := range s.patterns {
-		c.b.index.Remove(p, s)
-	}
+	c.b.routes.remove(s)
 	delete(c.subs, s.id)
 	c.patterns -= len(s.patterns)
 }

@@ -131,8 +131,16 @@ func TestClientSID(t *testing.T) {
 	} else if !errors.Is(err, windows.ERROR_CANT_OPEN_ANONYMOUS) {
 		t.Logf("clientSID(anonymous client) = %v", err)
 	}
-	wantPeer := Peer{UID: noID, GID: noID, PID: os.Getpid(), SID: want}
-	if got, err := PeerOf(server); err != nil || got != wantPeer {
-		t.Errorf("PeerOf(anonymous client) = %+v, %v; want %+v", got, err, wantPeer)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := PeerOf(server)
+	if err != nil || !strings.EqualFold(got.Exe, exe) {
+		t.Errorf("PeerOf(anonymous client) = %+v, %v; want Exe %s", got, err, exe)
+	}
+	got.Exe = ""
+	if wantPeer := (Peer{UID: noID, GID: noID, PID: os.Getpid(), SID: want}); got != wantPeer {
+		t.Errorf("PeerOf(anonymous client) = %+v; want %+v", got, wantPeer)
 	}
 }
