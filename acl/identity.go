@@ -32,6 +32,41 @@ type Identity struct {
 // registered reports whether id counts as a registered component.
 func (id Identity) registered() bool { return id.Registered || id.Agent }
 
+// Class is what the policy's decisions for an identity depend on: two
+// identities of one Class are allowed and denied the same actions on the
+// same topics. The broker routes by it, so that a publish never visits the
+// subscriptions of a class that may not read its topic.
+type Class struct {
+	grantee    string
+	registered bool
+	agent      bool
+}
+
+// Class returns id's Class.
+func (id Identity) Class() Class {
+	return Class{grantee: id.grantee(), registered: id.registered(), agent: id.Agent}
+}
+
+// Identity returns an identity of class c, for asking the policy about it.
+func (c Class) Identity() Identity {
+	id := Identity{Component: c.grantee, Agent: c.agent, Registered: c.registered}
+	if !c.registered {
+		id.Component = ""
+	}
+	return id
+}
+
+// String names the class in messages and statistics.
+func (c Class) String() string {
+	switch {
+	case c.agent:
+		return "agent"
+	case c.registered:
+		return "component " + c.grantee
+	}
+	return "anonymous"
+}
+
 // grantee is the component whose grants apply to id.
 func (id Identity) grantee() string {
 	if id.Agent {

@@ -285,3 +285,34 @@ func TestEnsureTokenFileConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestClassDecidesAlike: identities of one Class get the same decision for
+// every action and topic, whatever else differs (the broker routes by
+// Class), and Class.Identity stands for them.
+func TestClassDecidesAlike(t *testing.T) {
+	p := Default(0)
+	groups := [][]Identity{
+		{{}, {UID: 1000, PID: 7}, {SID: "S-1-5-21-1", PID: 8, Exe: "/x"}},
+		{{Component: "procmond", Registered: true, UID: 0, PID: 1}, {Component: "procmond", Registered: true, UID: 5, PID: 2, Exe: "/bin/p"}},
+		{{Component: AgentComponent, Agent: true, Registered: true, PID: 3}, {Component: AgentComponent, Agent: true, Registered: true, UID: 9, PID: 4}},
+	}
+	for _, g := range groups {
+		c := g[0].Class()
+		for _, id := range g {
+			if id.Class() != c {
+				t.Errorf("%v.Class() = %v; want %v", id, id.Class(), c)
+			}
+			for _, tp := range specTopics {
+				for _, a := range []Action{Publish, Subscribe} {
+					want := p.Check(id, a, tp) == nil
+					if got := p.Check(c.Identity(), a, tp) == nil; got != want {
+						t.Errorf("class %v: %v %s allowed = %v; %v is allowed %v", c, a, tp, got, id, want)
+					}
+				}
+			}
+		}
+	}
+	if groups[0][0].Class() == groups[1][0].Class() || groups[1][0].Class() == groups[2][0].Class() {
+		t.Error("anonymous, procmond and the agent share a class")
+	}
+}

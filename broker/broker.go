@@ -13,7 +13,6 @@ import (
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/stats"
-	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
 	"daemoneye.dev/eventbus/wire"
 )
@@ -30,7 +29,7 @@ type Broker struct {
 	policy  *acl.Policy
 	denials *acl.DenialLog
 	tracker *correlation.Tracker
-	index   *topic.Index[*subscription]
+	routes  *routes
 	started time.Time
 	topics  *stats.Topics  // nil when statistics are off
 	latency *stats.Latency // nil when statistics are off
@@ -77,7 +76,7 @@ func New(cfg Config) (*Broker, error) {
 		policy:    policy,
 		denials:   acl.NewDenialLog(cfg.Logger, denialLogsPerSecond),
 		tracker:   tracker,
-		index:     topic.NewIndex[*subscription](topic.DefaultCacheSize),
+		routes:    newRoutes(policy),
 		started:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
@@ -353,14 +352,26 @@ func (b *Broker) cut() {
 // subscriber: a full queue drops (docs/PROTOCOL.md §7). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
 func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *correlation.Metadata, named *corrDef) {
-	for _, s := range b.index.MatchBytes(topicName) {
-		sc := s.c
+	b.deliverAll(from, b.routes.main.MatchBytes(topicName), d, meta, named)
+	for _, cr := range *b.routes.classes.Load() {
+		if cr.access.CheckBytes(acl.Subscribe, topicName) == nil {
+			b.deliverAll(from, cr.index.MatchBytes(topicName), d, meta, named)
+		}
+	}
+	from.published.Add(1)
+	if b.topics != nil {
+		b.topics.Inc(topicName)
+	}
+}
+
+// deliverAll queues d for each of subs whose correlation filter, if any,
+// meta matches.
+func (b *Broker) deliverAll(from *conn, subs []*subscription, d *wire.Delivery, meta *correlation.Metadata, named *corrDef) {
+	for _, s := range subs {
 		if s.filter != nil && !s.filter.Match(meta) {
 			continue // correlation filter: never crosses the socket
 		}
-		if s.filtered && sc.access.CheckBytes(acl.Subscribe, topicName) != nil {
-			continue
-		}
+		sc := s.c
 		switch sc.out.deliver(s, d, named) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
@@ -374,10 +385,6 @@ func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *cor
 				sc.slowOverflow()
 			}
 		}
-	}
-	from.published.Add(1)
-	if b.topics != nil {
-		b.topics.Inc(topicName)
 	}
 }
 
