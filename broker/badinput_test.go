@@ -26,7 +26,7 @@ import (
 const badHandshakeTimeout = 200 * time.Millisecond
 
 func helloBytes() []byte {
-	return wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, &wire.Hello{ClientName: "bad"})
+	return wire.AppendOpening(nil, wire.TypeHello, &wire.Hello{ClientName: "bad"})
 }
 
 func randomBytes(seed int64, n int) []byte {

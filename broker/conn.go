@@ -117,7 +117,7 @@ func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn 
 
 // serve runs the connection: handshake, writer, then frames until EOF.
 func (c *conn) serve() {
-	if err := c.handshake(); err != nil {
+	if err := c.acceptHello(); err != nil {
 		c.b.cfg.Logger.Debug("handshake failed", "conn", c.id, "pid", c.peer.PID, "err", err)
 		c.closeWith(CloseHandshakeFailed, err)
 		return
@@ -129,9 +129,9 @@ func (c *conn) serve() {
 	c.readFrames()
 }
 
-// handshake exchanges preambles and HELLO/HELLO_OK (PROTOCOL.md §2) within
+// acceptHello exchanges preambles and HELLO/HELLO_OK (PROTOCOL.md §2) within
 // the handshake timeout, writing directly since the writer is not running.
-func (c *conn) handshake() error {
+func (c *conn) acceptHello() error {
 	c.nc.SetDeadline(time.Now().Add(c.b.cfg.HandshakeTimeout))
 	defer c.nc.SetDeadline(time.Time{})
 	hello, err := wire.ReadHello(c.r)

@@ -128,7 +128,7 @@ func DialRaw(t testing.TB, path string) *Raw {
 func HandshakeRaw(t testing.TB, path string) *Raw {
 	t.Helper()
 	c := DialRaw(t, path)
-	c.Write(wire.AppendFrame(wire.AppendPreamble(nil, wire.Version), wire.TypeHello, &wire.Hello{ClientName: "raw"}))
+	c.Write(wire.AppendOpening(nil, wire.TypeHello, &wire.Hello{ClientName: "raw"}))
 	c.ReadHandshake()
 	return c
 }
@@ -158,19 +158,11 @@ func (c *Raw) Send(typ wire.Type, m wire.Message) {
 func (c *Raw) ReadHandshake() *wire.HelloOK {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(Timeout))
-	v, err := c.r.ReadPreamble()
+	ok, err := wire.ReadHelloOK(c.r)
 	if err != nil {
-		c.t.Fatalf("read broker preamble: %v", err)
+		c.t.Fatalf("handshake: %v", err)
 	}
-	if v != wire.Version {
-		c.t.Fatalf("broker preamble version = %d; want %d", v, wire.Version)
-	}
-	body := c.Expect(wire.TypeHelloOK)
-	var ok wire.HelloOK
-	if err := ok.UnmarshalVT(body); err != nil {
-		c.t.Fatalf("HELLO_OK: %v", err)
-	}
-	return &ok
+	return ok
 }
 
 // ReadPreamble reads the broker's preamble.
