@@ -142,9 +142,11 @@ func Start(t testing.TB, c Cmd) *Proc {
 			lines.flush()
 		}
 		p.err = err
+		// Exited before the buffers close: a wait that ends because its
+		// buffer closed must find the process exited.
+		close(p.done)
 		p.Stdout.Close()
 		p.Stderr.Close()
-		close(p.done)
 	}()
 	t.Cleanup(func() {
 		p.Stop(t)
