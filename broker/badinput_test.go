@@ -8,11 +8,13 @@ import (
 	"math/rand"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -196,6 +198,37 @@ func TestBadInput(t *testing.T) {
 			expect: func(t *testing.T, raw *testutil.Raw) {
 				raw.ExpectError(wire.ErrorCode_ERROR_CODE_FRAME_TOO_LARGE, true)
 				raw.ExpectClosed()
+			}},
+		{name: "zero-length frame answered before a type byte", handshake: true, send: []byte{0, 0, 0, 0},
+			expect: func(t *testing.T, raw *testutil.Raw) {
+				raw.ExpectError(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, true)
+				raw.ExpectClosed()
+			}},
+		{name: "hello with a client name of invalid UTF-8", send: wire.AppendOpening(nil, wire.TypeHello, &wire.Hello{ClientName: "x\xff\x1b"}),
+			expect: func(t *testing.T, raw *testutil.Raw) {
+				expectPreambleError(t, raw, wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME)
+			}},
+		{name: "query with invalid UTF-8", handshake: true,
+			send: wire.AppendFrame(nil, wire.TypeQuery, &wire.Query{RequestId: 1, Kind: &wire.Query_Timeline{Timeline: "r\xff"}}),
+			expect: func(t *testing.T, raw *testutil.Raw) {
+				if f := raw.ExpectError(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, true); !strings.Contains(f.Message, "UTF-8") {
+					t.Errorf("ERROR %q does not say UTF-8", f.Message)
+				}
+				raw.ExpectClosed()
+			}},
+		{name: "subscribe with invalid UTF-8", handshake: true,
+			send: wire.AppendFrame(nil, wire.TypeSubscribe, &wire.Subscribe{RequestId: 1, SubscriptionId: 1, Patterns: []string{"a.\xff"}}),
+			expect: func(t *testing.T, raw *testutil.Raw) {
+				raw.ExpectError(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, true)
+				raw.ExpectClosed()
+			}},
+		{name: "publish to a topic of invalid UTF-8 is refused without echoing it", handshake: true,
+			send: wire.AppendFrame(nil, wire.TypePublish, &wire.Envelope{Topic: "a.\xff\x1b"}),
+			expect: func(t *testing.T, raw *testutil.Raw) {
+				if f := raw.ExpectError(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, false); !utf8.ValidString(f.Topic) || !utf8.ValidString(f.Message) {
+					t.Errorf("ERROR topic %q, message %q: not valid UTF-8", f.Topic, f.Message)
+				}
+				raw.Ping(9)
 			}},
 		{name: "zero-length frame", handshake: true, send: []byte{0, 0, 0, 0, 3},
 			expect: func(t *testing.T, raw *testutil.Raw) {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/correlation"
@@ -283,6 +284,9 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 		if err := m.UnmarshalVT(body); err != nil {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed SUBSCRIBE: %v", err)
 		}
+		if err := wire.CheckUTF8(&m); err != nil {
+			return err
+		}
 		c.reply(m.RequestId, c.subscribe(&m))
 	case wire.TypeUnsubscribe:
 		var m wire.Unsubscribe
@@ -379,7 +383,7 @@ func reservedTopic(topicName []byte) error {
 
 func (c *conn) refusePublish(topicName []byte, err error) {
 	we := wire.AsError(err)
-	if len(topicName) <= topic.MaxTopicBytes {
+	if len(topicName) <= topic.MaxTopicBytes && utf8.Valid(topicName) { // never echo what a decoder would refuse
 		we.Topic = string(topicName)
 	}
 	c.b.cfg.Logger.Debug("publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)

@@ -27,6 +27,9 @@ func (c *conn) handleQuery(body []byte) error {
 	if err := q.UnmarshalVT(body); err != nil {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed QUERY: %v", err)
 	}
+	if err := wire.CheckUTF8(&q); err != nil {
+		return err
+	}
 	res := &wire.QueryResult{RequestId: q.RequestId}
 	t := c.b.tracker
 	switch k := q.Kind.(type) {

@@ -150,7 +150,15 @@ func (r *Reader) HasFrame() bool {
 // the limit is an *Error with CodeFrameTooLarge; the stream cannot be
 // resynchronised after it.
 func (r *Reader) ReadFrame() (Type, []byte, error) {
-	hdr, err := r.br.Peek(HeaderSize)
+	// The length first: a length of 0 is refused at once, not after a
+	// type byte that may never come (PROTOCOL.md §3).
+	hdr, err := r.br.Peek(4)
+	if err == nil && binary.BigEndian.Uint32(hdr) == 0 {
+		return 0, nil, Errorf(ErrorCode_ERROR_CODE_MALFORMED_FRAME, "frame length 0: a frame holds at least its type byte")
+	}
+	if err == nil {
+		hdr, err = r.br.Peek(HeaderSize)
+	}
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
 			err = io.ErrUnexpectedEOF
@@ -159,9 +167,6 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 	}
 	n := binary.BigEndian.Uint32(hdr)
 	t := Type(hdr[4])
-	if n == 0 {
-		return 0, nil, Errorf(ErrorCode_ERROR_CODE_MALFORMED_FRAME, "frame length 0: a frame holds at least its type byte")
-	}
 	// Compared as int64: a length of 2 GiB or more is negative as a 32-bit int.
 	if int64(n) > int64(r.maxFrame) {
 		return 0, nil, Errorf(ErrorCode_ERROR_CODE_FRAME_TOO_LARGE, "frame too large: %d bytes, limit %d", n, r.maxFrame)

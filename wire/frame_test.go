@@ -198,7 +198,7 @@ func TestReadFrameErrors(t *testing.T) {
 	}{
 		{"empty stream", nil, io.EOF},
 		{"length 0", []byte{0, 0, 0, 0, 3}, ErrMalformedFrame},
-		{"length 0 without type byte", []byte{0, 0, 0, 0}, io.ErrUnexpectedEOF},
+		{"length 0 without type byte", []byte{0, 0, 0, 0}, ErrMalformedFrame}, // refused at once (TestReadFrameZeroLengthAtOnce)
 		{"4 GiB", []byte{0xff, 0xff, 0xff, 0xff, 3}, ErrFrameTooLarge},
 		{"2 GiB", []byte{0x80, 0, 0, 0, 3}, ErrFrameTooLarge},
 		{"one over max", []byte{0, 0, 0, maxFrame + 1, 3}, ErrFrameTooLarge},
@@ -489,5 +489,17 @@ func TestAppendFrameAppends(t *testing.T) {
 	}
 	if n := binary.BigEndian.Uint32(got[len(prefix):]); int(n) != len(got)-len(prefix)-4 {
 		t.Errorf("AppendFrame length field = %d; want %d", n, len(got)-len(prefix)-4)
+	}
+}
+
+// TestReadFrameZeroLengthAtOnce: a length-0 header is refused as soon as
+// its four bytes arrive, without waiting for a type byte.
+func TestReadFrameZeroLengthAtOnce(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte{0, 0, 0, 0}) // and nothing more
+	r := NewReader(bufio.NewReader(pr), 1000)
+	if _, _, err := r.ReadFrame(); !errors.Is(err, ErrMalformedFrame) {
+		t.Fatalf("ReadFrame(length 0) = %v; want ErrMalformedFrame", err)
 	}
 }

@@ -40,6 +40,9 @@ func ReadHello(r *Reader) (*Hello, error) {
 	if err := h.UnmarshalVT(body); err != nil {
 		return nil, Errorf(ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed HELLO: %v", err)
 	}
+	if err := CheckUTF8(h); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
