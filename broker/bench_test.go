@@ -45,7 +45,7 @@ func newBenchRigPolicy(b *testing.B, subs int, pattern string, policy *acl.Polic
 	for i := 0; i < subs; i++ {
 		client, server := net.Pipe()
 		c := newConn(br, server, inProcessPeer(), true)
-		if err := br.addConn(c); err != nil {
+		if _, err := br.addConn(c); err != nil {
 			b.Fatal(err)
 		}
 		c.publisherFields = wire.AppendPublisherFields(nil, 1, 0, "")

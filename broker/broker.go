@@ -38,11 +38,16 @@ type Broker struct {
 	connsTotal     atomic.Uint64
 	connsRefused   atomic.Uint64
 	protocolErrors atomic.Uint64
+	limits         limitCounts
+	connLog        *lineLimiter // connection lines, per uid
+	janitorOnce    sync.Once
+	self           string       // uidKey of the broker's own user
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	remote    int            // conns that count against MaxConnections
+	perUID    map[string]int // remote conns by uidKey, exempt users not counted
 	closed    connCounters   // totals of connections already gone
 	closing   bool           // Shutdown or Close has begun
 	done      chan struct{}  // closed when closing begins
@@ -80,8 +85,11 @@ func New(cfg Config) (*Broker, error) {
 		started:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perUID:    make(map[string]int),
+		self:      uidKey(inProcessPeer()),
 		done:      make(chan struct{}),
 	}
+	b.connLog = newLineLimiter(cfg.Logger, cfg.LogLinesPerSecond, &b.limits)
 	if cfg.StatisticsEnabled() {
 		b.topics = stats.NewTopics(stats.DefaultTopicLimit)
 		b.latency = stats.NewLatency()
@@ -153,6 +161,7 @@ func (b *Broker) Serve(ln net.Listener) error {
 		return ErrBrokerClosed
 	}
 	defer b.trackListener(ln, false)
+	b.janitorOnce.Do(func() { b.goFunc(b.janitor) }) // socket peers need it; in-process ones do not
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -186,57 +195,17 @@ func (b *Broker) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(b, nc, peer, false)
-	if err := b.addConn(c); err != nil {
-		b.refuse(nc, err)
+	evict, refusal := b.addConn(c)
+	if refusal != nil {
+		b.refuse(c, refusal)
 		return
+	}
+	if evict != nil {
+		evict.closeWith(CloseEvicted, nil)
 	}
 	if !b.goFunc(c.serve) {
 		c.closeWith(CloseBrokerShutdown, nil)
 	}
-}
-
-// refuse tells a connection it was not accepted, without blocking the
-// accept loop for long: the socket's send buffer is empty, so these small
-// writes complete at once unless the peer is gone.
-func (b *Broker) refuse(nc net.Conn, err *wire.Error) {
-	b.connsRefused.Add(1)
-	b.cfg.Logger.Warn("connection refused", "err", err)
-	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	nc.Write(wire.AppendRefusal(nil, err))
-	nc.Close()
-}
-
-func (b *Broker) addConn(c *conn) *wire.Error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch {
-	case b.closing:
-		return &wire.Error{Code: wire.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "broker is shutting down", Fatal: true}
-	case !c.inProcess && b.remote >= b.cfg.MaxConnections:
-		return &wire.Error{Code: wire.ErrorCode_ERROR_CODE_TOO_MANY_CONNECTIONS,
-			Message: fmt.Sprintf("too many connections: limit %d (max_connections)", b.cfg.MaxConnections), Fatal: true}
-	}
-	if !c.inProcess {
-		b.remote++
-	}
-	b.conns[c] = struct{}{}
-	b.connsTotal.Add(1)
-	return nil
-}
-
-func (b *Broker) removeConn(c *conn) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.conns[c]; !ok {
-		return
-	}
-	delete(b.conns, c)
-	if !c.inProcess {
-		b.remote--
-	}
-	b.closed.published += c.published.Load()
-	b.closed.delivered += c.delivered.Load()
-	b.closed.dropped += c.dropped.Load()
 }
 
 // goFunc runs f on a goroutine the broker waits for at shutdown. It
@@ -421,6 +390,8 @@ func (b *Broker) Stats() stats.Snapshot {
 	s.Published, s.Delivered, s.Dropped = totals.published, totals.delivered, totals.dropped
 	s.Patterns = sortedPatterns(patterns)
 	s.Denials = sortedDenials(b.denials.Snapshot())
+	s.Limits = b.limits.snapshot()
+	s.RSSBytes, s.HeapBytes = rssBytes(), heapBytes()
 	sortConnections(s.ConnectionList)
 	if b.topics != nil {
 		s.Topics, s.PublishedUntracked = b.topics.Snapshot()

@@ -29,6 +29,10 @@ const (
 	DefaultMaxSubscriptions  = 10000
 	DefaultHandshakeTimeout  = 5 * time.Second
 	DefaultSocketMode        = 0o600
+	// DefaultIdleTimeout closes a connection that does nothing.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultLogLinesPerSecond bounds the connection log lines per uid.
+	DefaultLogLinesPerSecond = 10
 
 	// Hard ceilings a config may not exceed: the frame length field is 32
 	// bits and per-connection memory must stay bounded.
@@ -78,8 +82,26 @@ type Config struct {
 	// SlowSubscriberPolicy is "drop" (default) or "disconnect".
 	SlowSubscriberPolicy SlowPolicy `yaml:"slow_subscriber_policy"`
 	// HandshakeTimeout bounds the time from accept to a complete hello;
-	// default 5s.
+	// default 5s. When every connection slot is taken, a new connection
+	// takes the slot of the oldest one still in its handshake.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// ReservedConnections is how many of MaxConnections are kept for
+	// registered components and the agent: an anonymous peer is refused at
+	// hello while fewer would stay free; default a tenth of
+	// MaxConnections.
+	ReservedConnections int `yaml:"reserved_connections"`
+	// MaxConnectionsPerUID bounds the socket connections of one uid (one
+	// SID on Windows), counted at accept. The broker's own user and root
+	// (LocalSystem) are exempt: they run the agent and the collectors.
+	// Default half of MaxConnections.
+	MaxConnectionsPerUID int `yaml:"max_connections_per_uid"`
+	// IdleTimeout closes a connection that has sent nothing, held no
+	// subscription and waited for nothing for this long; default 10m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// LogLinesPerSecond bounds the connection log lines (refused, closed)
+	// one uid causes per second; the next line says how many similar ones
+	// were suppressed. Default 10.
+	LogLinesPerSecond int `yaml:"log_lines_per_second"`
 	// HistoryMaxEvents bounds the correlation history (docs/CORRELATION.md), oldest
 	// evicted first; default 10000.
 	HistoryMaxEvents int `yaml:"history_max_events"`
@@ -152,6 +174,10 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&c.SlowSubscriberPolicy, SlowDrop)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.ReservedConnections, c.MaxConnections/10)
+	setDefault(&c.MaxConnectionsPerUID, max(c.MaxConnections/2, 1))
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.LogLinesPerSecond, DefaultLogLinesPerSecond)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -188,6 +214,9 @@ func (c Config) Validate() error {
 		{"max_subscriptions", c.MaxSubscriptions},
 		{"history_max_events", c.HistoryMaxEvents},
 		{"history_max_bytes", c.HistoryMaxBytes},
+		{"reserved_connections", c.ReservedConnections},
+		{"max_connections_per_uid", c.MaxConnectionsPerUID},
+		{"log_lines_per_second", c.LogLinesPerSecond},
 	}
 	for _, p := range positive {
 		if p.v < 0 {
@@ -205,6 +234,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "slow_subscriber_policy", Msg: fmt.Sprintf("%q is not one of drop, disconnect", c.SlowSubscriberPolicy)}
 	case c.WorkflowIdleTimeout < 0:
 		return &ConfigError{Field: "workflow_idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WorkflowIdleTimeout)}
+	case c.ReservedConnections >= c.MaxConnections:
+		return &ConfigError{Field: "reserved_connections", Msg: fmt.Sprintf("%d leaves no connection of max_connections %d for anonymous peers", c.ReservedConnections, c.MaxConnections)}
+	case c.IdleTimeout < 0:
+		return &ConfigError{Field: "idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.IdleTimeout)}
 	case c.HandshakeTimeout < 0:
 		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
 	case c.HistoryMaxBytes != 0 && int64(c.HistoryMaxBytes) < minHistoryBytes(c.MaxMessageSize),

@@ -72,6 +72,13 @@ type conn struct {
 
 	raw syscall.RawConn // for direct writes to this connection; nil for pipes
 
+	// Guarded by Broker.mu (admission.go).
+	uidKey    string // the per-uid limit's key; "" when exempt or in process
+	helloDone bool   // the handshake completed
+	evicted   bool   // a newer connection took its slot
+
+	lastRead atomic.Int64 // Unix ns of the last read from the peer, for idle_timeout
+
 	published atomic.Uint64
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
@@ -113,13 +120,17 @@ func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn 
 		raw:       nbwrite.RawConn(nc),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.lastRead.Store(c.start.UnixNano())
 	return c
 }
 
 // serve runs the connection: handshake, writer, then frames until EOF.
 func (c *conn) serve() {
 	if err := c.acceptHello(); err != nil {
-		c.b.cfg.Logger.Debug("handshake failed", "conn", c.id, "pid", c.peer.PID, "err", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.b.limits.hit(limitHandshakeTimeout)
+		}
+		c.b.connLog.log(slog.LevelDebug, uidKey(c.peer), "handshake failed", "conn", c.id, "pid", c.peer.PID, "err", err)
 		c.closeWith(CloseHandshakeFailed, err)
 		return
 	}
@@ -142,6 +153,9 @@ func (c *conn) acceptHello() error {
 	var id acl.Identity
 	if err == nil {
 		id, err = c.admit(hello)
+	}
+	if err == nil {
+		err = c.b.admitted(c, !id.Registered && !id.Agent)
 	}
 	if err != nil {
 		return c.refuseHandshake(err)
@@ -206,6 +220,7 @@ func (c *conn) readFrames() {
 			// Every frame of one read arrived together: one clock reading
 			// serves them all as their receive time.
 			c.readAt = time.Now().UnixNano()
+			c.lastRead.Store(c.readAt)
 		}
 		c.batchFrames++
 		if err := c.handleFrame(t, body); err != nil {
@@ -607,7 +622,7 @@ func (c *conn) closeWith(reason CloseReason, err error) {
 		if errors.Is(err, io.EOF) && CloseReason(c.reason.Load()) == CloseHandshakeFailed {
 			level = slog.LevelDebug // a dial that sent nothing, such as a liveness probe
 		}
-		c.b.cfg.Logger.Log(context.Background(), level, "connection closed", "conn", c.id, "pid", c.peer.PID, "uid", c.peer.UID,
+		c.b.connLog.log(level, uidKey(c.peer), "connection closed", "conn", c.id, "pid", c.peer.PID, "uid", c.peer.UID,
 			"component", component, "reason", CloseReason(c.reason.Load()), "err", err)
 	})
 }

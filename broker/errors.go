@@ -29,12 +29,17 @@ const (
 	CloseWriteError
 	// CloseBrokerShutdown: the broker is shutting down.
 	CloseBrokerShutdown
+	// CloseEvicted: every slot was taken and a newer connection took this
+	// one's, which was still in its handshake.
+	CloseEvicted
+	// CloseIdle: the connection did nothing for idle_timeout.
+	CloseIdle
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"none", "client closed", "protocol error", "slow consumer", "handshake failed",
-	"too many connections", "write error", "broker shutdown",
+	"too many connections", "write error", "broker shutdown", "evicted in handshake", "idle",
 }
 
 // String returns the reason as the logs spell it.

@@ -21,7 +21,7 @@ func (b *Broker) InProcessConn(ctx context.Context) (net.Conn, error) {
 	closed := fmt.Errorf("%w (%w)", ErrBrokerClosed, net.ErrClosed)
 	clientEnd, brokerEnd := net.Pipe()
 	c := newConn(b, brokerEnd, inProcessPeer(), true)
-	if err := b.addConn(c); err != nil {
+	if _, err := b.addConn(c); err != nil { // in process: never evicts
 		clientEnd.Close()
 		brokerEnd.Close()
 		return nil, closed

@@ -21,6 +21,20 @@ type Snapshot struct {
 	ConnectionList     []Connection    `json:"connection_list"`
 	DeliveryLatency    LatencySnapshot `json:"delivery_latency"`
 	Denials            []DenialCount   `json:"denials"`
+	// Limits is how often each resource limit was enforced, by its config
+	// key; limits never reached are left out.
+	Limits []LimitCount `json:"limits"`
+	// RSSBytes is the broker process's resident set size where the OS
+	// reports it (Linux), else 0; HeapBytes its Go heap in use.
+	RSSBytes  uint64 `json:"rss_bytes"`
+	HeapBytes uint64 `json:"heap_bytes"`
+}
+
+// LimitCount is how often one resource limit was enforced: a peer refused,
+// a line suppressed, a result cut short.
+type LimitCount struct {
+	Limit string `json:"limit"`
+	Count uint64 `json:"count"`
 }
 
 // DenialCount is how many operations the access policy refused for one

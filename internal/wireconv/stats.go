@@ -33,6 +33,10 @@ func StatsToWire(s *stats.Snapshot) *wire.Stats {
 	for _, d := range s.Denials {
 		w.Denials = append(w.Denials, &wire.DenialStats{Component: d.Component, Count: d.Count})
 	}
+	for _, l := range s.Limits {
+		w.Limits = append(w.Limits, &wire.LimitStats{Limit: l.Limit, Count: l.Count})
+	}
+	w.RssBytes, w.HeapBytes = s.RSSBytes, s.HeapBytes
 	for _, p := range s.Patterns {
 		w.Patterns = append(w.Patterns, &wire.PatternStats{Pattern: p.Pattern, Subscribers: uint32(p.Subscribers)})
 	}
@@ -77,6 +81,11 @@ func StatsFromWire(w *wire.Stats) stats.Snapshot {
 	for _, d := range w.Denials {
 		s.Denials = append(s.Denials, stats.DenialCount{Component: d.Component, Count: d.Count})
 	}
+	s.Limits = []stats.LimitCount{}
+	for _, l := range w.Limits {
+		s.Limits = append(s.Limits, stats.LimitCount{Limit: l.Limit, Count: l.Count})
+	}
+	s.RSSBytes, s.HeapBytes = w.RssBytes, w.HeapBytes
 	for _, p := range w.Patterns {
 		s.Patterns = append(s.Patterns, stats.PatternCount{Pattern: p.Pattern, Subscribers: int(p.Subscribers)})
 	}

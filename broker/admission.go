@@ -1,0 +1,175 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
+)
+
+// Connection admission and its limits (docs/SECURITY.md §7): the total
+// (max_connections), one uid's share (max_connections_per_uid), the slots
+// anonymous peers may not take (reserved_connections), the handshake and
+// idle timeouts. In-process connections count against none of them.
+
+// uidKey names a peer's user for the per-uid limits: its SID on Windows,
+// its uid elsewhere.
+func uidKey(p transport.Peer) string {
+	if p.SID != "" {
+		return p.SID
+	}
+	return strconv.FormatUint(uint64(p.UID), 10)
+}
+
+// exemptUser reports whether connections of key skip the per-uid limit:
+// the broker's own user and root or LocalSystem, which run the agent and
+// the collectors.
+func (b *Broker) exemptUser(key string) bool {
+	return key == b.self || key == "0" || key == "S-1-5-18"
+}
+
+// addConn registers c at accept. When every slot is taken it takes the
+// slot of the oldest connection still in its handshake, which the caller
+// must then close (evict), so connections that never say hello cannot
+// lock anyone out.
+func (b *Broker) addConn(c *conn) (evict *conn, _ *wire.Error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return nil, &wire.Error{Code: wire.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "broker is shutting down", Fatal: true}
+	}
+	if !c.inProcess {
+		key := uidKey(c.peer)
+		if !b.exemptUser(key) {
+			if b.perUID[key] >= b.cfg.MaxConnectionsPerUID {
+				b.limits.hit(limitConnectionsPerUID)
+				return nil, tooManyConnections("too many connections from user %s: limit %d (max_connections_per_uid)", key, b.cfg.MaxConnectionsPerUID)
+			}
+			c.uidKey = key
+		}
+		if b.remote >= b.cfg.MaxConnections {
+			if evict = b.oldestHandshakeLocked(); evict == nil {
+				b.limits.hit(limitConnections)
+				return nil, tooManyConnections("too many connections: limit %d (max_connections)", b.cfg.MaxConnections)
+			}
+			evict.evicted = true
+			b.limits.hit(limitHandshakeEvicted)
+		}
+		b.remote++
+		if c.uidKey != "" {
+			b.perUID[c.uidKey]++
+		}
+	}
+	b.conns[c] = struct{}{}
+	b.connsTotal.Add(1)
+	return evict, nil
+}
+
+func tooManyConnections(format string, args ...any) *wire.Error {
+	e := wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_CONNECTIONS, format, args...)
+	e.Fatal = true
+	return e
+}
+
+// oldestHandshakeLocked is the socket connection longest in its
+// handshake, or nil.
+func (b *Broker) oldestHandshakeLocked() *conn {
+	var oldest *conn
+	for c := range b.conns {
+		if !c.inProcess && !c.helloDone && !c.evicted && (oldest == nil || c.start.Before(oldest.start)) {
+			oldest = c
+		}
+	}
+	return oldest
+}
+
+// admitted records that c completed its hello as an anonymous peer or
+// not; an anonymous one is refused while admitting it would leave fewer
+// than reserved_connections slots free.
+func (b *Broker) admitted(c *conn, anonymous bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if anonymous && !c.inProcess && b.remote > b.cfg.MaxConnections-b.cfg.ReservedConnections {
+		b.limits.hit(limitReserved)
+		return tooManyConnections("too many connections for anonymous peers: %d of max_connections %d are reserved for registered components (reserved_connections)",
+			b.cfg.ReservedConnections, b.cfg.MaxConnections)
+	}
+	c.helloDone = true
+	return nil
+}
+
+func (b *Broker) removeConn(c *conn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.conns[c]; !ok {
+		return
+	}
+	delete(b.conns, c)
+	if !c.inProcess {
+		b.remote--
+		if c.uidKey != "" {
+			if b.perUID[c.uidKey]--; b.perUID[c.uidKey] == 0 {
+				delete(b.perUID, c.uidKey)
+			}
+		}
+	}
+	b.closed.published += c.published.Load()
+	b.closed.delivered += c.delivered.Load()
+	b.closed.dropped += c.dropped.Load()
+}
+
+// refuse tells a connection it was not accepted, without blocking the
+// accept loop for long: the socket's send buffer is empty, so these small
+// writes complete at once unless the peer is gone.
+func (b *Broker) refuse(c *conn, err *wire.Error) {
+	b.connsRefused.Add(1)
+	b.connLog.log(slog.LevelWarn, uidKey(c.peer), "connection refused", "pid", c.peer.PID, "uid", c.peer.UID, "err", err)
+	c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.nc.Write(wire.AppendRefusal(nil, err))
+	c.nc.Close()
+}
+
+// janitorTick is how often the janitor looks for idle connections and
+// reports suppressed log lines.
+const janitorTick = time.Second
+
+// janitor closes idle connections and flushes the connection log's
+// suppression counts, until the broker closes.
+func (b *Broker) janitor() {
+	t := time.NewTicker(min(janitorTick, b.cfg.IdleTimeout/4))
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case now := <-t.C:
+			b.connLog.flush()
+			b.closeIdle(now)
+		}
+	}
+}
+
+// closeIdle closes the socket connections that have sent nothing, held no
+// subscription and waited for nothing for idle_timeout.
+func (b *Broker) closeIdle(now time.Time) {
+	b.mu.Lock()
+	var idle []*conn
+	for c := range b.conns {
+		if !c.inProcess && c.helloDone && now.Sub(time.Unix(0, c.lastRead.Load())) >= b.cfg.IdleTimeout && c.waits.Load() == 0 {
+			idle = append(idle, c)
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range idle {
+		c.subsMu.Lock()
+		busy := len(c.subs) > 0
+		c.subsMu.Unlock()
+		if !busy {
+			b.limits.hit(limitIdle)
+			c.closeWith(CloseIdle, fmt.Errorf("idle for %v (idle_timeout)", b.cfg.IdleTimeout))
+		}
+	}
+}
