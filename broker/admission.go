@@ -173,3 +173,33 @@ func (b *Broker) closeIdle(now time.Time) {
 		}
 	}
 }
+
+// startWaitSlot takes one of c's waits and one of its user's, or says
+// which limit is reached.
+func (b *Broker) startWaitSlot(c *conn) error {
+	key := uidKey(c.peer)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case int(c.waits.Load()) >= b.cfg.MaxWaits:
+		b.limits.hit(limitWaits)
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "too many waits in progress on this connection: limit %d (max_waits)", b.cfg.MaxWaits)
+	case b.waitsPerUID[key] >= b.cfg.MaxWaitsPerUID:
+		b.limits.hit(limitWaitsPerUID)
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "too many waits in progress for user %s: limit %d (max_waits_per_uid)", key, b.cfg.MaxWaitsPerUID)
+	}
+	c.waits.Add(1)
+	b.waitsPerUID[key]++
+	return nil
+}
+
+// endWaitSlot gives back what startWaitSlot took.
+func (b *Broker) endWaitSlot(c *conn) {
+	key := uidKey(c.peer)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c.waits.Add(-1)
+	if b.waitsPerUID[key]--; b.waitsPerUID[key] <= 0 {
+		delete(b.waitsPerUID, key)
+	}
+}

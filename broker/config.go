@@ -33,6 +33,15 @@ const (
 	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultLogLinesPerSecond bounds the connection log lines per uid.
 	DefaultLogLinesPerSecond = 10
+	// DefaultMaxQueryBytes bounds what one query or wait holds.
+	DefaultMaxQueryBytes = 4 << 20
+	// DefaultMaxWaits and DefaultMaxWaitsPerUID bound the waits in
+	// progress per connection and per user.
+	DefaultMaxWaits       = 16
+	DefaultMaxWaitsPerUID = 64
+	// maxMaxQueryBytes keeps a query's reply well within the frame a
+	// client reads.
+	maxMaxQueryBytes = 32 << 20
 
 	// Hard ceilings a config may not exceed: the frame length field is 32
 	// bits and per-connection memory must stay bounded.
@@ -102,6 +111,15 @@ type Config struct {
 	// one uid causes per second; the next line says how many similar ones
 	// were suppressed. Default 10.
 	LogLinesPerSecond int `yaml:"log_lines_per_second"`
+	// MaxQueryBytes bounds the events one history query or wait holds and
+	// returns, payloads included; the most recent that fit are returned
+	// and the reply says it was truncated. Default 4 MiB, at most 32 MiB.
+	MaxQueryBytes int `yaml:"max_query_bytes"`
+	// MaxWaits bounds the waits in progress on one connection; default 16.
+	MaxWaits int `yaml:"max_waits"`
+	// MaxWaitsPerUID bounds the waits in progress of one user (SID on
+	// Windows) across its connections; default 64.
+	MaxWaitsPerUID int `yaml:"max_waits_per_uid"`
 	// HistoryMaxEvents bounds the correlation history (docs/CORRELATION.md), oldest
 	// evicted first; default 10000.
 	HistoryMaxEvents int `yaml:"history_max_events"`
@@ -178,6 +196,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxConnectionsPerUID, max(c.MaxConnections/2, 1))
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.LogLinesPerSecond, DefaultLogLinesPerSecond)
+	setDefault(&c.MaxQueryBytes, DefaultMaxQueryBytes)
+	setDefault(&c.MaxWaits, DefaultMaxWaits)
+	setDefault(&c.MaxWaitsPerUID, DefaultMaxWaitsPerUID)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -217,6 +238,9 @@ func (c Config) Validate() error {
 		{"reserved_connections", c.ReservedConnections},
 		{"max_connections_per_uid", c.MaxConnectionsPerUID},
 		{"log_lines_per_second", c.LogLinesPerSecond},
+		{"max_query_bytes", c.MaxQueryBytes},
+		{"max_waits", c.MaxWaits},
+		{"max_waits_per_uid", c.MaxWaitsPerUID},
 	}
 	for _, p := range positive {
 		if p.v < 0 {
@@ -236,6 +260,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "workflow_idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WorkflowIdleTimeout)}
 	case c.ReservedConnections >= c.MaxConnections:
 		return &ConfigError{Field: "reserved_connections", Msg: fmt.Sprintf("%d leaves no connection of max_connections %d for anonymous peers", c.ReservedConnections, c.MaxConnections)}
+	case c.MaxQueryBytes > maxMaxQueryBytes:
+		return &ConfigError{Field: "max_query_bytes", Msg: fmt.Sprintf("%d bytes exceeds the ceiling %d", c.MaxQueryBytes, maxMaxQueryBytes)}
 	case c.IdleTimeout < 0:
 		return &ConfigError{Field: "idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.IdleTimeout)}
 	case c.HandshakeTimeout < 0:

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"daemoneye.dev/eventbus/acl"
@@ -12,12 +11,12 @@ import (
 	"daemoneye.dev/eventbus/wire"
 )
 
-// Limits on queries over the socket (PROTOCOL.md §5.8).
+// Limits on queries over the socket (PROTOCOL.md §5.8); the bytes one
+// query or wait may hold are max_query_bytes, and the waits in progress
+// max_waits and max_waits_per_uid (docs/SECURITY.md §7).
 const (
 	defaultHistoryLimit = 1000
 	maxHistoryLimit     = 100000
-	maxQueryResultBytes = 16 << 20
-	maxWaitsPerConn     = 16
 )
 
 // handleQuery answers a QUERY frame. Results hold only what the asker may
@@ -34,7 +33,7 @@ func (c *conn) handleQuery(body []byte) error {
 	t := c.b.tracker
 	switch k := q.Kind.(type) {
 	case *wire.Query_History:
-		res.Events, res.Truncated = c.visibleEvents(c.b.history(k.History), historyLimit(k.History.Limit))
+		res.Events, res.Truncated = c.history(k.History)
 	case *wire.Query_Timeline:
 		for _, e := range t.Timeline(k.Timeline) {
 			if c.mayRead(e.Topic) {
@@ -81,39 +80,22 @@ func (c *conn) mayReadWorkflows() error {
 	return wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "workflow state is for registered components: claim one at hello")
 }
 
-// history runs a history query on the tracker through its most selective
-// index, then applies the other criteria.
-func (b *Broker) history(q *wire.HistoryQuery) []correlation.Event {
-	t := b.tracker
-	var bounds correlation.Query
+// history answers a history query from the tracker, bounded in events
+// and bytes, with only what the asker may read: nothing else is copied.
+func (c *conn) history(q *wire.HistoryQuery) ([]*wire.Envelope, bool) {
+	sel := correlation.Selection{Tags: q.Tags, CorrelationID: q.CorrelationId, RootID: q.RootId, Stage: q.Stage,
+		Limit: historyLimit(q.Limit), MaxBytes: int64(c.b.cfg.MaxQueryBytes), Visible: c.mayRead}
 	if q.Since != 0 {
-		bounds.Since = time.Unix(0, q.Since)
+		sel.Since = time.Unix(0, q.Since)
 	}
 	if q.Until != 0 {
-		bounds.Until = time.Unix(0, q.Until)
+		sel.Until = time.Unix(0, q.Until)
 	}
-	var evs []correlation.Event
-	switch {
-	case len(q.Tags) > 0:
-		evs = t.ByTags(q.Tags, bounds)
-	case q.CorrelationId != "":
-		evs = t.ByCorrelation(q.CorrelationId)
-	case q.RootId != "":
-		evs = t.ByRoot(q.RootId)
-	case q.Stage != "":
-		evs = t.ByStage(q.Stage)
-	default:
-		evs = t.InRange(bounds.Since, bounds.Until)
+	evs, truncated := c.b.tracker.Select(sel)
+	if truncated {
+		c.b.limits.hit(limitQueryBytes)
 	}
-	evs = slices.DeleteFunc(evs, func(e correlation.Event) bool {
-		m := &e.Metadata
-		return (q.CorrelationId != "" && m.CorrelationID != q.CorrelationId) ||
-			(q.RootId != "" && m.RootID != q.RootId) ||
-			(q.Stage != "" && m.Stage != q.Stage) ||
-			(!bounds.Since.IsZero() && e.ReceivedAt.Before(bounds.Since)) ||
-			(!bounds.Until.IsZero() && !e.ReceivedAt.Before(bounds.Until))
-	})
-	return evs
+	return eventsToWire(evs), truncated
 }
 
 func historyLimit(limit uint32) int {
@@ -123,24 +105,12 @@ func historyLimit(limit uint32) int {
 	return min(int(limit), maxHistoryLimit)
 }
 
-// visibleEvents converts the events the asker may read, keeping the limit
-// most recent of them that fit in one frame; the limit counts only what
-// the asker sees.
-func (c *conn) visibleEvents(evs []correlation.Event, limit int) (out []*wire.Envelope, truncated bool) {
-	size := 0
-	for i := len(evs) - 1; i >= 0 && len(out) < limit; i-- {
-		if !c.mayRead(evs[i].Topic) {
-			continue
-		}
-		env := wireconv.EventToWire(&evs[i])
-		if size += env.SizeVT() + 8; size > maxQueryResultBytes {
-			truncated = true
-			break
-		}
-		out = append(out, env)
+func eventsToWire(evs []correlation.Event) []*wire.Envelope {
+	out := make([]*wire.Envelope, len(evs))
+	for i := range evs {
+		out[i] = wireconv.EventToWire(&evs[i])
 	}
-	slices.Reverse(out)
-	return out, truncated
+	return out
 }
 
 // startWait runs a wait on a goroutine the broker owns; it ends when the
@@ -151,30 +121,32 @@ func (c *conn) startWait(requestID uint64, w *wire.WaitQuery) {
 		c.reply(requestID, err)
 		return
 	}
-	if c.waits.Add(1) > maxWaitsPerConn {
-		c.waits.Add(-1)
-		c.reply(requestID, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "too many waits in progress on this connection: limit %d", maxWaitsPerConn))
+	if err := c.b.startWaitSlot(c); err != nil {
+		c.reply(requestID, err)
 		return
 	}
 	started := c.b.goFunc(func() {
-		defer c.waits.Add(-1)
+		defer c.b.endWaitSlot(c)
 		ctx, cancel := context.WithTimeout(c.ctx, timeout)
 		defer cancel()
-		evs, err := c.b.tracker.Wait(ctx, w.CorrelationId, cond)
+		evs, truncated, err := c.b.tracker.WaitWith(ctx, w.CorrelationId, cond,
+			correlation.WaitOptions{MaxBytes: int64(c.b.cfg.MaxQueryBytes), Visible: c.mayRead})
 		var unmet *correlation.WaitError
 		if err != nil && !errors.As(err, &unmet) {
 			c.reply(requestID, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err))
 			return
 		}
-		res := &wire.QueryResult{RequestId: requestID}
-		res.Events, res.Truncated = c.visibleEvents(evs, maxHistoryLimit)
+		if truncated {
+			c.b.limits.hit(limitQueryBytes)
+		}
+		res := &wire.QueryResult{RequestId: requestID, Events: eventsToWire(evs), Truncated: truncated}
 		if err != nil {
 			res.WaitUnmet = err.Error()
 		}
 		c.out.control(wire.TypeQueryResult, res)
 	})
 	if !started {
-		c.waits.Add(-1)
+		c.b.endWaitSlot(c)
 		c.reply(requestID, wire.ErrShuttingDown)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,59 @@ func TestWaitExpiredDeadline(t *testing.T) {
 	flush(t, c)
 	if n := b.Tracker().Stats().Waiters; n != 0 {
 		t.Errorf("broker holds %d waiters; want 0", n)
+	}
+}
+
+// TestQueryBytesBounded: a history query and a wait hold at most
+// max_query_bytes: the most recent that fit come back marked truncated,
+// and the limit is counted.
+func TestQueryBytesBounded(t *testing.T) {
+	const payload = 64 << 10
+	b, path := startBroker(t, Config{Policy: queryPolicy(t), MaxQueryBytes: 5 * payload})
+	ctx := testCtx(t)
+	agent := inProcess(t, b)
+	task := correlation.New(correlation.WithTag("investigation_id", "INC-1"))
+	for i := range 20 {
+		if err := agent.Publish(ctx, "events.process.batch", seqPayload(uint64(i), payload), eventbus.WithCorrelation(task)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, agent)
+	c := dial(t, path)
+	msgs, err := c.History(ctx, eventbus.HistoryQuery{Tags: map[string]string{"investigation_id": "INC-1"}})
+	if !errors.Is(err, eventbus.ErrTruncated) || len(msgs) == 0 || len(msgs) >= 5 {
+		t.Fatalf("History over max_query_bytes = %d messages, %v; want fewer than 5 and ErrTruncated", len(msgs), err)
+	}
+	if got := seqOf(t, msgs[len(msgs)-1]); got != 19 {
+		t.Errorf("last message returned is %d; want the most recent, 19", got)
+	}
+	wmsgs, err := c.Wait(ctx, task.CorrelationID, correlation.EventCount(20))
+	if err != nil || len(wmsgs) == 0 || len(wmsgs) >= 5 {
+		t.Errorf("Wait over max_query_bytes = %d messages, %v; want fewer than 5, nil", len(wmsgs), err)
+	}
+	if n := limitCount(b.Stats(), "max_query_bytes"); n != 2 {
+		t.Errorf("max_query_bytes in stats = %d; want 2", n)
+	}
+}
+
+// TestWaitRevealsNothingRestricted: an anonymous wait counts only the
+// events it may read, so its answer says nothing of restricted ones.
+func TestWaitRevealsNothingRestricted(t *testing.T) {
+	b, path := startBroker(t, Config{Policy: queryPolicy(t)})
+	ctx := testCtx(t)
+	agent := inProcess(t, b)
+	task := correlation.New()
+	for range 3 {
+		if err := agent.Publish(ctx, "events.secret.keys", []byte("s"), eventbus.WithCorrelation(task), eventbus.WithFinal()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, agent)
+	anon := dial(t, path)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	msgs, err := anon.Wait(short, task.CorrelationID, correlation.EventCount(1))
+	if !errors.Is(err, eventbus.ErrWaitUnmet) || len(msgs) != 0 || !strings.Contains(err.Error(), "0 final publishers, 0 events") {
+		t.Errorf("anonymous Wait on restricted events = %d messages, %v; want none, unmet with 0 seen", len(msgs), err)
 	}
 }

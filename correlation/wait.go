@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -96,19 +97,40 @@ func (e *WaitError) Error() string {
 // Unwrap returns the cause.
 func (e *WaitError) Unwrap() error { return e.Err }
 
+// WaitOptions bounds what a Wait holds and what it counts.
+type WaitOptions struct {
+	// MaxBytes bounds the events kept, each counted as Event.Size; events
+	// past it are counted for the condition but not returned. 0 means no
+	// bound but Config.MaxEvents, as Wait has.
+	MaxBytes int64
+	// Visible, if set, reports whether the waiter may see events on a
+	// topic; the others are neither counted nor kept, so a wait reveals
+	// nothing about them. It is called with the tracker's lock held.
+	Visible func(topic string) bool
+}
+
 // waiter is one Wait in progress; its fields are guarded by Tracker.mu.
 type waiter struct {
-	cond   Condition
-	got    hits // the correlation's events, up to MaxEvents
-	seen   int  // events recorded for the correlation, kept or not
-	finals map[publisher]struct{}
-	wake   chan struct{} // buffered 1: Record never blocks on it
+	cond      Condition
+	opts      WaitOptions
+	got       hits  // the correlation's events, up to MaxEvents and opts.MaxBytes
+	bytes     int64 // the size of got
+	truncated bool  // an event was counted but not kept
+	seen      int   // events recorded for the correlation, kept or not
+	finals    map[publisher]struct{}
+	wake      chan struct{} // buffered 1: Record never blocks on it
 }
 
 func (w *waiter) add(e *entry, keep int) {
+	if w.opts.Visible != nil && !w.opts.Visible(e.meta.topic) {
+		return
+	}
 	w.seen++
-	if len(w.got.evs) < keep {
+	if len(w.got.evs) < keep && w.bytes+int64(e.size) <= w.opts.MaxBytes {
 		w.got.add(e)
+		w.bytes += int64(e.size)
+	} else {
+		w.truncated = true
 	}
 	if e.final {
 		if w.finals == nil {
@@ -153,17 +175,27 @@ func (t *Tracker) notifyLocked(e *entry) {
 // it returns the events so far and a *WaitError saying what was seen.
 // Record wakes it; it never polls.
 func (t *Tracker) Wait(ctx context.Context, correlationID string, until Condition) ([]Event, error) {
+	evs, _, err := t.WaitWith(ctx, correlationID, until, WaitOptions{})
+	return evs, err
+}
+
+// WaitWith is Wait bounded by o; truncated reports that events were
+// counted but not kept.
+func (t *Tracker) WaitWith(ctx context.Context, correlationID string, until Condition, o WaitOptions) (evs []Event, truncated bool, err error) {
 	if err := checkText("correlation id", correlationID, MaxIDBytes, true); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := until.validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	w := &waiter{cond: until, wake: make(chan struct{}, 1)}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = math.MaxInt64
+	}
+	w := &waiter{cond: until, opts: o, wake: make(chan struct{}, 1)}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if p := t.byCorr[correlationID]; p != nil {
 		f := t.findLocked(p.metas, Query{}, nil)
@@ -171,17 +203,17 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 	}
 	if w.met() {
 		t.mu.Unlock()
-		return w.got.finish(), nil
+		return w.got.finish(), w.truncated, nil
 	}
 	if t.nwait >= t.cfg.MaxWaiters {
 		t.mu.Unlock()
-		return nil, fmt.Errorf("%w: limit %d", ErrTooManyWaiters, t.cfg.MaxWaiters)
+		return nil, false, fmt.Errorf("%w: limit %d", ErrTooManyWaiters, t.cfg.MaxWaiters)
 	}
 	t.waiters[correlationID] = append(t.waiters[correlationID], w)
 	t.nwait++
 	t.mu.Unlock()
 
-	err := t.await(ctx, w)
+	err = t.await(ctx, w)
 
 	t.mu.Lock()
 	ws := t.waiters[correlationID]
@@ -191,12 +223,12 @@ func (t *Tracker) Wait(ctx context.Context, correlationID string, until Conditio
 		t.waiters[correlationID] = ws
 	}
 	t.nwait--
-	got, seen, finals := w.got, w.seen, len(w.finals)
+	got, seen, finals, truncated := w.got, w.seen, len(w.finals), w.truncated
 	t.mu.Unlock()
 	if err != nil {
 		err = &WaitError{CorrelationID: correlationID, Condition: until, Events: seen, FinalPublishers: finals, Err: err}
 	}
-	return got.finish(), err
+	return got.finish(), truncated, err
 }
 
 // await sleeps until w's condition holds (nil) or ctx ends or the tracker

@@ -276,3 +276,26 @@ func TestWaitInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitWithBounds: a wait counts only what Visible accepts, so it
+// reveals nothing about other topics, and keeps at most MaxBytes.
+func TestWaitWithBounds(t *testing.T) {
+	tr, clk := newTestTracker(t, Config{})
+	ev := record(t, tr, clk, md("X", "", "R", "s"), 1, "procmond", false)
+	hidden := func(topic string) bool { return false }
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second)) // ends at once, after the history is counted
+	defer cancel()
+	evs, _, err := tr.WaitWith(ctx, "X", EventCount(1), WaitOptions{Visible: hidden})
+	var we *WaitError
+	if !errors.As(err, &we) || we.Events != 0 || len(evs) != 0 {
+		t.Fatalf("WaitWith(invisible) = %d events, %v; want none seen and the deadline", len(evs), err)
+	}
+	for range 4 {
+		record(t, tr, clk, md("X", "", "R", "s"), 1, "procmond", false)
+	}
+	evs, truncated, err := tr.WaitWith(context.Background(), "X", EventCount(5), WaitOptions{MaxBytes: 2*ev.Size() + 1})
+	if err != nil || len(evs) != 2 || !truncated {
+		t.Errorf("WaitWith(MaxBytes of 2 events) = %d events, truncated %v, %v; want 2, true, nil", len(evs), truncated, err)
+	}
+	checkNoWaiters(t, tr)
+}
