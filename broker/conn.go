@@ -164,6 +164,9 @@ func (c *conn) acceptHello() error {
 	c.subsMu.Lock()
 	c.clientName, c.component, c.identity = hello.ClientName, id.Component, id
 	c.subsMu.Unlock()
+	if id.Agent {
+		c.out.setTrusted()
+	}
 	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
 	ok := &wire.HelloOK{
 		ConnectionId:     c.id,
@@ -314,7 +317,7 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 		if err := m.UnmarshalVT(body); err != nil {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed PING: %v", err)
 		}
-		c.out.control(wire.TypePong, &wire.Pong{Id: m.Id})
+		c.sendReply(wire.TypePong, &wire.Pong{Id: m.Id})
 	case wire.TypeQuery:
 		return c.handleQuery(body)
 	case wire.TypeStatsRequest:
@@ -323,7 +326,10 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed STATS_REQUEST: %v", err)
 		}
 		snap := c.b.Stats()
-		c.out.control(wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: wireconv.StatsToWire(&snap)})
+		if !c.identity.Registered && !c.identity.Agent {
+			snap = c.anonymousView(snap)
+		}
+		c.sendReply(wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: wireconv.StatsToWire(&snap)})
 	default:
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "a client may not send %v frames", t)
 	}
@@ -402,7 +408,9 @@ func (c *conn) refusePublish(topicName []byte, err error) {
 		we.Topic = string(topicName)
 	}
 	c.b.cfg.Logger.Debug("publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
-	c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq))
+	if !c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq)) {
+		c.b.limits.hit(limitPendingBytes)
+	}
 }
 
 // denied counts and logs an access denial and returns it for the wire.
@@ -413,10 +421,18 @@ func (c *conn) denied(err error) *wire.Error {
 
 func (c *conn) reply(requestID uint64, err error) {
 	if err != nil {
-		c.out.control(wire.TypeError, wire.AsError(err).ToProto(requestID, 0))
+		c.sendReply(wire.TypeError, wire.AsError(err).ToProto(requestID, 0))
 		return
 	}
-	c.out.control(wire.TypeOK, &wire.OK{RequestId: requestID})
+	c.sendReply(wire.TypeOK, &wire.OK{RequestId: requestID})
+}
+
+// sendReply queues the answer to a request (outQueue.reply), counting one
+// that does not fit.
+func (c *conn) sendReply(t wire.Type, m wire.Message) {
+	if !c.out.reply(t, m) {
+		c.b.limits.hit(limitPendingBytes)
+	}
 }
 
 func (c *conn) subscribe(m *wire.Subscribe) error {
@@ -654,4 +670,25 @@ func (c *conn) snapshot(counts map[string]int) stats.Connection {
 func inProcessPeer() transport.Peer {
 	self, _ := transport.Self()
 	return self
+}
+
+// anonymousView is what an anonymous peer may see of the statistics
+// (docs/SECURITY.md §7): the totals, its own connection and the topics it
+// may read; not the other connections, their patterns or the denials.
+func (c *conn) anonymousView(s stats.Snapshot) stats.Snapshot {
+	own := s.ConnectionList[:0:0]
+	for _, cs := range s.ConnectionList {
+		if cs.ID == c.id {
+			own = append(own, cs)
+		}
+	}
+	topics := s.Topics[:0:0]
+	for _, tc := range s.Topics {
+		if c.mayRead(tc.Topic) {
+			topics = append(topics, tc)
+		}
+	}
+	s.ConnectionList, s.Topics = own, topics
+	s.Patterns, s.Denials = []stats.PatternCount{}, []stats.DenialCount{}
+	return s
 }

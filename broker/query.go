@@ -63,7 +63,7 @@ func (c *conn) handleQuery(body []byte) error {
 		c.reply(q.RequestId, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "QUERY of no known kind"))
 		return nil
 	}
-	c.out.control(wire.TypeQueryResult, res)
+	c.sendReply(wire.TypeQueryResult, res)
 	return nil
 }
 
@@ -143,7 +143,7 @@ func (c *conn) startWait(requestID uint64, w *wire.WaitQuery) {
 		if err != nil {
 			res.WaitUnmet = err.Error()
 		}
-		c.out.control(wire.TypeQueryResult, res)
+		c.sendReply(wire.TypeQueryResult, res)
 	})
 	if !started {
 		c.b.endWaitSlot(c)

@@ -16,6 +16,7 @@ type outQueue struct {
 	maxMsgs  int
 	maxBytes int
 	timed    bool          // keep receive stamps for the latency histogram
+	trusted  bool          // the agent's: every reply is queued (reply)
 	wake     chan struct{} // capacity 1; a send means "look at the queue"
 
 	mu         sync.Mutex
@@ -44,6 +45,13 @@ type batch struct {
 
 func newOutQueue(maxMsgs, maxBytes int, timed bool) *outQueue {
 	return &outQueue{maxMsgs: maxMsgs, maxBytes: maxBytes, timed: timed, wake: make(chan struct{}, 1)}
+}
+
+// setTrusted makes every reply fit (reply): the agent's queue.
+func (q *outQueue) setTrusted() {
+	q.mu.Lock()
+	q.trusted = true
+	q.mu.Unlock()
 }
 
 // enqueueResult reports what deliver did.
@@ -111,8 +119,26 @@ func (q *outQueue) appendMissedLocked() {
 // count, but not the byte bound: a client that never reads its replies
 // loses them rather than growing the broker's memory.
 func (q *outQueue) control(t wire.Type, m wire.Message) bool {
+	return q.queueControl(t, m, 0)
+}
+
+// reply queues the answer to a request. It may go over the byte bound by
+// itself (one reply at a time: it is refused once the queue is over the
+// bound), so a large answer, statistics of a busy broker, still arrives;
+// a trusted queue (the agent's) takes every reply, so the operator is
+// always answered however full its queue.
+func (q *outQueue) reply(t wire.Type, m wire.Message) bool {
+	if q.trusted {
+		return q.queueControl(t, m, -1)
+	}
+	return q.queueControl(t, m, wire.HeaderSize+m.SizeVT())
+}
+
+// queueControl queues a frame if the queue stays within its byte bound
+// plus slack; a negative slack has no bound.
+func (q *outQueue) queueControl(t wire.Type, m wire.Message, slack int) bool {
 	q.mu.Lock()
-	if q.closed || q.buf.Len()+wire.HeaderSize+m.SizeVT() > q.maxBytes {
+	if q.closed || slack >= 0 && q.buf.Len()+wire.HeaderSize+m.SizeVT() > q.maxBytes+slack {
 		q.mu.Unlock()
 		return false
 	}

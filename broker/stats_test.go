@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -32,7 +33,7 @@ func TestStatsOverSocket(t *testing.T) {
 		name string
 		get  func() (stats.Snapshot, error)
 	}{
-		{"Client.Stats over the socket", func() (stats.Snapshot, error) { return sub2.Stats(testCtx(t)) }},
+		{"Client.Stats over the socket", func() (stats.Snapshot, error) { return pub.Stats(testCtx(t)) }},
 		{"Client.Stats in process", func() (stats.Snapshot, error) { return inproc.Stats(testCtx(t)) }},
 		{"Broker.Stats", func() (stats.Snapshot, error) { return b.Stats(), nil }},
 	} {
@@ -105,6 +106,17 @@ func TestStatsOverSocket(t *testing.T) {
 		})
 	}
 
+	// An anonymous peer sees the totals, itself and the topics it may
+	// read, not the others' connections, patterns or denials.
+	anon, err := sub2.Stats(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anon.Published != 6 || len(anon.ConnectionList) != 1 || anon.ConnectionList[0].ClientName != "sub2" || len(anon.Patterns) != 0 || len(anon.Denials) != 0 {
+		t.Errorf("anonymous stats: published %d, connections %+v, patterns %+v, denials %+v; want 6, sub2 alone, none, none",
+			anon.Published, anon.ConnectionList, anon.Patterns, anon.Denials)
+	}
+
 	// Counts of closed connections stay in the totals.
 	sub2.Close()
 	waitFor(t, "sub2's connection to close", func() bool { return b.Stats().Connections == 3 })
@@ -117,12 +129,12 @@ func TestStatsOverSocket(t *testing.T) {
 // TestStatsDisabled: with enable_statistics false there are no per-topic
 // counts or latencies, but drops and connections are still counted.
 func TestStatsDisabled(t *testing.T) {
-	b, path := startBroker(t, Config{EnableStatistics: bool2ptr(false), MessageBufferSize: 10})
+	b, path := startBroker(t, Config{EnableStatistics: bool2ptr(false), MessageBufferSize: 10, Policy: procmondPolicy(t)})
 	if b.Config().StatisticsEnabled() {
 		t.Fatalf("Config().StatisticsEnabled() = true; want false")
 	}
-	pub := dial(t, path, eventbus.WithName("pub"))
-	newRawSlow(t, path, "slow.#") // never reads: its drops must be counted
+	pub := dial(t, path, eventbus.WithName("pub"), eventbus.WithComponent("procmond")) // registered: sees every connection
+	newRawSlow(t, path, "slow.#")                                                      // never reads: its drops must be counted
 	const n = 600
 	for i := range n {
 		publish(t, pub, "slow.data", seqPayload(uint64(i), slowPayload))
@@ -151,5 +163,22 @@ func TestStatsDisabled(t *testing.T) {
 	}
 	if st.Connections != 2 {
 		t.Errorf("Connections = %d; want 2", st.Connections)
+	}
+}
+
+// TestStatsReplyOverPendingBytes: a statistics reply larger than
+// max_pending_bytes still arrives (a reply may go over the bound by
+// itself), so a busy broker's stats answer.
+func TestStatsReplyOverPendingBytes(t *testing.T) {
+	const bound = 1024
+	_, path := startBroker(t, Config{MaxMessageSize: bound, MaxPendingBytes: bound})
+	pub := dial(t, path)
+	for i := range 300 {
+		publish(t, pub, fmt.Sprintf("busy.topic.number-%d", i), nil)
+	}
+	flush(t, pub)
+	st, err := pub.Stats(testCtx(t))
+	if err != nil || len(st.Topics) != 300 {
+		t.Fatalf("Stats with a reply over max_pending_bytes = %d topics, %v; want 300, nil", len(st.Topics), err)
 	}
 }
