@@ -25,6 +25,9 @@ import (
 
 // Client limits.
 const (
+	// maxTrackedDefs is how many of its latest ref definitions a
+	// connection remembers for a refusal to undo.
+	maxTrackedDefs = 64
 	// maxPendingWrite bounds the bytes a client buffers for the broker;
 	// Publish waits for the writer beyond it.
 	maxPendingWrite = 1 << 20
@@ -72,6 +75,10 @@ type clientConn struct {
 	// The correlations this connection's publishes named (PROTOCOL.md
 	// §5.3.1); guarded by Client.mu.
 	pubRefs wire.RefEncoder[*publishCorrelation]
+	pubSeq  uint64 // PUBLISH frames sent, as the broker numbers them (publish_seq)
+	// The most recent definitions, by publish_seq: a refused one is
+	// forgotten, so the next publish defines the ref again.
+	pubDefs [maxTrackedDefs]pubDef
 	// Reader-goroutine state.
 	view     wire.DeliverView
 	corrView wire.CorrelationView
@@ -357,6 +364,7 @@ func (c *Client) enqueueLocked(t wire.Type, m wire.Message, direct bool) error {
 // not nil, numbered seq.
 func (c *Client) enqueuePublishLocked(pc *publishCorrelation, seq uint64, direct bool) error {
 	return c.enqueueWith(direct, func() {
+		c.conn.pubSeq++
 		var corr *wire.CorrelationFields
 		var fields wire.CorrelationFields
 		if pc != nil {
@@ -375,8 +383,25 @@ func (cc *clientConn) publishFields(pc *publishCorrelation, seq uint64) wire.Cor
 	f := cc.pubRefs.Fields(pc, pc.base, seq)
 	if f.Define {
 		cc.pubRefs.Defined(pc, f.Ref) // the frame is written or the connection torn down
+		cc.pubDefs[cc.pubSeq%maxTrackedDefs] = pubDef{seq: cc.pubSeq, pc: pc}
 	}
 	return f
+}
+
+// pubDef is a publish that defined a ref.
+type pubDef struct {
+	seq uint64
+	pc  *publishCorrelation
+}
+
+// refused undoes the definition the publish numbered seq made, if it
+// made one: the broker left that ref undefined (PROTOCOL.md §5.3.1). The
+// caller holds Client.mu.
+func (cc *clientConn) refused(seq uint64) {
+	if d := &cc.pubDefs[seq%maxTrackedDefs]; d.pc != nil && d.seq == seq {
+		cc.pubRefs.Forget(d.pc)
+		*d = pubDef{}
+	}
 }
 
 // enqueueWith waits for room in the write buffer, appends a frame with

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/broker"
+	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/internal/testutil"
 	"daemoneye.dev/eventbus/wire"
 )
@@ -166,5 +168,42 @@ func TestRefusedSubscriptionsForgotten(t *testing.T) {
 	c.mu.Unlock()
 	if n != 0 {
 		t.Errorf("client keeps %d refused subscriptions; want 0 (they would be restored on reconnect)", n)
+	}
+}
+
+// TestRefusedDefinitionDefinedAgain: a publish whose correlation the
+// broker refused to define (its topic was forbidden) leaves the ref
+// undefined there; the client defines it again with its next publish, so
+// that one arrives with its metadata.
+func TestRefusedDefinitionDefinedAgain(t *testing.T) {
+	p, err := acl.Parse("test", []byte("default_access: public\ntopics:\n  - pattern: events.secret.#\n    access: restricted\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, path := startBroker(t, broker.Config{Policy: p})
+	sub := dial(t, path)
+	s := subscribe(t, sub, "events.#")
+	c := dial(t, path)
+	task := correlation.New(correlation.WithStage("scan"))
+	opt := WithCorrelation(task)
+	if err := c.Publish(testCtx(t), "events.secret.keys", nil, opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(testCtx(t)); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("Flush after a forbidden publish = %v; want ErrForbidden", err)
+	}
+	if err := c.Publish(testCtx(t), "events.open.result", []byte("after"), opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(testCtx(t)); err != nil {
+		t.Fatalf("Flush after the next publish with the same metadata = %v; want nil", err)
+	}
+	select {
+	case m := <-s.C:
+		if m.Topic != "events.open.result" || m.Correlation() == nil || m.Correlation().CorrelationID != task.CorrelationID {
+			t.Errorf("received %s with %+v; want events.open.result with the task's metadata", m.Topic, m.Correlation())
+		}
+	case <-time.After(testutil.Timeout):
+		t.Fatal("the publish after the refused definition was not delivered")
 	}
 }

@@ -67,7 +67,7 @@ func (c *Client) handle(cc *clientConn, t wire.Type, body []byte) error {
 		}
 		c.resolve(m.RequestId, response{reply: m})
 	case wire.TypeError:
-		return c.handleError(body)
+		return c.handleError(cc, body)
 	default:
 		return fmt.Errorf("eventbus: unexpected %v frame from broker", t)
 	}
@@ -137,7 +137,7 @@ func (cc *clientConn) correlation(v *wire.DeliverView) (*correlation.Metadata, u
 	return base, seq, nil
 }
 
-func (c *Client) handleError(body []byte) error {
+func (c *Client) handleError(cc *clientConn, body []byte) error {
 	var f wire.ErrorFrame
 	if err := f.UnmarshalVT(body); err != nil {
 		return fmt.Errorf("eventbus: malformed ERROR from broker: %w", err)
@@ -149,6 +149,13 @@ func (c *Client) handleError(body []byte) error {
 	case f.Fatal:
 		return e
 	default:
+		if f.PublishSeq != 0 {
+			c.mu.Lock()
+			if c.conn == cc {
+				cc.refused(f.PublishSeq)
+			}
+			c.mu.Unlock()
+		}
 		c.reportAsync(fmt.Errorf("eventbus: publish #%d to %s refused: %w", f.PublishSeq, f.Topic, e))
 	}
 	return nil

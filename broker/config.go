@@ -35,6 +35,9 @@ const (
 	DefaultLogLinesPerSecond = 10
 	// DefaultMaxQueryBytes bounds what one query or wait holds.
 	DefaultMaxQueryBytes = 4 << 20
+	// DefaultMaxCorrelationBytes bounds what one connection's correlation
+	// refs hold.
+	DefaultMaxCorrelationBytes = 1 << 20
 	// DefaultMaxWaits and DefaultMaxWaitsPerUID bound the waits in
 	// progress per connection and per user.
 	DefaultMaxWaits       = 16
@@ -115,6 +118,11 @@ type Config struct {
 	// returns, payloads included; the most recent that fit are returned
 	// and the reply says it was truncated. Default 4 MiB, at most 32 MiB.
 	MaxQueryBytes int `yaml:"max_query_bytes"`
+	// MaxCorrelationBytes bounds what the correlation refs one connection
+	// defines hold (PROTOCOL.md §5.3.1): a definition past it is refused
+	// and its ref left undefined. Default 1 MiB, at least twice the
+	// largest metadata.
+	MaxCorrelationBytes int `yaml:"max_correlation_bytes"`
 	// MaxWaits bounds the waits in progress on one connection; default 16.
 	MaxWaits int `yaml:"max_waits"`
 	// MaxWaitsPerUID bounds the waits in progress of one user (SID on
@@ -197,6 +205,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.LogLinesPerSecond, DefaultLogLinesPerSecond)
 	setDefault(&c.MaxQueryBytes, DefaultMaxQueryBytes)
+	setDefault(&c.MaxCorrelationBytes, DefaultMaxCorrelationBytes)
 	setDefault(&c.MaxWaits, DefaultMaxWaits)
 	setDefault(&c.MaxWaitsPerUID, DefaultMaxWaitsPerUID)
 	if c.Logger == nil {
@@ -239,6 +248,7 @@ func (c Config) Validate() error {
 		{"max_connections_per_uid", c.MaxConnectionsPerUID},
 		{"log_lines_per_second", c.LogLinesPerSecond},
 		{"max_query_bytes", c.MaxQueryBytes},
+		{"max_correlation_bytes", c.MaxCorrelationBytes},
 		{"max_waits", c.MaxWaits},
 		{"max_waits_per_uid", c.MaxWaitsPerUID},
 	}

@@ -340,16 +340,19 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 func (c *conn) handlePublish(body []byte) {
 	c.publishSeq++
 	v, err := wire.ScanPublish(body)
-	var corr *corrDef
-	if err == nil && v.HasCorrelation() {
-		// First, so that a definition holds even if this publish is
-		// refused below (PROTOCOL.md §5.3.1).
-		corr, err = c.correlationOf(&v)
-	}
 	if err == nil {
 		err = c.checkPublish(v)
 	}
+	var corr *corrDef
+	if err == nil && v.HasCorrelation() {
+		// Only for an admitted publish: a refused one defines no ref
+		// (PROTOCOL.md §5.3.1).
+		corr, err = c.correlationOf(&v)
+	}
 	if err != nil {
+		if v.Correlation != nil && v.CorrelationRef != 0 {
+			c.undefine(v.CorrelationRef)
+		}
 		c.refusePublish(v.Topic, err)
 		return
 	}

@@ -22,13 +22,21 @@ type corrDef struct {
 	ev correlation.Event
 	// recorded: rec's last event had this metadata, but the sequence.
 	recorded bool
+	// size is what the definition counts against max_correlation_bytes.
+	size int
 }
+
+// corrDefOverhead is what a ref's definition counts beyond its encoding
+// (held twice: decoded and as the base): the corrDef, its recorder and
+// map.
+const corrDefOverhead = 512
 
 // publisherCorrelation is a connection's state for its correlated
 // publishes (PROTOCOL.md §5.3.1): the correlations it named by ref, and
 // the last one it sent in full without a ref.
 type publisherCorrelation struct {
 	refs      wire.RefTable[corrDef]
+	refBytes  int                   // what the defined refs count against max_correlation_bytes
 	anon      *corrDef              // the last correlation sent in full without a ref...
 	anonShape wire.CorrelationShape // ...and its encoding, to recognize a repeat
 	corrView  wire.CorrelationView
@@ -39,10 +47,11 @@ type publisherCorrelation struct {
 	view    wire.PublishView // aliases the frame
 }
 
-// correlationOf returns the correlation of the publish v, defining it
-// first if v carries it in full (PROTOCOL.md §5.3 rule 7). Its
-// Sequence is v's, until the connection's next publish. Invalid metadata
-// is refused, never truncated; a ref it was to define is then undefined.
+// correlationOf returns the correlation of the publish v, which the
+// broker admitted, defining it first if v carries it in full
+// (PROTOCOL.md §5.3 rule 7). Its Sequence is v's, until the connection's
+// next publish. Invalid metadata is refused, never truncated; a ref it was
+// to define is then undefined.
 // A repeat needs no decoding and no checks, so this touches as little as
 // it can before the message is delivered.
 func (c *conn) correlationOf(v *wire.PublishView) (*corrDef, error) {
@@ -74,16 +83,33 @@ func (c *conn) correlationOf(v *wire.PublishView) (*corrDef, error) {
 		pc.anonShape.Set(v.Correlation)
 		return pc.anon, nil
 	}
-	if err := pc.refs.Define(ref, nil); err != nil { // undefined unless the definition holds
-		return nil, err
+	c.undefine(ref) // undefined unless the definition holds
+	size := 2*len(v.Correlation) + corrDefOverhead
+	if pc.refBytes+size > c.b.cfg.MaxCorrelationBytes {
+		c.b.limits.hit(limitCorrelationRefBytes)
+		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
+			"correlation ref %d not defined: this connection's refs would hold %d bytes, limit %d (max_correlation_bytes)",
+			ref, pc.refBytes+size, c.b.cfg.MaxCorrelationBytes)
 	}
-	d := &corrDef{rec: c.b.tracker.NewRecorder()}
+	d := &corrDef{rec: c.b.tracker.NewRecorder(), size: size}
 	if err := c.defineCorrelation(v, d); err != nil {
 		return nil, err
 	}
 	d.base = wire.AppendWithoutSequence(make([]byte, 0, len(v.Correlation)), v.Correlation)
-	pc.refs.Define(ref, d) // cannot fail: the ref is in range
+	pc.refs.Define(ref, d) // cannot fail: ScanPublish checked the range
+	pc.refBytes += size
 	return d, nil
+}
+
+// undefine leaves ref undefined, as a refused definition must (PROTOCOL.md
+// §5.3.1): a later publish by it is refused rather than given the
+// metadata of an earlier definition.
+func (c *conn) undefine(ref uint64) {
+	pc := &c.corr
+	if old, err := pc.refs.Lookup(ref); err == nil {
+		pc.refBytes -= old.size
+		pc.refs.Define(ref, nil)
+	}
 }
 
 // defineCorrelation decodes and validates into d the correlation v

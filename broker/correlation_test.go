@@ -399,10 +399,17 @@ func TestCorrelationRefs(t *testing.T) {
 	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref 1 is not defined on this connection")
 	send("events.a", "a1", &wire.CorrelationFields{Base: base(a), Seq: 1, Ref: 1, Define: true})
 	send("events.a", "a2", &wire.CorrelationFields{Seq: 2, Ref: 1})
-	// A definition holds even when its publish is refused for its topic.
+	// A refused publish defines nothing: not even for a refusal of its topic.
 	send("$sys.x", "refused", &wire.CorrelationFields{Base: base(other), Seq: 1, Ref: 2, Define: true})
 	expectRefused(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "reserved")
 	send("events.a", "o2", &wire.CorrelationFields{Seq: 2, Ref: 2})
+	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref 2 is not defined")
+	// Nor does a refused redefinition leave the old one in place.
+	send("events.a", "o3", &wire.CorrelationFields{Base: base(other), Seq: 3, Ref: 2, Define: true})
+	send("$sys.x", "refused", &wire.CorrelationFields{Base: base(a), Seq: 1, Ref: 2, Define: true})
+	expectRefused(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "reserved")
+	send("events.a", "o4", &wire.CorrelationFields{Seq: 4, Ref: 2})
+	expectRefused(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "correlation ref 2 is not defined")
 	// Redefining ref 1; then an invalid definition leaves ref 2 undefined.
 	send("events.a", "r1", &wire.CorrelationFields{Base: base(other), Seq: 7, Ref: 1, Define: true})
 	send("events.a", "bad", &wire.CorrelationFields{Base: base(bad), Seq: 1, Ref: 2, Define: true})
@@ -422,7 +429,7 @@ func TestCorrelationRefs(t *testing.T) {
 		payload string
 		meta    correlation.Metadata
 		seq     uint64
-	}{{"a1", a, 1}, {"a2", a, 2}, {"o2", other, 2}, {"r1", other, 7}, {"r2", other, 8},
+	}{{"a1", a, 1}, {"a2", a, 2}, {"o3", other, 3}, {"r1", other, 7}, {"r2", other, 8},
 		{"f1", a, 3}, {"f2", a, 4}, {"f3", other, 9}, {"r3", other, 10}}
 	for _, w := range want {
 		m := recv(t, sub)
@@ -538,5 +545,46 @@ func TestCorrelationRefsReused(t *testing.T) {
 	}
 	if r := b.Tracker().Stats().Recorded; r != uint64(len(order)) {
 		t.Errorf("recorded %d events; want %d", r, len(order))
+	}
+}
+
+// TestCorrelationRefBytesBounded: one connection's ref definitions hold at
+// most max_correlation_bytes; past it a definition is refused naming the
+// limit, and redefining a ref frees what the old definition held.
+func TestCorrelationRefBytesBounded(t *testing.T) {
+	b, path := startBroker(t, Config{MaxCorrelationBytes: 64 << 10})
+	raw := testutil.HandshakeRaw(t, path)
+	var opts []correlation.Option
+	for i := range 8 {
+		opts = append(opts, correlation.WithTag(fmt.Sprintf("k%d", i), strings.Repeat("v", 1000))) // ~8 KB encoded
+	}
+	big := correlation.New(opts...)
+	b8 := wire.AppendCorrelationBase(nil, wireconv.MetadataToWire(&big))
+	ref := uint64(0)
+	for refused := false; !refused; {
+		ref++
+		raw.Write(wire.AppendPublish(nil, &wire.Envelope{Topic: "events.a"}, &wire.CorrelationFields{Base: b8, Seq: 1, Ref: ref, Define: true}))
+		raw.Send(wire.TypePing, &wire.Ping{Id: ref})
+		typ, body, err := raw.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ == wire.TypeError {
+			var f wire.ErrorFrame
+			if err := f.UnmarshalVT(body); err != nil || f.Code != wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION || !strings.Contains(f.Message, "max_correlation_bytes") {
+				t.Fatalf("refusal %v %q; want INVALID_CORRELATION naming max_correlation_bytes", f.Code, f.Message)
+			}
+			raw.Expect(wire.TypePong)
+			refused = true
+		}
+	}
+	if ref < 3 || ref > 5 {
+		t.Errorf("refused at ref %d; want about 64 KiB / 17 KiB", ref)
+	}
+	// Redefining ref 1 frees its old definition first, so it fits.
+	raw.Write(wire.AppendPublish(nil, &wire.Envelope{Topic: "events.a"}, &wire.CorrelationFields{Base: b8, Seq: 1, Ref: 1, Define: true}))
+	raw.Ping(100)
+	if n := limitCount(b.Stats(), "max_correlation_bytes"); n != 1 {
+		t.Errorf("max_correlation_bytes in stats = %d; want 1", n)
 	}
 }

@@ -46,6 +46,15 @@ func (e *RefEncoder[K]) Defined(k K, ref uint64) {
 	e.lastKey, e.lastRef = k, ref
 }
 
+// Forget makes the next Fields for k define it again: the receiver
+// refused the frame that defined it, which leaves the ref undefined there.
+func (e *RefEncoder[K]) Forget(k K) {
+	delete(e.refs, k)
+	if e.lastRef != 0 && e.lastKey == k {
+		e.lastRef = 0
+	}
+}
+
 // RefTable is what each ref was defined as on one connection, for the
 // receiver. The zero value is ready; it is not safe for concurrent use.
 type RefTable[T any] struct {

@@ -74,3 +74,13 @@ func TestRefTable(t *testing.T) {
 		t.Error("Lookup after a refused redefinition succeeded; want the ref undefined")
 	}
 }
+
+func TestRefEncoderForget(t *testing.T) {
+	var e RefEncoder[string]
+	f := e.Fields("a", []byte("base"), 1)
+	e.Defined("a", f.Ref)
+	e.Forget("a") // the receiver refused the definition
+	if f := e.Fields("a", []byte("base"), 2); !f.Define || string(f.Base) != "base" {
+		t.Errorf("Fields after Forget = %+v; want a new definition", f)
+	}
+}
