@@ -121,7 +121,8 @@ func parsePayload(p []byte) (seq int64, ok bool) {
 // from the flags:
 //
 //	-policy FILE       access-control policy (Config.PolicyFile); default:
-//	                   every topic public (acl.Open)
+//	                   every topic public, and the component "operator"
+//	                   admitted from this uid
 //	-socket-mode MODE  socket file mode, octal (Config.SocketMode)
 //	-agent-topic T     on each SIGUSR1 the broker's in-process client (the
 //	                   agent) publishes one message on T and prints
@@ -142,8 +143,12 @@ func brokerMain(args []string) error {
 	}
 	// Routing tests run with every topic public; the access-control tests
 	// name a policy file.
+	open, err := acl.Parse("open", fmt.Appendf(nil, "default_access: public\ncomponents:\n  operator:\n    uids: [%d]\n", os.Getuid()))
+	if err != nil {
+		return err
+	}
 	cfg := broker.Config{
-		Policy:               acl.Open(),
+		Policy:               open, // and the operator component, which sees every connection in stats
 		SlowSubscriberPolicy: broker.SlowPolicy(os.Getenv(envPolicy)),
 		Logger:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
@@ -413,8 +418,12 @@ func pubMain(args []string) error {
 	var gen atomic.Int64 // reconnects so far
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := eventbus.Dial(ctx, f.path, eventbus.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
-		eventbus.WithName("pub"), eventbus.WithReconnectHandler(func() { gen.Add(1) }))
+	opts := []eventbus.ClientOption{eventbus.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		eventbus.WithName("pub"), eventbus.WithReconnectHandler(func() { gen.Add(1) })}
+	if f.mode == "stats" {
+		opts = append(opts, eventbus.WithComponent("operator")) // anonymous peers see only themselves
+	}
+	c, err := eventbus.Dial(ctx, f.path, opts...)
 	if err != nil {
 		return err
 	}

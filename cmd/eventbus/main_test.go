@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,10 +74,12 @@ func startBroker(t *testing.T, args ...string) (*proctest.Proc, string) {
 }
 
 // startOpenBroker starts a broker whose policy makes every topic public,
-// for tests of delivery rather than access control.
+// for tests of delivery rather than access control; it admits procmond
+// from this uid, as the built-in policy does, so brokerStats sees all.
 func startOpenBroker(t *testing.T, args ...string) (*proctest.Proc, string) {
 	t.Helper()
-	return startBroker(t, append([]string{"--policy", writeFile(t, "open.yaml", "default_access: public\n", 0o600)}, args...)...)
+	open := fmt.Sprintf("default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n", os.Getuid())
+	return startBroker(t, append([]string{"--policy", writeFile(t, "open.yaml", open, 0o600)}, args...)...)
 }
 
 // writeFile writes content to a new file named name in a temporary
@@ -119,7 +122,8 @@ func brokerStats(t *testing.T, sock string) stats.Snapshot {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	c, err := eventbus.Dial(ctx, sock, eventbus.WithReconnect(false))
+	// Registered: an anonymous peer's statistics show only itself.
+	c, err := eventbus.Dial(ctx, sock, eventbus.WithReconnect(false), eventbus.WithComponent("procmond"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,8 @@ func TestStats(t *testing.T) {
 		t.Fatalf("anonymous pub = %d, %q; want 1 (denied)", r.code, r.stderr)
 	}
 
-	r := runCLI(t, "", "stats", "--socket", sock, "--json")
+	// Registered: an anonymous peer's statistics show only itself.
+	r := runCLI(t, "", "stats", "--socket", sock, "--json", "--as", "procmond")
 	var s stats.Snapshot
 	if err := json.Unmarshal([]byte(r.stdout), &s); r.code != 0 || err != nil {
 		t.Fatalf("stats --json = %d, %v; stderr %q", r.code, err, r.stderr)
