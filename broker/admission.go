@@ -203,3 +203,29 @@ func (b *Broker) endWaitSlot(c *conn) {
 		delete(b.waitsPerUID, key)
 	}
 }
+
+// addPatterns counts n more patterns for c's user, or says the user holds
+// max_subscriptions_per_uid already. The caller holds c.subsMu (lock
+// order: conn.subsMu, then Broker.mu).
+func (b *Broker) addPatterns(c *conn, n int) error {
+	key := uidKey(c.peer)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if have := b.patternsPerUID[key]; have+n > b.cfg.MaxSubscriptionsPerUID {
+		b.limits.hit(limitSubscriptionsPerUID)
+		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS,
+			"too many subscriptions for user %s: %d patterns, limit %d (max_subscriptions_per_uid)", key, have+n, b.cfg.MaxSubscriptionsPerUID)
+	}
+	b.patternsPerUID[key] += n
+	return nil
+}
+
+// removePatterns gives back what addPatterns counted.
+func (b *Broker) removePatterns(c *conn, n int) {
+	key := uidKey(c.peer)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.patternsPerUID[key] -= n; b.patternsPerUID[key] <= 0 {
+		delete(b.patternsPerUID, key)
+	}
+}

@@ -173,3 +173,23 @@ func TestLineLimiter(t *testing.T) {
 		t.Errorf("suppressed lines counted %d; want 6", n)
 	}
 }
+
+// TestMaxSubscriptionsPerUID: one user's patterns are bounded across its
+// connections, and unsubscribing gives them back.
+func TestMaxSubscriptionsPerUID(t *testing.T) {
+	b, path := startBroker(t, Config{MaxSubscriptions: 3, MaxSubscriptionsPerUID: 4})
+	c1, c2 := dial(t, path), dial(t, path)
+	s := subscribe(t, c1, "a", "b", "c")
+	subscribe(t, c2, "d")
+	_, err := c2.Subscribe(testCtx(t), "e")
+	if !errors.Is(err, eventbus.ErrTooManySubscriptions) || !strings.Contains(err.Error(), "max_subscriptions_per_uid") {
+		t.Fatalf("fifth pattern of one user = %v; want ErrTooManySubscriptions naming max_subscriptions_per_uid", err)
+	}
+	if err := s.Unsubscribe(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	subscribe(t, c2, "e", "f")
+	if n := limitCount(b.Stats(), "max_subscriptions_per_uid"); n != 1 {
+		t.Errorf("max_subscriptions_per_uid in stats = %d; want 1", n)
+	}
+}

@@ -43,16 +43,17 @@ type Broker struct {
 	janitorOnce    sync.Once
 	self           string // uidKey of the broker's own user
 
-	mu          sync.Mutex
-	listeners   map[net.Listener]struct{}
-	conns       map[*conn]struct{}
-	remote      int            // conns that count against MaxConnections
-	perUID      map[string]int // remote conns by uidKey, exempt users not counted
-	waitsPerUID map[string]int // waits in progress by uidKey
-	closed      connCounters   // totals of connections already gone
-	closing     bool           // Shutdown or Close has begun
-	done        chan struct{}  // closed when closing begins
-	wg          sync.WaitGroup // every goroutine the broker started
+	mu             sync.Mutex
+	listeners      map[net.Listener]struct{}
+	conns          map[*conn]struct{}
+	remote         int            // conns that count against MaxConnections
+	perUID         map[string]int // remote conns by uidKey, exempt users not counted
+	waitsPerUID    map[string]int // waits in progress by uidKey
+	patternsPerUID map[string]int // subscription patterns by uidKey
+	closed         connCounters   // totals of connections already gone
+	closing        bool           // Shutdown or Close has begun
+	done           chan struct{}  // closed when closing begins
+	wg             sync.WaitGroup // every goroutine the broker started
 }
 
 // connCounters are per-connection message counts.
@@ -78,18 +79,19 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("eventbus: correlation history: %w", err)
 	}
 	b := &Broker{
-		cfg:         cfg,
-		policy:      policy,
-		denials:     acl.NewDenialLog(cfg.Logger, denialLogsPerSecond),
-		tracker:     tracker,
-		routes:      newRoutes(policy),
-		started:     time.Now(),
-		listeners:   make(map[net.Listener]struct{}),
-		conns:       make(map[*conn]struct{}),
-		perUID:      make(map[string]int),
-		waitsPerUID: make(map[string]int),
-		self:        uidKey(inProcessPeer()),
-		done:        make(chan struct{}),
+		cfg:            cfg,
+		policy:         policy,
+		denials:        acl.NewDenialLog(cfg.Logger, denialLogsPerSecond),
+		tracker:        tracker,
+		routes:         newRoutes(policy),
+		started:        time.Now(),
+		listeners:      make(map[net.Listener]struct{}),
+		conns:          make(map[*conn]struct{}),
+		perUID:         make(map[string]int),
+		waitsPerUID:    make(map[string]int),
+		patternsPerUID: make(map[string]int),
+		self:           uidKey(inProcessPeer()),
+		done:           make(chan struct{}),
 	}
 	b.connLog = newLineLimiter(cfg.Logger, cfg.LogLinesPerSecond, &b.limits)
 	if cfg.StatisticsEnabled() {

@@ -118,6 +118,9 @@ type Config struct {
 	// returns, payloads included; the most recent that fit are returned
 	// and the reply says it was truncated. Default 4 MiB, at most 32 MiB.
 	MaxQueryBytes int `yaml:"max_query_bytes"`
+	// MaxSubscriptionsPerUID bounds the patterns one user (SID on Windows)
+	// holds across its connections; default 10 times MaxSubscriptions.
+	MaxSubscriptionsPerUID int `yaml:"max_subscriptions_per_uid"`
 	// MaxCorrelationBytes bounds what the correlation refs one connection
 	// defines hold (PROTOCOL.md §5.3.1): a definition past it is refused
 	// and its ref left undefined. Default 1 MiB, at least twice the
@@ -206,6 +209,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.LogLinesPerSecond, DefaultLogLinesPerSecond)
 	setDefault(&c.MaxQueryBytes, DefaultMaxQueryBytes)
 	setDefault(&c.MaxCorrelationBytes, DefaultMaxCorrelationBytes)
+	setDefault(&c.MaxSubscriptionsPerUID, 10*c.MaxSubscriptions)
 	setDefault(&c.MaxWaits, DefaultMaxWaits)
 	setDefault(&c.MaxWaitsPerUID, DefaultMaxWaitsPerUID)
 	if c.Logger == nil {
@@ -249,6 +253,7 @@ func (c Config) Validate() error {
 		{"log_lines_per_second", c.LogLinesPerSecond},
 		{"max_query_bytes", c.MaxQueryBytes},
 		{"max_correlation_bytes", c.MaxCorrelationBytes},
+		{"max_subscriptions_per_uid", c.MaxSubscriptionsPerUID},
 		{"max_waits", c.MaxWaits},
 		{"max_waits_per_uid", c.MaxWaitsPerUID},
 	}

@@ -462,6 +462,9 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
 			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
 	}
+	if err := c.b.addPatterns(c, len(patterns)); err != nil {
+		return err
+	}
 	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, class: c.identity.Class(), filter: filter}
 	c.b.routes.add(s)
 	c.subs[s.id] = s
@@ -516,6 +519,7 @@ func (c *conn) unsubscribe(id uint64) error {
 
 func (c *conn) removeSubLocked(s *subscription) {
 	c.b.routes.remove(s)
+	c.b.removePatterns(c, len(s.patterns))
 	delete(c.subs, s.id)
 	c.patterns -= len(s.patterns)
 }
