@@ -30,13 +30,13 @@ type benchRig struct {
 	wg    sync.WaitGroup
 }
 
-func newBenchRig(b *testing.B, subs int, pattern string) *benchRig {
+func newBenchRig(b testing.TB, subs int, pattern string) *benchRig {
 	return newBenchRigPolicy(b, subs, pattern, acl.Open(), acl.InProcessIdentity(inProcessPeer()))
 }
 
 // newBenchRigPolicy builds a rig whose broker enforces policy, with the
 // publisher holding identity pubID and subscribers being the agent.
-func newBenchRigPolicy(b *testing.B, subs int, pattern string, policy *acl.Policy, pubID acl.Identity) *benchRig {
+func newBenchRigPolicy(b testing.TB, subs int, pattern string, policy *acl.Policy, pubID acl.Identity) *benchRig {
 	br, err := New(Config{Policy: policy})
 	if err != nil {
 		b.Fatal(err)
@@ -356,4 +356,64 @@ func endToEndWith(b *testing.B, policy *acl.Policy, pubOpts, subOpts []eventbus.
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// addAnonymousSubscribers adds conns anonymous connections, each holding
+// subs subscriptions to `#`, which under the built-in policy can never
+// receive a restricted topic.
+func (r *benchRig) addAnonymousSubscribers(tb testing.TB, conns, subs int) {
+	for i := range conns {
+		client, server := net.Pipe()
+		c := newConn(r.b, server, transport.Peer{UID: 4000 + uint32(i), GID: 4000, PID: 100 + i}, true)
+		if _, err := r.b.addConn(c); err != nil {
+			tb.Fatal(err)
+		}
+		c.identity = acl.Identity{UID: c.peer.UID, PID: c.peer.PID}
+		c.access = acl.NewCache(r.b.policy, c.identity, 0)
+		for j := range subs {
+			if err := c.subscribe(&wire.Subscribe{SubscriptionId: uint64(j + 1), Patterns: []string{"#"}}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		r.pipes = append(r.pipes, client)
+	}
+}
+
+// BenchmarkRoutingIsolation: procmond's restricted publish to the agent,
+// without and with 5 anonymous connections of 10,000 `#` subscriptions
+// each; they cannot read the topic, so they must cost the publish
+// nothing (docs/SECURITY.md §7). Compare the two in one run.
+func BenchmarkRoutingIsolation(b *testing.B) {
+	procmond := acl.Identity{Component: "procmond", UID: uint32(os.Geteuid()), PID: 1, Registered: true}
+	for _, anon := range []int{0, 5} {
+		b.Run(fmt.Sprintf("anonymous-conns=%d", anon), func(b *testing.B) {
+			rig := newBenchRigPolicy(b, 1, "events.process.#", acl.DefaultFor(inProcessPeer()), procmond)
+			defer rig.close()
+			rig.addAnonymousSubscribers(b, anon, 10000)
+			rig.publishN(b, publishBody("events.process.lifecycle", 128))
+		})
+	}
+}
+
+// TestRoutingIsolation: anonymous `#` subscriptions live in their class's
+// index, which a restricted publish never visits, while the agent's
+// subscription is in the main index and receives it.
+func TestRoutingIsolation(t *testing.T) {
+	procmond := acl.Identity{Component: "procmond", UID: uint32(os.Geteuid()), PID: 1, Registered: true}
+	rig := newBenchRigPolicy(t, 1, "events.process.#", acl.DefaultFor(inProcessPeer()), procmond)
+	defer rig.close()
+	rig.addAnonymousSubscribers(t, 2, 100)
+	if n := len(rig.b.routes.main.MatchBytes([]byte("events.process.lifecycle"))); n != 1 {
+		t.Errorf("main index matches %d subscriptions; want the agent's alone", n)
+	}
+	classes := *rig.b.routes.classes.Load()
+	if len(classes) != 1 || classes[0].class.String() != "anonymous" {
+		t.Fatalf("classes with filtered subscriptions = %v; want anonymous alone", classes)
+	}
+	if err := classes[0].access.CheckBytes(acl.Subscribe, []byte("events.process.lifecycle")); err == nil {
+		t.Error("the anonymous class may read events.process.lifecycle; want it refused, so its index is skipped")
+	}
+	if n := len(classes[0].index.MatchBytes([]byte("events.process.anomaly"))); n != 200 {
+		t.Errorf("anonymous index matches %d subscriptions for a public topic; want all 200", n)
+	}
 }
