@@ -410,7 +410,7 @@ func (c *conn) refusePublish(topicName []byte, err error) {
 	if len(topicName) <= topic.MaxTopicBytes && utf8.Valid(topicName) { // never echo what a decoder would refuse
 		we.Topic = string(topicName)
 	}
-	c.b.cfg.Logger.Debug("publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
+	c.b.connLog.log(slog.LevelDebug, uidKey(c.peer), "publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
 	if !c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq)) {
 		c.b.limits.hit(limitPendingBytes)
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"log/slog"
 	"time"
 
 	"daemoneye.dev/eventbus/correlation"
@@ -160,7 +161,7 @@ func (c *conn) recordCorrelation() {
 	}
 	d.recorded = err == nil
 	if err != nil {
-		c.b.cfg.Logger.Warn("correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
+		c.b.connLog.log(slog.LevelWarn, uidKey(c.peer), "correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}
 	// Do not pin the read buffer.
 	pc.pending, pc.view, d.ev.Payload = nil, wire.PublishView{}, nil
