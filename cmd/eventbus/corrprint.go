@@ -26,7 +26,8 @@ const seenTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // table aligns rows of cells in columns two spaces apart, and passes notes
 // (lines such as "── stage analysis") through as they are. Widths count
-// runes; the last cell of a row is not padded.
+// runes; the last cell of a row is not padded. Cells are written as given:
+// callers pass peer text through safe, so widths are of what is shown.
 type table struct {
 	rows []tableRow
 }
@@ -111,7 +112,7 @@ func publisherCell(pid int, component string) string {
 	if component == "" {
 		return strconv.Itoa(pid)
 	}
-	return strconv.Itoa(pid) + "/" + component
+	return strconv.Itoa(pid) + "/" + safe(component)
 }
 
 func finalCell(final bool) string {
@@ -139,9 +140,9 @@ func writeMessages(out, errOut io.Writer, msgs []*eventbus.Message, asJSON bool,
 	for _, m := range msgs {
 		stage, corr := "-", "-"
 		if c := m.Correlation(); c != nil {
-			stage, corr = orDash(c.Stage), ids.id(c.CorrelationID)
+			stage, corr = orDash(safe(c.Stage)), safe(ids.id(c.CorrelationID))
 		}
-		t.add(m.ReceivedAt.Local().Format(eventTimeFormat), m.Topic, stage, corr,
+		t.add(m.ReceivedAt.Local().Format(eventTimeFormat), safe(m.Topic), stage, corr,
 			publisherCell(m.PublisherPID, m.PublisherComponent), finalCell(m.Final), payloadCell(m.Payload))
 	}
 	return t.write(out)
@@ -181,11 +182,11 @@ func writeTimeline(out io.Writer, entries []correlation.TimelineEntry, asJSON bo
 	var t table
 	for i, e := range entries {
 		if i == 0 || e.Stage != entries[i-1].Stage {
-			t.addNote("── stage " + orDash(e.Stage))
+			t.addNote("── stage " + orDash(safe(e.Stage)))
 		}
 		rel := "+" + e.ReceivedAt.Sub(entries[0].ReceivedAt).Round(time.Microsecond).String()
-		t.add(strings.Repeat("  ", e.Depth)+rel, orDash(e.Stage), e.Topic, orDash(e.SourceProcess),
-			publisherCell(e.PublisherPID, e.PublisherComponent), ids.id(e.CorrelationID), finalCell(e.Final))
+		t.add(strings.Repeat("  ", e.Depth)+rel, orDash(safe(e.Stage)), safe(e.Topic), orDash(safe(e.SourceProcess)),
+			publisherCell(e.PublisherPID, e.PublisherComponent), safe(ids.id(e.CorrelationID)), finalCell(e.Final))
 	}
 	return t.write(out)
 }
@@ -226,7 +227,7 @@ func writeWorkflows(out io.Writer, ws []correlation.WorkflowSummary, asJSON bool
 	var t table
 	t.add("ROOT", "STAGE", "STAGES DONE", "CORRELATIONS", "PROCESSES", "EVENTS", "FIRST SEEN", "LAST SEEN")
 	for _, w := range ws {
-		t.add(w.RootID, orDash(w.CurrentStage), fmt.Sprintf("%d/%d", w.CompletedStages, w.Stages),
+		t.add(safe(w.RootID), orDash(safe(w.CurrentStage)), fmt.Sprintf("%d/%d", w.CompletedStages, w.Stages),
 			strconv.Itoa(w.Correlations), strconv.Itoa(w.Processes), events(w.Activity),
 			seen(w.FirstSeen), seen(w.LastSeen))
 	}
@@ -293,7 +294,7 @@ func writeWorkflow(out io.Writer, w *correlation.WorkflowState, asJSON bool) err
 		return writeJSONLines(out, 1, func(int) any { return workflowJSON(w) })
 	}
 	var t table
-	t.add("root", w.RootID)
+	t.add("root", safe(w.RootID))
 	if !w.StartedAt.IsZero() {
 		t.add("started", seen(w.StartedAt))
 	}
@@ -311,21 +312,21 @@ func writeWorkflow(out io.Writer, w *correlation.WorkflowState, asJSON bool) err
 		if s.Completed {
 			done = seen(s.CompletedAt)
 		}
-		stages.add(s.Name, events(s.Activity), done, seen(s.FirstSeen), seen(s.LastSeen))
+		stages.add(safe(s.Name), events(s.Activity), done, seen(s.FirstSeen), seen(s.LastSeen))
 	}
 
 	corrs := table{}
 	corrs.addNote("\nCORRELATIONS")
 	corrs.add("CORRELATION", "PARENT", "STAGE", "EVENTS", "FIRST SEEN", "LAST SEEN")
 	for _, c := range w.Correlations {
-		corrs.add(c.ID, orDash(c.ParentID), orDash(c.Stage), events(c.Activity), seen(c.FirstSeen), seen(c.LastSeen))
+		corrs.add(safe(c.ID), orDash(safe(c.ParentID)), orDash(safe(c.Stage)), events(c.Activity), seen(c.FirstSeen), seen(c.LastSeen))
 	}
 
 	procs := table{}
 	procs.addNote("\nPROCESSES")
 	procs.add("PID", "COMPONENT", "EVENTS", "FIRST SEEN", "LAST SEEN")
 	for _, p := range w.Processes {
-		procs.add(strconv.Itoa(p.PID), orDash(p.Component), events(p.Activity), seen(p.FirstSeen), seen(p.LastSeen))
+		procs.add(strconv.Itoa(p.PID), orDash(safe(p.Component)), events(p.Activity), seen(p.FirstSeen), seen(p.LastSeen))
 	}
 	for _, t := range []*table{&t, &stages, &corrs, &procs} {
 		if err := t.write(out); err != nil {

@@ -81,14 +81,17 @@ claim a component with --as to see restricted topics.
 Each event is one line: received time, topic, stage, correlation id
 (shortened unless --full-ids), publisher pid/component as the broker
 verified it, "final" on a publisher's final result, and the payload
-(Go-quoted unless printable text). With --json, each is a JSON object as
-sub --json prints it. When the results did not fit in one reply, the
-most recent are shown and "# truncated: showing the N most recent" is
-printed on standard error; the exit status is still 0.`,
+(Go-quoted unless printable text). Control, bidi and other invisible
+characters in the other fields are shown escaped (\x1b, \u202e, \\), as
+are those of timeline, workflows and workflow. With --json, each is a JSON
+object as sub --json prints it, every string exact. When the results did
+not fit in one reply, the most recent are shown and "# truncated: showing
+the N most recent" is printed on standard error; the exit status is
+still 0.`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, _ []string) error {
 			return runHistory(cmd, &f)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.tags, "tag", nil, "only events with tag `key=value` (repeatable; all must match)")
@@ -201,9 +204,9 @@ collected so far printed and the reason on standard error, e.g.
 "eventbus: wait condition not met: correlation: wait for 2 final publishers
 on X: deadline exceeded with 1 final publisher, 3 events".`,
 		Args: exactArgs("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, args []string) error {
 			return runWait(cmd, &f, args[0])
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.publishers, "publishers", 0, "wait for final results from `N` distinct publishers")

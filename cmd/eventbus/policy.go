@@ -52,20 +52,20 @@ order in which they take precedence).
 Exit status: 0 if the policy is valid, 1 if not (the error names the file,
 line and field).`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy(file)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprint(out, p)
+			fmt.Fprint(out, safeLines(p.String()))
 			if p.TokenFile() == "" {
 				if def := defaultTokenFile(socketPath(cmd)); def != "" {
-					fmt.Fprintf(out, "(eventbus broker --socket %s uses --agent-token-file, default %s)\n", socketPath(cmd), def)
+					fmt.Fprintln(out, safeMessage(fmt.Sprintf("(eventbus broker --socket %s uses --agent-token-file, default %s)", socketPath(cmd), def)))
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&file, "policy", "", "policy `FILE` (default: the built-in policy, docs/SECURITY.md §3)")
 	return cmd
@@ -102,9 +102,9 @@ sids, executables): a peer the broker would refuse at hello can do nothing.
 Exit status: 0 allowed (allow or filter), 1 denied, 2 on a usage error or
 an invalid topic.`,
 		Args: exactArgs("ACTION", "TOPIC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, args []string) error {
 			return runExplain(cmd, &f, args[0], args[1])
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.policy, "policy", "", "policy `FILE` (default: the built-in policy, docs/SECURITY.md §3)")
@@ -152,7 +152,7 @@ func runExplain(cmd *cobra.Command, f *explainFlags, actionName, name string) er
 	out := cmd.OutOrStdout()
 	refused := admission(p, f)
 	if refused != nil {
-		fmt.Fprintf(out, "hello: %v\nthe broker would refuse this peer's connection; were it admitted:\n", refused)
+		fmt.Fprintf(out, "hello: %s\nthe broker would refuse this peer's connection; were it admitted:\n", safeMessage(refused.Error()))
 	}
 	allowed := explain(out, p, id, action, name)
 	if !allowed || refused != nil {
@@ -180,16 +180,17 @@ func admission(p *acl.Policy, f *explainFlags) error {
 // explain prints the decision for id and reports whether it allows.
 func explain(out io.Writer, p *acl.Policy, id acl.Identity, action acl.Action, name string) bool {
 	if action == acl.Publish && topic.IsReserved(name) {
-		fmt.Fprintf(out, "publish %s by %s: denied\n  reason: topics beginning with '$' are the broker's own; clients cannot publish to them\n", name, id)
+		fmt.Fprintf(out, "publish %s by %s: denied\n  reason: topics beginning with '$' are the broker's own; clients cannot publish to them\n", name, shownIdentity(id))
 		return false
 	}
 	if action == acl.Publish || !topic.IsWildcard(name) {
 		e := p.Explain(id, action, name)
-		fmt.Fprint(out, e)
+		e.Identity = shownIdentity(id)
+		fmt.Fprint(out, safeLines(e.String()))
 		return e.Allowed
 	}
 	d, err := p.CheckSubscribe(id, name)
-	fmt.Fprintf(out, "subscribe %s by %s: %s\n", name, id, d)
+	fmt.Fprintf(out, "subscribe %s by %s: %s\n", name, shownIdentity(id), d)
 	switch d {
 	case acl.Allow:
 		fmt.Fprintln(out, "  every topic it matches may be delivered")
@@ -198,12 +199,19 @@ func explain(out io.Writer, p *acl.Policy, id acl.Identity, action acl.Action, n
 	default:
 		if de, ok := errors.AsType[*acl.DeniedError](err); ok {
 			if de.Rule != nil {
-				fmt.Fprintf(out, "  rule:   %s\n", de.Rule)
+				fmt.Fprintf(out, "  rule:   %s\n", safeMessage(de.Rule.String()))
 			}
-			fmt.Fprintf(out, "  reason: %s\n", de.Reason)
+			fmt.Fprintf(out, "  reason: %s\n", safeMessage(de.Reason))
 		} else if err != nil {
-			fmt.Fprintf(out, "  reason: %v\n", err)
+			fmt.Fprintf(out, "  reason: %s\n", safeMessage(err.Error()))
 		}
 	}
 	return d != acl.Deny
+}
+
+// shownIdentity is id with its strings escaped, for printing only: the
+// claim and executable come from flags and may hold anything.
+func shownIdentity(id acl.Identity) acl.Identity {
+	id.Component, id.SID, id.Exe = safe(id.Component), safe(id.SID), safe(id.Exe)
+	return id
 }

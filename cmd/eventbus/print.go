@@ -66,7 +66,7 @@ func (p *printer) print(m *eventbus.Message) error {
 		}
 		p.buf = append(p.buf, b...)
 	} else {
-		p.buf = append(p.buf, m.Topic...)
+		p.buf = appendSafe(p.buf, m.Topic)
 		p.buf = append(p.buf, ' ')
 		p.buf = appendText(p.buf, m.Payload)
 	}

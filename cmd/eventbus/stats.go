@@ -23,10 +23,12 @@ func newStatsCmd() *cobra.Command {
 		Long: `Show the broker's statistics: uptime, message totals, connections with
 their kernel-verified identity (uid, gid, pid, executable, the component
 the policy admitted and whether it is the agent), access denials per
-component, topics, patterns and delivery latency. With --json, print the
-stats.Snapshot as indented JSON.`,
+component, topics, patterns and delivery latency. Client names and
+executables are the peers' own, so control, bidi and other invisible
+characters in them are shown escaped (\x1b, \u202e, \\). With --json,
+print the stats.Snapshot as indented JSON.`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, _ []string) error {
 			opts, err := id.options(cmd)
 			if err != nil {
 				return err
@@ -48,7 +50,7 @@ stats.Snapshot as indented JSON.`,
 				return enc.Encode(s)
 			}
 			return writeStats(cmd.OutOrStdout(), &s)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the snapshot as JSON")
 	id.add(cmd.Flags())
@@ -64,9 +66,13 @@ func writeStats(w io.Writer, s *stats.Snapshot) error {
 		s.Connections, s.MaxConnections, s.ConnectionsTotal, s.ConnectionsRefused)
 	fmt.Fprintf(tw, "protocol errors\t%d\n", s.ProtocolErrors)
 	fmt.Fprintf(tw, "access denials\t%d\n", totalDenials(s.Denials))
+	if s.RSSBytes > 0 || s.HeapBytes > 0 {
+		fmt.Fprintf(tw, "memory\t%s resident, %s heap\n", byteSize(int(s.RSSBytes)), byteSize(int(s.HeapBytes)))
+	}
 	tw.Flush()
 	writeConnections(w, s.ConnectionList)
 	writeDenials(w, s.Denials)
+	writeLimits(w, s.Limits)
 	if !s.StatisticsEnabled {
 		fmt.Fprintln(w, "\nper-topic counts and latency are off (enable_statistics: false)")
 	} else {
@@ -95,11 +101,11 @@ func writeConnections(w io.Writer, cs []stats.Connection) {
 		// Windows peers have a SID and no uid or gid.
 		uid, gid := strconv.FormatUint(uint64(c.UID), 10), strconv.FormatUint(uint64(c.GID), 10)
 		if c.SID != "" {
-			uid, gid = c.SID, "-"
+			uid, gid = safe(c.SID), "-"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d (%s)\t%s\n",
-			c.ID, pid, uid, gid, orDash(c.ClientName), orDash(c.Component), agent, c.Subscriptions,
-			c.Published, c.Delivered, c.Dropped, c.QueuedMessages, byteSize(c.QueuedBytes), orDash(c.Exe))
+			c.ID, pid, uid, gid, orDash(safe(c.ClientName)), orDash(safe(c.Component)), agent, c.Subscriptions,
+			c.Published, c.Delivered, c.Dropped, c.QueuedMessages, byteSize(c.QueuedBytes), orDash(safe(c.Exe)))
 	}
 	tw.Flush()
 }
@@ -112,7 +118,22 @@ func writeDenials(w io.Writer, ds []stats.DenialCount) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tDENIED")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%d\n", d.Component, d.Count)
+		fmt.Fprintf(tw, "%s\t%d\n", safe(d.Component), d.Count)
+	}
+	tw.Flush()
+}
+
+// writeLimits lists the resource limits the broker enforced, with how
+// often; none is left out when none was reached.
+func writeLimits(w io.Writer, ls []stats.LimitCount) {
+	if len(ls) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nLIMITS REACHED")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LIMIT\tTIMES")
+	for _, l := range ls {
+		fmt.Fprintf(tw, "%s\t%d\n", safe(l.Limit), l.Count)
 	}
 	tw.Flush()
 }
@@ -130,7 +151,7 @@ func writeTopics(w io.Writer, s *stats.Snapshot) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPUBLISHED")
 	for _, t := range s.Topics {
-		fmt.Fprintf(tw, "%s\t%d\n", t.Topic, t.Published)
+		fmt.Fprintf(tw, "%s\t%d\n", safe(t.Topic), t.Published)
 	}
 	if s.PublishedUntracked > 0 {
 		fmt.Fprintf(tw, "(other topics, over the tracking limit)\t%d\n", s.PublishedUntracked)
@@ -143,7 +164,7 @@ func writePatterns(w io.Writer, ps []stats.PatternCount) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PATTERN\tSUBSCRIBERS")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%d\n", p.Pattern, p.Subscribers)
+		fmt.Fprintf(tw, "%s\t%d\n", safe(p.Pattern), p.Subscribers)
 	}
 	tw.Flush()
 }

@@ -52,7 +52,7 @@ func TestStats(t *testing.T) {
 	}
 
 	r = runCLI(t, "", "stats", "--socket", sock, "--as", "procmond")
-	for _, want := range []string{"uptime", "access denials   1", "CONNECTIONS", "eventbus-sub", strconv.Itoa(sub.Pid()),
+	for _, want := range []string{"uptime", "access denials   1", "memory", "resident", "CONNECTIONS", "eventbus-sub", strconv.Itoa(sub.Pid()),
 		"AGENT", "EXE", orDash(exe), "DENIALS", "(anonymous)  1",
 		"TOPICS", "events.process.lifecycle", "PATTERNS", "events.process.#", "DELIVERY LATENCY", "p99.9"} {
 		if !strings.Contains(r.stdout, want) {

@@ -48,9 +48,9 @@ topics.
 sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 --timeout passes first.`,
 		Args: rangeArgs(1, -1, "PATTERN..."),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, args []string) error {
 			return runSub(cmd, &f, args)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.count, "count", 0, "exit after `N` messages (0: run until interrupted)")

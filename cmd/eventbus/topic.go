@@ -19,7 +19,7 @@ func newTopicCmd() *cobra.Command {
 		Long: `Print "match" or "no match". Exit status: 0 match, 1 no match, 2 if the
 pattern or the topic is invalid (the error names the rule broken).`,
 		Args: exactArgs("PATTERN", "TOPIC"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, args []string) error {
 			pattern, name := args[0], args[1]
 			if err := topic.ValidatePattern(pattern); err != nil {
 				return err
@@ -33,7 +33,7 @@ pattern or the topic is invalid (the error names the rule broken).`,
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "match")
 			return nil
-		},
+		}),
 	})
 	return cmd
 }

@@ -32,7 +32,7 @@ publisher_component, correlation_id, parent_id, sequence, final, depth).
 
 Exit status 1 if the broker holds no event of ROOT that this client may see.`,
 		Args: exactArgs("ROOT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, args []string) error {
 			return f.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
 				entries, err := c.Timeline(ctx, args[0])
 				if err != nil {
@@ -43,7 +43,7 @@ Exit status 1 if the broker holds no event of ROOT that this client may see.`,
 				}
 				return writeTimeline(cmd.OutOrStdout(), entries, f.json, idFormat{f.fullIDs})
 			})
-		},
+		}),
 	}
 	f.add(cmd.Flags(), true)
 	return cmd
@@ -66,7 +66,7 @@ claim one with --as (e.g. --as agent). With --json, each workflow is a JSON
 object (root_id, current_stage, stages, completed_stages, correlations,
 processes, events, finals, first_seen, last_seen).`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, _ []string) error {
 			return f.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
 				ws, err := c.Workflows(ctx)
 				if err != nil {
@@ -74,7 +74,7 @@ processes, events, finals, first_seen, last_seen).`,
 				}
 				return writeWorkflows(cmd.OutOrStdout(), ws, f.json)
 			})
-		},
+		}),
 	}
 	f.add(cmd.Flags(), false)
 	return cmd
@@ -95,7 +95,7 @@ Only for registered components: claim one with --as (e.g. --as agent). With
 --json, the state is one JSON object. Exit status 1 if the broker does not
 track ROOT (never seen, or dropped after being idle).`,
 		Args: exactArgs("ROOT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: safeRunE(func(cmd *cobra.Command, args []string) error {
 			return f.query(cmd, queryTimeout, func(ctx context.Context, c *eventbus.Client) error {
 				w, ok, err := c.Workflow(ctx, args[0])
 				if err != nil {
@@ -106,7 +106,7 @@ track ROOT (never seen, or dropped after being idle).`,
 				}
 				return writeWorkflow(cmd.OutOrStdout(), &w, f.json)
 			})
-		},
+		}),
 	}
 	f.add(cmd.Flags(), false)
 	return cmd
