@@ -100,7 +100,9 @@ type response struct {
 
 // Dial connects to the broker at addr (a socket path; empty means
 // transport.DefaultPath()), or in process (InProcess), and completes the
-// handshake before returning.
+// handshake before returning. Over a socket, it first checks that the
+// broker runs as the expected user (WithBrokerUID, WithBrokerSID), and
+// sends nothing to one that does not.
 func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, error) {
 	o := defaultClientOptions()
 	for _, opt := range opts {
@@ -135,7 +137,9 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	if c.opts.inProcess != nil {
 		return c.opts.inProcess.InProcessConn(ctx)
 	}
-	return transport.Dial(ctx, c.addr)
+	// transport.Dial verifies the broker before returning, so before the
+	// hello (and token) is written.
+	return transport.Dial(ctx, c.addr, c.opts.dialOpts...)
 }
 
 // connect dials and handshakes (PROTOCOL.md §2).

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"daemoneye.dev/eventbus/transport"
 )
 
 // Client defaults.
@@ -33,6 +35,7 @@ type clientOptions struct {
 	onReconnect  func()
 	logger       *slog.Logger
 	inProcess    InProcessConnProvider
+	dialOpts     []transport.DialOption // the broker's expected identity
 }
 
 func defaultClientOptions() clientOptions {
@@ -59,10 +62,31 @@ func WithComponent(c string) ClientOption { return func(o *clientOptions) { o.co
 
 // WithToken sets the credential sent at hello; the broker checks it when
 // the client claims the component "agent" (docs/SECURITY.md) and ignores
-// it otherwise. Default none. The slice is copied.
+// it otherwise. Default none. The slice is copied. It is sent only to a
+// broker that passed the identity check (see WithBrokerUID).
 func WithToken(token []byte) ClientOption {
 	token = append([]byte(nil), token...)
 	return func(o *clientOptions) { o.token = token }
+}
+
+// WithBrokerUID makes the client accept only a broker that runs as uid
+// (or root) instead of one that runs as this process's effective uid (or
+// root), the default. The check is made on every connect, from the
+// kernel's record of who listens on the socket, before the hello, and so
+// the WithToken token, is written: a process that took over the socket's
+// path gets nothing. A mismatch fails the connect with an error matching
+// transport.ErrUntrustedBroker. Windows has no uids: there the option is
+// ignored (see WithBrokerSID). InProcess clients are not checked.
+func WithBrokerUID(uid uint32) ClientOption {
+	return func(o *clientOptions) { o.dialOpts = append(o.dialOpts, transport.ExpectServerUID(uid)) }
+}
+
+// WithBrokerSID is WithBrokerUID for Windows: the broker's user must be
+// sid ("S-1-5-..."), LocalSystem or a member of Administrators instead of
+// this process's own user, LocalSystem or a member of Administrators, the
+// default. An invalid SID fails every connect. Unix ignores the option.
+func WithBrokerSID(sid string) ClientOption {
+	return func(o *clientOptions) { o.dialOpts = append(o.dialOpts, transport.ExpectServerSID(sid)) }
 }
 
 // WithChannelSize sets the capacity of each Subscription's channel;

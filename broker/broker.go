@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,7 +148,7 @@ func (b *Broker) ListenAndServe() error {
 	if path == "" {
 		path = transport.DefaultPath()
 	}
-	ln, err := transport.Listen(path, transport.WithMode(os.FileMode(b.cfg.SocketMode)), transport.WithSDDL(b.cfg.PipeSDDL))
+	ln, err := transport.Listen(path, b.cfg.ListenOptions()...)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,11 @@ type Config struct {
 	// SocketMode is the socket file's permission bits; default 0600.
 	// Windows pipes have no mode: there it is ignored (see PipeSDDL).
 	SocketMode Mode `yaml:"socket_mode"`
+	// SharedSocketDir lets the socket's directory be one that the group or
+	// others may write, or that another user owns (for a shared-group
+	// deployment, docs/SECURITY.md §5); by default such a directory is
+	// refused, since whoever can write it can replace the socket.
+	SharedSocketDir bool `yaml:"shared_socket_dir"`
 	// PipeSDDL is the security descriptor of the Windows named pipe, in
 	// SDDL form; default transport.DefaultSDDL (the broker's user, SYSTEM
 	// and Administrators only). Windows checks it when ListenAndServe
@@ -187,6 +192,18 @@ func (e *ConfigError) Error() string {
 	default:
 		return fmt.Sprintf("eventbus: config: %s: %s", e.Field, e.Msg)
 	}
+}
+
+// ListenOptions are the transport options for the configured endpoint:
+// the socket's mode, the pipe's descriptor and whether a shared directory
+// is allowed.
+func (c Config) ListenOptions() []transport.ListenOption {
+	c = c.withDefaults()
+	opts := []transport.ListenOption{transport.WithMode(os.FileMode(c.SocketMode)), transport.WithSDDL(c.PipeSDDL)}
+	if c.SharedSocketDir {
+		opts = append(opts, transport.AllowSharedDir())
+	}
+	return opts
 }
 
 // StatisticsEnabled reports the effective EnableStatistics.

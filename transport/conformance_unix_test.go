@@ -27,6 +27,8 @@ func TestConformance(t *testing.T) {
 		CheckAccess: checkSocketMode,
 		Deny:        transport.WithMode(0),
 		MakeStale:   staleSocket,
+		Expect:      transport.ExpectServerUID(uint32(os.Geteuid())),
+		Untrusted:   transport.ExpectServerUID(uint32(os.Geteuid()) + 1),
 	}
 	if runtime.GOOS != "darwin" { // macOS reveals no executable the peer cannot forge
 		f.Exe = executable(t)
@@ -38,7 +40,8 @@ func TestConformance(t *testing.T) {
 	// older (no longer supported by FreeBSD) leave without one: the pid is
 	// 0 there and this fails.
 	if os.Geteuid() == 0 {
-		f.Deny = nil // root ignores the socket's mode
+		f.Deny = nil      // root ignores the socket's mode
+		f.Untrusted = nil // and is trusted as a broker whatever uid is expected
 	}
 	transporttest.Run(t, f)
 }

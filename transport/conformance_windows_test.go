@@ -29,6 +29,13 @@ func TestConformance(t *testing.T) {
 		// An empty protected DACL: nobody may open the pipe.
 		Deny:    transport.WithSDDL("D:P"),
 		Invalid: []transport.ListenOption{transport.WithSDDL("not SDDL")},
+		Expect:  transport.ExpectServerSID(selfSID(t)),
+		// A user that is no one's: S-1-5-21 domain 1-2-3, RID 1001.
+		Untrusted: transport.ExpectServerSID("S-1-5-21-1-2-3-1001"),
+	}
+	if selfTrusted(t) {
+		t.Log("this process runs as LocalSystem or an administrator, trusted as a broker whatever user is expected: no DialUntrusted")
+		f.Untrusted = nil
 	}
 	f.Exe = executable(t)
 	if got, err := transport.Self(); err != nil || got != f.Self {
@@ -55,6 +62,27 @@ func selfSID(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return user.User.Sid.String()
+}
+
+// selfTrusted reports whether this process's token is one Dial trusts
+// whatever user it expects: LocalSystem's, or one holding Administrators
+// enabled.
+func selfTrusted(t *testing.T) bool {
+	tok := windows.GetCurrentProcessToken()
+	if selfSID(t) == "S-1-5-18" {
+		return true
+	}
+	groups, err := tok.GetTokenGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups.AllGroups() {
+		if g.Sid.String() == "S-1-5-32-544" && g.Attributes&windows.SE_GROUP_ENABLED != 0 &&
+			g.Attributes&windows.SE_GROUP_USE_FOR_DENY_ONLY == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPipeDACL reads the pipe's DACL through a client handle and checks

@@ -67,9 +67,9 @@ func clientPeer(h windows.Handle) (Peer, error) {
 
 // serverPeer identifies the server of the client end h.
 func serverPeer(h windows.Handle) (Peer, error) {
-	var pid uint32
-	if err := windows.GetNamedPipeServerProcessId(h, &pid); err != nil {
-		return Peer{}, fmt.Errorf("GetNamedPipeServerProcessId: %w", err)
+	pid, err := serverPID(h)
+	if err != nil {
+		return Peer{}, err
 	}
 	sid, err := processSID(pid)
 	if err != nil {
@@ -117,17 +117,26 @@ func threadTokenSID() (string, error) {
 
 // processSID returns the user of process pid's primary token.
 func processSID(pid uint32) (string, error) {
+	tok, err := processToken(pid)
+	if err != nil {
+		return "", err
+	}
+	defer tok.Close()
+	return tokenSID(tok)
+}
+
+// processToken opens process pid's primary token for queries.
+func processToken(pid uint32) (windows.Token, error) {
 	p, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, pid)
 	if err != nil {
-		return "", fmt.Errorf("OpenProcess(%d): %w", pid, err)
+		return 0, fmt.Errorf("OpenProcess(%d): %w", pid, err)
 	}
 	defer windows.CloseHandle(p)
 	var tok windows.Token
 	if err := windows.OpenProcessToken(p, windows.TOKEN_QUERY, &tok); err != nil {
-		return "", fmt.Errorf("OpenProcessToken(%d): %w", pid, err)
+		return 0, fmt.Errorf("OpenProcessToken(%d): %w", pid, err)
 	}
-	defer tok.Close()
-	return tokenSID(tok)
+	return tok, nil
 }
 
 func tokenSID(tok windows.Token) (string, error) {

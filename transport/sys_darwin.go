@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"os"
 	"syscall"
 
@@ -38,4 +39,15 @@ func peerPID(fd int, _ *unix.Xucred) (int, error) {
 		return 0, &os.SyscallError{Syscall: "getsockopt LOCAL_PEERPID", Err: err}
 	}
 	return pid, nil
+}
+
+// renameNoReplace renames from in fromfd to to in tofd unless to exists.
+func renameNoReplace(fromfd int, from string, tofd int, to string) error {
+	err := unix.RenameatxNp(fromfd, from, tofd, to, unix.RENAME_EXCL)
+	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EINVAL) {
+		// A filesystem without RENAME_EXCL: the lock and clearStale,
+		// which left the path free, stand in for it.
+		return unix.Renameat(fromfd, from, tofd, to)
+	}
+	return err
 }

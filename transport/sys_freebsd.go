@@ -18,3 +18,10 @@ func socketCloexec() (int, error) {
 // peerPID returns the pid FreeBSD 13 and later record in the xucred at
 // connect time (cr_pid), read by xucredPID; 0 (unknown) on older releases.
 func peerPID(_ int, cred *unix.Xucred) (int, error) { return xucredPID(cred), nil }
+
+// renameNoReplace renames from in fromfd to to in tofd. FreeBSD's rename
+// has no no-replace flag: the lock and clearStale, which left the path
+// free, stand in for it.
+func renameNoReplace(fromfd int, from string, tofd int, to string) error {
+	return unix.Renameat(fromfd, from, tofd, to)
+}

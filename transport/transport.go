@@ -19,6 +19,9 @@ var (
 	ErrPermission    = errors.New("transport: permission denied")
 	ErrUnsupported   = errors.New("transport: not supported on this OS yet")
 	ErrUnsafeDir     = errors.New("transport: socket directory is not private")
+	// ErrUntrustedBroker: the process listening at the path does not run
+	// as a user Dial trusts (see [ExpectServerUID]).
+	ErrUntrustedBroker = errors.New("transport: the broker runs as an untrusted user")
 )
 
 // Peer is a connected process's identity as the kernel reports it.
@@ -91,8 +94,9 @@ func tmpDirName() string {
 }
 
 type listenConfig struct {
-	mode os.FileMode
-	sddl string
+	mode      os.FileMode
+	sddl      string
+	sharedDir bool
 }
 
 // ListenOption configures [Listen].
@@ -115,16 +119,29 @@ func WithSDDL(sddl string) ListenOption {
 	return func(c *listenConfig) { c.sddl = sddl }
 }
 
+// AllowSharedDir lets Listen use a socket directory that another uid owns
+// or that group or others may write, such as a group-writable directory
+// shared by a deployment's users. By default Listen refuses one
+// ([ErrUnsafeDir]): whoever can write the directory can replace the
+// socket. A symlink is refused even so. Windows pipes have no directory:
+// there the option is ignored.
+func AllowSharedDir() ListenOption {
+	return func(c *listenConfig) { c.sharedDir = true }
+}
+
 // Listen creates the broker's endpoint at path and listens on it, following
 // the steps in the package documentation.
 //
 // On Linux, macOS and FreeBSD path is a Unix domain socket path and the
 // connections Listen accepts are *net.UnixConn, ready for [PeerOf]. A
 // relative path is made absolute first, and the absolute path must fit the
-// system's limit (107 bytes on Linux, 103 on macOS and FreeBSD). The
-// listener's Close stops accepting and removes the socket file unless
-// another listener has replaced it; calling it again returns the first
-// result.
+// system's limit (107 bytes on Linux, 103 on macOS and FreeBSD), as must
+// the path of the socket in the private directory it is bound in first
+// (up to 16 bytes longer than the directory's). Another broker holding the
+// path's lock file makes the error match [ErrBrokerRunning] and name its
+// pid. The listener's Close stops accepting, removes the socket and lock
+// files unless another listener has replaced them, and releases the lock;
+// calling it again returns the first result.
 //
 // On Windows path is a named pipe, \\.\pipe\NAME. If a pipe of that name
 // exists the error matches [ErrBrokerRunning]: a pipe lives only as long as
@@ -145,17 +162,45 @@ func Listen(path string, opts ...ListenOption) (net.Listener, error) {
 	return listen(path, cfg)
 }
 
-// Dial connects to the broker listening at path. The error matches
-// [ErrNoBroker] if nothing listens there and [ErrPermission] (and
-// os.ErrPermission) if the socket's mode or the pipe's security descriptor
-// keeps the caller out.
+// Dial connects to the broker listening at path and, before returning,
+// checks who listens there from what the kernel reports (SO_PEERCRED on
+// Linux, LOCAL_PEERCRED on macOS and FreeBSD: the credentials the listener
+// had when it called listen; the pipe server's process token on Windows). By default the broker must run as
+// the caller's own effective uid or as root; on Windows as the caller's
+// own user, LocalSystem or a member of Administrators. [ExpectServerUID]
+// and [ExpectServerSID] name another user. Otherwise Dial closes the
+// connection, having sent nothing, and returns an error matching
+// [ErrUntrustedBroker] that names the broker's user and pid and the user
+// expected. So whoever took over the path cannot read what the caller
+// would have sent, a token least of all.
+//
+// The error matches [ErrNoBroker] if nothing listens there and
+// [ErrPermission] (and os.ErrPermission) if the socket's mode or the
+// pipe's security descriptor keeps the caller out.
 //
 // On Windows a pipe whose instances are all busy is retried until ctx ends,
 // but for at most 2 seconds: then the error matches [ErrNoBroker] too,
 // since a pipe that stays busy that long belongs to a broker that has
 // stopped accepting (it is shutting down) or is overloaded.
-func Dial(ctx context.Context, path string) (net.Conn, error) {
-	return dial(ctx, path)
+func Dial(ctx context.Context, path string, opts ...DialOption) (net.Conn, error) {
+	var cfg dialConfig
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	if err := resolveDial(path, &cfg); err != nil {
+		return nil, err
+	}
+	conn, err := dial(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyServer(conn, path, cfg); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // Self returns this process's own identity, as [PeerOf] at the other end

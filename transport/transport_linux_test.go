@@ -25,11 +25,19 @@ const nobody = 65534
 
 const helperPathEnv = "EVENTBUS_TRANSPORT_TEST_PATH"
 
-// helperMain runs in a child process (see TestMain): it dials the socket at
-// $EVENTBUS_TRANSPORT_TEST_PATH and reports the result on stdout. After a
-// successful dial it holds the connection until the parent closes it, so
-// the parent can read its credentials.
-func helperMain(string) int {
+// helperMain runs in a child process (see TestMain), in mode "dial" or
+// "listen" (helperListen).
+func helperMain(mode string) int {
+	if mode == "listen" {
+		return helperListen(os.Getenv(helperPathEnv))
+	}
+	return helperDial()
+}
+
+// helperDial dials the socket at $EVENTBUS_TRANSPORT_TEST_PATH and reports
+// the result on stdout. After a successful dial it holds the connection
+// until the parent closes it, so the parent can read its credentials.
+func helperDial() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := Dial(ctx, os.Getenv(helperPathEnv))
@@ -44,10 +52,10 @@ func helperMain(string) int {
 	return 0
 }
 
-// helperAsNobody returns a command that runs helperMain as uid/gid 65534
-// against path. The test binary is copied to a directory that user can
-// reach, because go test keeps it in a private one.
-func helperAsNobody(t *testing.T, path string) (*exec.Cmd, *bytes.Buffer) {
+// helperAsNobody returns a command that runs helperMain in mode as uid/gid
+// 65534 against path. The test binary is copied to a directory that user
+// can reach, because go test keeps it in a private one.
+func helperAsNobody(t *testing.T, mode, path string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -63,7 +71,7 @@ func helperAsNobody(t *testing.T, path string) (*exec.Cmd, *bytes.Buffer) {
 	}
 	var out bytes.Buffer
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=dial", helperPathEnv+"="+path)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperPathEnv+"="+path)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	return cmd, &out
@@ -241,7 +249,7 @@ func TestListenLiveBroker(t *testing.T) {
 		ln2.Close()
 		t.Fatal("second Listen succeeded; want ErrBrokerRunning")
 	}
-	want := "transport: a broker is already listening at " + path
+	want := fmt.Sprintf("transport: a broker (pid %d) is already listening at %s", os.Getpid(), path)
 	if !errors.Is(err, ErrBrokerRunning) || err.Error() != want {
 		t.Errorf("second Listen = %v; want %q matching ErrBrokerRunning", err, want)
 	}
@@ -292,21 +300,32 @@ func TestListenRefusesNonSocket(t *testing.T) {
 
 func TestListenUnsafeDir(t *testing.T) {
 	uidDir := "eventbus-" + strconv.Itoa(os.Getuid())
+	shared := []ListenOption{AllowSharedDir()}
 	tests := []struct {
 		name, dir string
 		mode      os.FileMode
 		chown     bool // to nobody; needs root
 		symlink   bool // the directory is a symlink to a private one
+		opts      []ListenOption
 		unsafe    bool
 	}{
-		{"eventbus 0700", "eventbus", 0o700, false, false, false},
-		{"eventbus 0755", "eventbus", 0o755, false, false, false},
-		{"eventbus 0777", "eventbus", 0o777, false, false, true},
-		{"eventbus 0770", "eventbus", 0o770, false, false, true},
-		{uidDir + " 0722", uidDir, 0o722, false, false, true},
-		{uidDir + " owned by nobody", uidDir, 0o700, true, false, true},
-		{"eventbus symlink", "eventbus", 0o700, false, true, true},
-		{"non-default name 0777", "shared", 0o777, false, false, false},
+		{name: "eventbus 0700", dir: "eventbus", mode: 0o700},
+		{name: "eventbus 0755", dir: "eventbus", mode: 0o755},
+		{name: "other name 0750", dir: "run", mode: 0o750},
+		{name: "eventbus 0777", dir: "eventbus", mode: 0o777, unsafe: true},
+		{name: "eventbus 0770", dir: "eventbus", mode: 0o770, unsafe: true},
+		{name: uidDir + " 0722", dir: uidDir, mode: 0o722, unsafe: true},
+		{name: "other name 0777", dir: "shared", mode: 0o777, unsafe: true},
+		{name: "other name 0775", dir: "shared", mode: 0o775, unsafe: true},
+		{name: "sticky 1777, like /tmp", dir: "tmp", mode: os.ModeSticky | 0o777, unsafe: true},
+		{name: uidDir + " owned by nobody", dir: uidDir, mode: 0o700, chown: true, unsafe: true},
+		{name: "other name owned by nobody", dir: "run", mode: 0o755, chown: true, unsafe: true},
+		{name: "eventbus symlink", dir: "eventbus", mode: 0o700, symlink: true, unsafe: true},
+		{name: "other name symlink", dir: "run", mode: 0o700, symlink: true, unsafe: true},
+		{name: "shared 0770 allowed", dir: "shared", mode: 0o770, opts: shared},
+		{name: "shared 1777 allowed", dir: "shared", mode: os.ModeSticky | 0o777, opts: shared},
+		{name: "owned by nobody allowed", dir: "shared", mode: 0o755, chown: true, opts: shared},
+		{name: "symlink even if shared", dir: "shared", mode: 0o700, symlink: true, opts: shared, unsafe: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,19 +353,28 @@ func TestListenUnsafeDir(t *testing.T) {
 				}
 			}
 			path := filepath.Join(dir, "eventbus.sock")
-			ln, err := Listen(path)
+			ln, err := Listen(path, tt.opts...)
 			if err == nil {
 				ln.Close()
 			}
-			if tt.unsafe {
-				if !errors.Is(err, ErrUnsafeDir) || !strings.Contains(err.Error(), dir) {
-					t.Errorf("Listen = %v; want ErrUnsafeDir naming %s", err, dir)
+			if !tt.unsafe {
+				if err != nil {
+					t.Errorf("Listen = %v; want success", err)
 				}
-				if _, statErr := os.Lstat(path); statErr == nil {
-					t.Error("Listen created a socket in an unsafe directory")
+				return
+			}
+			if !errors.Is(err, ErrUnsafeDir) || !strings.Contains(err.Error(), dir) {
+				t.Errorf("Listen = %v; want ErrUnsafeDir naming %s", err, dir)
+			}
+			if !tt.symlink {
+				fi := lstat(t, real)
+				owner := fi.Sys().(*syscall.Stat_t).Uid
+				if want := fmt.Sprintf("owner uid %d, mode %v", owner, fi.Mode()); err != nil && !strings.Contains(err.Error(), want) {
+					t.Errorf("Listen = %v; want it to say %q", err, want)
 				}
-			} else if err != nil {
-				t.Errorf("Listen = %v; want success", err)
+			}
+			if entries, _ := os.ReadDir(real); len(entries) != 0 {
+				t.Errorf("Listen left %d entries (%s, ...) in an unsafe directory", len(entries), entries[0].Name())
 			}
 		})
 	}
@@ -446,7 +474,7 @@ func TestDialPermissionDenied(t *testing.T) {
 		return
 	}
 	// Root bypasses the check, so dial from a child running as nobody.
-	cmd, out := helperAsNobody(t, path)
+	cmd, out := helperAsNobody(t, "dial", path)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
@@ -482,7 +510,7 @@ func TestPeerOfOtherUser(t *testing.T) {
 	}
 	path := filepath.Join(publicDir(t), "eventbus.sock")
 	ln := mustListen(t, path, WithMode(0o666))
-	cmd, out := helperAsNobody(t, path)
+	cmd, out := helperAsNobody(t, "dial", path)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -530,24 +558,37 @@ func TestCloseKeepsNewerSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	// The old broker loses its file (say, to a careless rm) and a new one
-	// starts; closing the old one must not delete the new one's socket.
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
+	// The old broker loses its files (say, to a careless rm) and a new one
+	// starts; closing the old one must not delete the new one's socket or
+	// lock file.
+	for _, p := range []string{path, path + lockSuffix} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ln := mustListen(t, path)
-	newer := lstat(t, path)
+	newer, newerLock := lstat(t, path), lstat(t, path+lockSuffix)
 	if err := old.Close(); err != nil {
 		t.Errorf("old Close = %v; want nil", err)
 	}
-	if fi, err := os.Lstat(path); err != nil || !os.SameFile(fi, newer) {
-		t.Fatalf("after the old listener closed, Lstat = %v; want the newer socket in place", err)
+	for p, want := range map[string]os.FileInfo{path: newer, path + lockSuffix: newerLock} {
+		if fi, err := os.Lstat(p); err != nil || !os.SameFile(fi, want) {
+			t.Errorf("after the old listener closed, Lstat(%s) = %v; want the newer listener's file in place", p, err)
+		}
+	}
+	if ln2, err := Listen(path); !errors.Is(err, ErrBrokerRunning) {
+		if err == nil {
+			ln2.Close()
+		}
+		t.Errorf("Listen after the old listener closed = %v; want ErrBrokerRunning (the newer one holds the lock)", err)
 	}
 	connect(t, ln, path)
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("after the newer listener closed, Lstat = %v; want it removed", err)
+	for _, p := range []string{path, path + lockSuffix} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after the newer listener closed, Lstat(%s) = %v; want it removed", p, err)
+		}
 	}
 }

@@ -20,3 +20,7 @@ func peerOf(net.Conn) (Peer, error) { return Peer{}, unsupported() }
 func unsupported() error {
 	return newError(ErrUnsupported, nil, "%s is not supported yet (Linux, macOS, FreeBSD and Windows are; see README)", runtime.GOOS)
 }
+
+func resolveDial(string, *dialConfig) error { return unsupported() }
+
+func verifyServer(net.Conn, string, dialConfig) error { return unsupported() }

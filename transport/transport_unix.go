@@ -2,7 +2,8 @@
 
 // The Unix domain socket transport, shared by every Unix system that has a
 // peer credential call in peer_GOOS.go. Another Unix joins the build tag
-// with such a file (and a check of sockCloexec and refusedMeansStale).
+// with such a file and a sys_GOOS.go (socketCloexec, staleProbes,
+// renameNoReplace).
 
 package transport
 
@@ -38,18 +39,34 @@ const (
 	staleRetry = 50 * time.Millisecond
 )
 
-func listen(path string, cfg listenConfig) (net.Listener, error) {
-	path, err := socketPath("listen", path)
+func listen(path string, cfg listenConfig) (_ net.Listener, err error) {
+	path, err = socketPath("listen", path)
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareDir(filepath.Dir(path)); err != nil {
+	dir, err := openSocketDir(filepath.Dir(path), cfg.sharedDir)
+	if err != nil {
 		return nil, err
 	}
-	if err := clearStale(path); err != nil {
+	defer dir.close()
+	lock, err := lockEndpoint(dir, path)
+	if err != nil {
 		return nil, err
 	}
-	return bindAndListen(path, cfg.mode)
+	defer func() {
+		if err != nil {
+			_ = lock.release() // the first error is what matters
+		}
+	}()
+	if err := clearStale(dir, path); err != nil {
+		return nil, err
+	}
+	ln, err := bindAndListen(dir, path, cfg.mode)
+	if err != nil {
+		return nil, err
+	}
+	ln.lock = lock
+	return ln, nil
 }
 
 func dial(ctx context.Context, path string) (net.Conn, error) {
@@ -63,6 +80,23 @@ func dial(ctx context.Context, path string) (net.Conn, error) {
 		return nil, dialError(path, err)
 	}
 	return conn, nil
+}
+
+// resolveDial has nothing to resolve on Unix: ExpectServerSID is ignored.
+func resolveDial(string, *dialConfig) error { return nil }
+
+// verifyServer checks the listener's credentials, which the kernel
+// recorded when it called listen.
+func verifyServer(conn net.Conn, path string, cfg dialConfig) error {
+	p, err := peerOf(conn)
+	if err != nil {
+		return unverified(path, err)
+	}
+	want, own := uint32(os.Geteuid()), true
+	if cfg.hasUID {
+		want, own = cfg.uid, false
+	}
+	return checkUID(path, server{uid: p.UID, pid: p.PID}, want, own)
 }
 
 // socketPath validates path and makes it absolute, so that the file Close
@@ -85,78 +119,35 @@ func socketPath(op, path string) (string, error) {
 	return abs, nil
 }
 
-// prepareDir creates a missing socket directory with mode 0700 and checks
-// that a default per-user directory is private. It never changes the mode
-// of a directory that already exists: that may be /tmp or the user's own.
-func prepareDir(dir string) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, dirMode); err != nil {
-			return listenError(dir, err)
-		}
-	case err != nil:
-		return listenError(dir, err)
-	case !fi.IsDir():
-		return fmt.Errorf("transport: listen: socket directory %s is not a directory (mode %v)", dir, fi.Mode())
-	}
-	if isDefaultDir(dir) {
-		// Checked even when we just created it: another user may have
-		// created it first, and MkdirAll accepts an existing directory.
-		return checkPrivateDir(dir)
-	}
-	return nil
-}
-
-// isDefaultDir reports whether dir has the name of a DefaultPath directory.
-func isDefaultDir(dir string) bool {
-	base := filepath.Base(dir)
-	return base == "eventbus" || base == tmpDirName()
-}
-
-// checkPrivateDir refuses a directory that someone else could use to swap
-// the socket: anything but a real directory (Lstat: not a symlink) owned by
-// our euid without group or other write permission. In /tmp another user
-// can create /tmp/eventbus-<uid> before we do.
-func checkPrivateDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return listenError(dir, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("transport: listen: cannot read the owner of %s", dir)
-	}
-	euid := os.Geteuid()
-	if fi.IsDir() && int(st.Uid) == euid && fi.Mode().Perm()&0o022 == 0 {
-		return nil
-	}
-	return newError(ErrUnsafeDir, nil,
-		"socket directory %s is not private: owner uid %d, mode %v; it must be a directory owned by uid %d that group and others cannot write",
-		dir, st.Uid, fi.Mode(), euid)
-}
-
-// clearStale makes way for a new socket at path: nothing there is fine; a
-// non-socket is refused; a socket is removed only if a dial is refused,
-// which proves no process listens on it (docs/SECURITY.md §1). Where a full accept
-// queue is refused too (the BSDs), the dial is tried staleProbes times.
-func clearStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// clearStale makes way for a new socket at path once the lock is held:
+// nothing there is fine; a non-socket is refused; a socket is removed only
+// if a dial is refused, which proves no process listens on it (a broker
+// that predates the lock, or whose lock file was deleted, still answers).
+// Where a full accept queue is refused too (the BSDs), the dial is tried
+// staleProbes times.
+func clearStale(d *socketDir, path string) error {
+	name := filepath.Base(path)
+	var st unix.Stat_t
+	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if err != nil {
-		return listenError(path, err)
+		return listenError(path, os.NewSyscallError("fstatat", err))
 	}
-	if fi.Mode().Type() != fs.ModeSocket {
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return newError(fs.ErrExist, nil,
-			"listen %s: the path exists and is not a socket (mode %v); refusing to replace it", path, fi.Mode())
+			"listen %s: the path exists and is not a socket (mode %v); refusing to replace it", path, modeOf(&st))
 	}
 	conn, err := probe(path)
 	switch {
 	case err == nil:
+		pid := 0
+		if p, err := peerOf(conn); err == nil {
+			pid = p.PID
+		}
 		conn.Close()
-		return newError(ErrBrokerRunning, nil, "a broker is already listening at %s", path)
+		return brokerRunning(path, pid, nil)
 	case errors.Is(err, syscall.EAGAIN): // alive, its accept queue is full
 		return newError(ErrBrokerRunning, err, "a broker is already listening at %s (and is busy)", path)
 	case errors.Is(err, syscall.ENOENT): // removed meanwhile
@@ -165,8 +156,8 @@ func clearStale(path string) error {
 		return fmt.Errorf("transport: listen %s: cannot tell whether a broker is listening there; leaving it in place: %w",
 			path, dialError(path, err))
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return listenError(path, err)
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return listenError(path, os.NewSyscallError("unlink", err))
 	}
 	return nil
 }
@@ -184,41 +175,6 @@ func probe(path string) (net.Conn, error) {
 		}
 		time.Sleep(staleRetry)
 	}
-}
-
-// bindAndListen creates the socket so that no client can connect before
-// its mode is set: bind creates the file, chmod restricts it, and only then
-// does listen let connections in (before listen, connect is refused).
-func bindAndListen(path string, mode os.FileMode) (_ net.Listener, err error) {
-	fd, err := socketCloexec()
-	if err != nil {
-		return nil, listenError(path, os.NewSyscallError("socket", err))
-	}
-	f := os.NewFile(uintptr(fd), path) // owns fd; FileListener dups it
-	defer f.Close()
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return nil, listenError(path, os.NewSyscallError("bind", err))
-	}
-	created, err := os.Lstat(path)
-	if err != nil {
-		return nil, listenError(path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = removeIfSame(path, created) // best effort; the first error is what matters
-		}
-	}()
-	if err := os.Chmod(path, mode); err != nil {
-		return nil, listenError(path, err)
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		return nil, listenError(path, os.NewSyscallError("listen", err))
-	}
-	ln, err := net.FileListener(f)
-	if err != nil {
-		return nil, listenError(path, err)
-	}
-	return &listener{ln: ln.(*net.UnixListener), path: path, created: created}, nil
 }
 
 func listenError(path string, err error) error {
@@ -240,48 +196,47 @@ func dialError(path string, err error) error {
 	return fmt.Errorf("transport: dial %s: %w", path, err)
 }
 
-// removeIfSame removes path only if it is still the file created (same
-// device and inode). While the creating socket is open its inode cannot be
-// reused, so a match really is that file.
-func removeIfSame(path string, created os.FileInfo) error {
-	cur, err := os.Lstat(path)
-	if err != nil || !os.SameFile(created, cur) {
-		return nil // gone, or replaced by a newer broker's socket
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
 // listener is the *net.UnixListener Listen returns, with a Close that
-// removes only its own socket file. It does not embed the UnixListener so
-// that SetUnlinkOnClose cannot bring back an unconditional unlink.
+// removes only its own socket file and then gives up the lock. It does not
+// embed the UnixListener so that SetUnlinkOnClose cannot bring back an
+// unconditional unlink.
 type listener struct {
 	ln      *net.UnixListener
-	path    string
-	created os.FileInfo
+	addr    *net.UnixAddr
+	created fileID
+	lock    *endpointLock
 
 	once sync.Once
 	err  error // result of the first Close
 }
 
+func newListener(f *os.File, path string, created fileID) (*listener, error) {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, listenError(path, err)
+	}
+	return &listener{ln: ln.(*net.UnixListener), addr: &net.UnixAddr{Name: path, Net: "unix"}, created: created}, nil
+}
+
 func (l *listener) Accept() (net.Conn, error) { return l.ln.Accept() }
 
-func (l *listener) Addr() net.Addr { return l.ln.Addr() }
+// Addr is the socket's path (the kernel knows it by the name it was bound
+// under, in the directory since removed).
+func (l *listener) Addr() net.Addr { return l.addr }
 
 // SetDeadline sets the deadline for Accept, as on *net.UnixListener.
 func (l *listener) SetDeadline(t time.Time) error { return l.ln.SetDeadline(t) }
 
 func (l *listener) Close() error {
 	l.once.Do(func() {
-		// Remove before closing: while we still listen, another Listen's
-		// probe sees a live broker and leaves the file alone.
-		rmErr := removeIfSame(l.path, l.created)
+		// Remove before closing, so a client dialing meanwhile finds no
+		// socket rather than a dead one; unlock last, so no other broker
+		// takes the path before this one has left it.
+		rmErr := removeIfSame(l.addr.Name, l.created)
 		if rmErr != nil {
-			rmErr = fmt.Errorf("transport: close %s: %w", l.path, rmErr)
+			rmErr = fmt.Errorf("transport: close %s: %w", l.addr.Name, rmErr)
 		}
-		l.err = errors.Join(l.ln.Close(), rmErr)
+		l.err = errors.Join(l.ln.Close(), rmErr, l.lock.release())
 	})
 	return l.err
 }

@@ -103,7 +103,8 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 // listenPipeError explains why go-winio could not create the pipe. It
 // creates the first instance with FILE_CREATE, which fails if a pipe of
-// that name exists, whoever holds it.
+// that name exists, whoever holds it: what FILE_FLAG_FIRST_PIPE_INSTANCE
+// asks of CreateNamedPipe.
 func listenPipeError(path string, err error) error {
 	var sddlErr *winio.SddlConversionError
 	switch {
@@ -111,7 +112,7 @@ func listenPipeError(path string, err error) error {
 		return fmt.Errorf("transport: listen %s: invalid security descriptor %q: %w", path, sddlErr.Sddl, sddlErr.Err)
 	case errors.Is(err, windows.ERROR_ACCESS_DENIED), errors.Is(err, windows.ERROR_ALREADY_EXISTS),
 		errors.Is(err, windows.ERROR_PIPE_BUSY):
-		return newError(ErrBrokerRunning, nil, "a broker is already listening at %s", path)
+		return brokerRunning(path, pipeHolder(path), nil)
 	}
 	return fmt.Errorf("transport: listen %s: %w", path, err)
 }

@@ -117,7 +117,7 @@ func TestClientSID(t *testing.T) {
 	t.Logf("under Wine: %t", underWine())
 	want := selfSID(t)
 
-	_, server := acceptDialed(t, Dial)
+	_, server := acceptDialed(t, func(ctx context.Context, path string) (net.Conn, error) { return Dial(ctx, path) })
 	h := windows.Handle(server.(pipeConn).Fd())
 	if got, err := clientSID(h); err != nil || got != want {
 		t.Errorf("clientSID(client that used Dial) = %q, %v; want %q", got, err, want)
@@ -142,5 +142,62 @@ func TestClientSID(t *testing.T) {
 	got.Exe = ""
 	if wantPeer := (Peer{UID: noID, GID: noID, PID: os.Getpid(), SID: want}); got != wantPeer {
 		t.Errorf("PeerOf(anonymous client) = %+v; want %+v", got, wantPeer)
+	}
+}
+
+// TestBrokerOf identifies the server of a pipe this process serves: its
+// own pid, user and Administrators membership, from its process token.
+func TestBrokerOf(t *testing.T) {
+	client, _ := acceptDialed(t, func(ctx context.Context, path string) (net.Conn, error) { return Dial(ctx, path) })
+	got, err := brokerOf(windows.Handle(client.(pipeConn).Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, admin, err := processUser(uint32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := server{pid: os.Getpid(), sid: selfSID(t), admin: admin}
+	if got != want || sid != want.sid {
+		t.Errorf("brokerOf(own pipe) = %+v; want %+v", got, want)
+	}
+	t.Logf("this process holds Administrators enabled: %t", admin)
+}
+
+// TestDialBadExpectedSID: an ExpectServerSID that Windows cannot parse
+// fails Dial with an error naming it; one naming this process's user
+// passes.
+func TestDialBadExpectedSID(t *testing.T) {
+	path := fmt.Sprintf(`\\.\pipe\eventbus-internal-test-%d-%d`, os.Getpid(), pipeSeq.Add(1))
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := Dial(context.Background(), path, ExpectServerSID("S-1-nonsense"))
+	if err == nil {
+		conn.Close()
+		t.Fatal("Dial with an invalid expected SID succeeded")
+	}
+	if want := `transport: dial ` + path + `: expected broker SID "S-1-nonsense" is not a SID`; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Dial = %v; want an error starting %q", err, want)
+	}
+	// A valid one naming this process's user lets Dial through.
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err = Dial(ctx, path, ExpectServerSID(selfSID(t)))
+	if err != nil {
+		ln.Close()
+		<-accepted
+		t.Fatalf("Dial expecting this process's SID = %v", err)
+	}
+	conn.Close()
+	if c := <-accepted; c != nil {
+		c.Close()
 	}
 }

@@ -27,12 +27,15 @@ func wineRefuseLivePipe(path string) error {
 	h, err := openPipe(path)
 	switch {
 	case err == nil:
+		pid, _ := serverPID(h)
 		windows.CloseHandle(h)
-	case errors.Is(err, windows.ERROR_PIPE_BUSY), errors.Is(err, windows.ERROR_ACCESS_DENIED):
-	default:
-		return nil // not found; anything else is for ListenPipe to report
+		return brokerRunning(path, int(pid), nil)
+	case errors.Is(err, windows.ERROR_PIPE_BUSY):
+		return brokerRunning(path, pipeHolder(path), nil)
+	case errors.Is(err, windows.ERROR_ACCESS_DENIED):
+		return brokerRunning(path, 0, nil)
 	}
-	return newError(ErrBrokerRunning, nil, "a broker is already listening at %s", path)
+	return nil // not found; anything else is for ListenPipe to report
 }
 
 // wineUseFirstInstance works around Wine connecting the first client of a

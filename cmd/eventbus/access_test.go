@@ -354,7 +354,7 @@ func TestBrokerUnsafeTokenDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "eb.sock")
-	b := startCLI(t, "broker", "--socket", sock)
+	b := startCLI(t, "broker", "--socket", sock, "--shared-socket-dir") // else the socket itself is refused there
 	waitForBroker(t, b, sock)
 	for _, want := range []string{
 		"no agent token: only the in-process client is the agent (set --agent-token-file)",

@@ -29,6 +29,7 @@ type brokerFlags struct {
 	maxMessageSize int
 	slowPolicy     string
 	noStats        bool
+	sharedDir      bool
 	verbose        bool
 	policy         string
 	agentTokenFile string
@@ -68,6 +69,7 @@ says which policy and token file are in force.`,
 	fl.IntVar(&f.buffer, "buffer", broker.DefaultMessageBufferSize, "messages queued per subscriber (message_buffer_size)")
 	fl.IntVar(&f.maxMessageSize, "max-message-size", broker.DefaultMaxMessageSize, "largest payload in `BYTES` (max_message_size)")
 	fl.StringVar(&f.slowPolicy, "slow-policy", string(broker.SlowDrop), "when a subscriber's queue is full: drop or disconnect (slow_subscriber_policy)")
+	fl.BoolVar(&f.sharedDir, "shared-socket-dir", false, "allow a socket directory the group or others may write (shared_socket_dir)")
 	fl.BoolVar(&f.noStats, "no-stats", false, "turn off per-topic statistics and latency histograms (enable_statistics: false)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log debug messages")
 	fl.StringVar(&f.policy, "policy", "", "access policy `FILE` (policy_file; default: the built-in policy, docs/SECURITY.md §3)")
@@ -93,6 +95,7 @@ func brokerConfig(cmd *cobra.Command, f *brokerFlags) (broker.Config, error) {
 		on := !f.noStats
 		cfg.EnableStatistics = &on
 	}
+	setIf(fl, "shared-socket-dir", &cfg.SharedSocketDir, f.sharedDir)
 	setIf(fl, "policy", &cfg.PolicyFile, f.policy)
 	setIf(fl, "agent-token-file", &cfg.AgentTokenFile, f.agentTokenFile)
 	if fl.Changed("socket") || cfg.SocketPath == "" {
@@ -140,8 +143,7 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	if err != nil {
 		return flagError(cmd, err)
 	}
-	ln, err := transport.Listen(cfg.SocketPath, transport.WithMode(os.FileMode(b.Config().SocketMode)),
-		transport.WithSDDL(b.Config().PipeSDDL))
+	ln, err := transport.Listen(cfg.SocketPath, b.Config().ListenOptions()...)
 	if err != nil {
 		b.Close()
 		return err

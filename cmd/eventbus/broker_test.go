@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,7 +36,7 @@ func TestSecondBrokerRefused(t *testing.T) {
 	t.Parallel()
 	first, sock := startOpenBroker(t)
 	r := runCLI(t, "", "broker", "--socket", sock)
-	want := "eventbus: transport: a broker is already listening at " + sock + "\n"
+	want := fmt.Sprintf("eventbus: transport: a broker (pid %d) is already listening at %s\n", first.Pid(), sock)
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("second broker = %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}

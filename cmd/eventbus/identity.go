@@ -40,20 +40,35 @@ func defaultTokenFile(socket string) string {
 	return filepath.Join(filepath.Dir(socket), tokenFileName)
 }
 
-// identityFlags are the client commands' --as and --token-file.
+// identityFlags are the client commands' --as, --token-file and
+// --broker-uid: who the client claims to be, and who the broker must be.
 type identityFlags struct {
 	as        string
 	tokenFile string
+	brokerUID uint32
 }
 
 func (f *identityFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.as, "as", "", "claim to be `COMPONENT` (procmond, agent, ...); the broker checks the claim against its policy")
 	fl.StringVar(&f.tokenFile, "token-file", "", "with --as agent: read the agent token from `PATH` (default agent.token beside the socket; on Windows %AppData%\\eventbus\\agent.token)")
+	fl.Uint32Var(&f.brokerUID, "broker-uid", 0, "send nothing unless the broker runs as `UID` or root (default: your own uid or root; ignored on Windows)")
 }
 
 // options returns the client options that make the claim, reading the
-// agent token when the claim is the agent.
+// agent token when the claim is the agent, and that check the broker.
 func (f *identityFlags) options(cmd *cobra.Command) ([]eventbus.ClientOption, error) {
+	opts, err := f.claim(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if cmd.Flags().Changed("broker-uid") {
+		opts = append(opts, eventbus.WithBrokerUID(f.brokerUID))
+	}
+	return opts, nil
+}
+
+// claim returns the client options that make the claim.
+func (f *identityFlags) claim(cmd *cobra.Command) ([]eventbus.ClientOption, error) {
 	if f.as == "" {
 		if cmd.Flags().Changed("token-file") {
 			return nil, usageErrorf("--token-file is for --as %s", acl.AgentComponent)

@@ -42,6 +42,7 @@ var allowed = map[string][]string{
 	"internal/nbwrite":        nil,
 	"integration":             nil,
 	"integration/crossos":     nil,
+	"integration/hostile":     nil,
 	"internal/layout":         nil,
 }
 

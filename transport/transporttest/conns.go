@@ -192,17 +192,17 @@ func listen(t *testing.T, addr string, opts ...transport.ListenOption) net.Liste
 }
 
 // dial dials addr with the suite's timeout.
-func dial(t *testing.T, addr string) (net.Conn, error) {
+func dial(t *testing.T, addr string, opts ...transport.DialOption) (net.Conn, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return transport.Dial(ctx, addr)
+	return transport.Dial(ctx, addr, opts...)
 }
 
 // connect dials addr and accepts the connection on ln, at the same time:
 // a named pipe takes a client only while an Accept is pending. Both ends
 // get the suite's deadline and are closed when the test ends.
-func connect(t *testing.T, ln net.Listener, addr string) (client, server net.Conn) {
+func connect(t *testing.T, ln net.Listener, addr string, opts ...transport.DialOption) (client, server net.Conn) {
 	t.Helper()
 	type result struct {
 		conn net.Conn
@@ -213,7 +213,7 @@ func connect(t *testing.T, ln net.Listener, addr string) (client, server net.Con
 		conn, err := ln.Accept()
 		accepted <- result{conn, err}
 	}()
-	client, err := dial(t, addr)
+	client, err := dial(t, addr, opts...)
 	if err != nil {
 		ln.Close() // ends the Accept
 		<-accepted
