@@ -229,3 +229,43 @@ func (b *Broker) removePatterns(c *conn, n int) {
 		delete(b.patternsPerUID, key)
 	}
 }
+
+// reserveQueryMemory takes n bytes of the memory all history queries and
+// waits in progress may hold together (max_query_memory), of which
+// anonymous peers may hold a quarter; the agent, the operator, is exempt
+// and gets 0. The reply that answers the request gives it back once
+// written (outQueue.replyHolding), or releaseQueryMemory on a refusal.
+func (c *conn) reserveQueryMemory(n int64) (int64, error) {
+	b := c.b
+	if c.identity.Agent {
+		return 0, nil
+	}
+	limit := int64(b.cfg.MaxQueryMemory)
+	if total := b.queryHeld.Add(n); total > limit {
+		b.queryHeld.Add(-n)
+		b.limits.hit(limitQueryMemory)
+		return 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
+			"query memory exhausted: queries and waits in progress hold %d bytes, limit %d (max_query_memory)", total-n, limit)
+	}
+	if c.anonymous() {
+		if anon := b.queryHeldAnon.Add(n); anon > limit/4 {
+			b.queryHeldAnon.Add(-n)
+			b.queryHeld.Add(-n)
+			b.limits.hit(limitQueryMemory)
+			return 0, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION,
+				"query memory exhausted for anonymous peers: they hold %d bytes, limit %d (a quarter of max_query_memory)", anon-n, limit/4)
+		}
+	}
+	return n, nil
+}
+
+// releaseQueryMemory gives back what reserveQueryMemory took.
+func (c *conn) releaseQueryMemory(n int64) {
+	if n <= 0 {
+		return
+	}
+	c.b.queryHeld.Add(-n)
+	if c.anonymous() {
+		c.b.queryHeldAnon.Add(-n)
+	}
+}

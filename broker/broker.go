@@ -38,6 +38,8 @@ type Broker struct {
 	connsRefused   atomic.Uint64
 	protocolErrors atomic.Uint64
 	limits         limitCounts
+	queryHeld      atomic.Int64 // query memory reserved (max_query_memory)
+	queryHeldAnon  atomic.Int64 // the part anonymous peers reserved
 	connLog        *lineLimiter // connection lines, per uid
 	janitorOnce    sync.Once
 	self           string // uidKey of the broker's own user

@@ -38,6 +38,9 @@ const (
 	// DefaultMaxCorrelationBytes bounds what one connection's correlation
 	// refs hold.
 	DefaultMaxCorrelationBytes = 1 << 20
+	// DefaultMaxQueryMemory bounds what all queries and waits in progress
+	// hold together.
+	DefaultMaxQueryMemory = 128 << 20
 	// DefaultMaxWaits and DefaultMaxWaitsPerUID bound the waits in
 	// progress per connection and per user.
 	DefaultMaxWaits       = 16
@@ -131,6 +134,13 @@ type Config struct {
 	// and its ref left undefined. Default 1 MiB, at least twice the
 	// largest metadata.
 	MaxCorrelationBytes int `yaml:"max_correlation_bytes"`
+	// MaxQueryMemory bounds what all history queries and waits in progress
+	// hold together, each counted at twice MaxQueryBytes (its events and
+	// their encoding) from when it starts until its answer is written;
+	// anonymous peers may hold a quarter of it, and the agent is not
+	// counted. A query or wait past it is refused. Default 128 MiB, at
+	// least 8 times MaxQueryBytes.
+	MaxQueryMemory int `yaml:"max_query_memory"`
 	// MaxWaits bounds the waits in progress on one connection; default 16.
 	MaxWaits int `yaml:"max_waits"`
 	// MaxWaitsPerUID bounds the waits in progress of one user (SID on
@@ -225,6 +235,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.LogLinesPerSecond, DefaultLogLinesPerSecond)
 	setDefault(&c.MaxQueryBytes, DefaultMaxQueryBytes)
+	setDefault(&c.MaxQueryMemory, max(DefaultMaxQueryMemory, 8*c.MaxQueryBytes))
 	setDefault(&c.MaxCorrelationBytes, DefaultMaxCorrelationBytes)
 	setDefault(&c.MaxSubscriptionsPerUID, 10*c.MaxSubscriptions)
 	setDefault(&c.MaxWaits, DefaultMaxWaits)
@@ -269,6 +280,7 @@ func (c Config) Validate() error {
 		{"max_connections_per_uid", c.MaxConnectionsPerUID},
 		{"log_lines_per_second", c.LogLinesPerSecond},
 		{"max_query_bytes", c.MaxQueryBytes},
+		{"max_query_memory", c.MaxQueryMemory},
 		{"max_correlation_bytes", c.MaxCorrelationBytes},
 		{"max_subscriptions_per_uid", c.MaxSubscriptionsPerUID},
 		{"max_waits", c.MaxWaits},
@@ -292,6 +304,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "workflow_idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WorkflowIdleTimeout)}
 	case c.ReservedConnections >= c.MaxConnections:
 		return &ConfigError{Field: "reserved_connections", Msg: fmt.Sprintf("%d leaves no connection of max_connections %d for anonymous peers", c.ReservedConnections, c.MaxConnections)}
+	case c.MaxQueryMemory < 8*c.MaxQueryBytes:
+		return &ConfigError{Field: "max_query_memory", Msg: fmt.Sprintf("%d bytes is less than 4 queries of twice max_query_bytes %d: anonymous peers, who may hold a quarter, could run none", c.MaxQueryMemory, c.MaxQueryBytes)}
 	case c.MaxQueryBytes > maxMaxQueryBytes:
 		return &ConfigError{Field: "max_query_bytes", Msg: fmt.Sprintf("%d bytes exceeds the ceiling %d", c.MaxQueryBytes, maxMaxQueryBytes)}
 	case c.IdleTimeout < 0:

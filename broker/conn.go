@@ -167,6 +167,7 @@ func (c *conn) acceptHello() error {
 	if id.Agent {
 		c.out.setTrusted()
 	}
+	c.out.setFree(c.releaseQueryMemory)
 	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
 	ok := &wire.HelloOK{
 		ConnectionId:     c.id,
@@ -326,7 +327,7 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed STATS_REQUEST: %v", err)
 		}
 		snap := c.b.Stats()
-		if !c.identity.Registered && !c.identity.Agent {
+		if c.anonymous() {
 			snap = c.anonymousView(snap)
 		}
 		c.sendReply(wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: wireconv.StatsToWire(&snap)})
@@ -428,6 +429,16 @@ func (c *conn) reply(requestID uint64, err error) {
 		return
 	}
 	c.sendReply(wire.TypeOK, &wire.OK{RequestId: requestID})
+}
+
+// sendReplyHolding queues a query's answer, which holds credit bytes of
+// query memory until it is written; one that does not fit gives them
+// back at once.
+func (c *conn) sendReplyHolding(res *wire.QueryResult, credit int64) {
+	if !c.out.replyHolding(wire.TypeQueryResult, res, credit) {
+		c.releaseQueryMemory(credit)
+		c.b.limits.hit(limitPendingBytes)
+	}
 }
 
 // sendReply queues the answer to a request (outQueue.reply), counting one
@@ -613,3 +624,7 @@ func (c *conn) anonymousView(s stats.Snapshot) stats.Snapshot {
 	s.Patterns, s.Denials = []stats.PatternCount{}, []stats.DenialCount{}
 	return s
 }
+
+// anonymous reports whether the peer claimed no component the policy
+// admitted. Set at hello, read-only after.
+func (c *conn) anonymous() bool { return !c.identity.Registered && !c.identity.Agent }

@@ -33,7 +33,14 @@ func (c *conn) handleQuery(body []byte) error {
 	t := c.b.tracker
 	switch k := q.Kind.(type) {
 	case *wire.Query_History:
+		credit, err := c.reserveQueryMemory(c.queryCost())
+		if err != nil {
+			c.reply(q.RequestId, err)
+			return nil
+		}
 		res.Events, res.Truncated = c.history(k.History)
+		c.sendReplyHolding(res, credit)
+		return nil
 	case *wire.Query_Timeline:
 		for _, e := range t.Timeline(k.Timeline) {
 			if c.mayRead(e.Topic) {
@@ -125,6 +132,12 @@ func (c *conn) startWait(requestID uint64, w *wire.WaitQuery) {
 		c.reply(requestID, err)
 		return
 	}
+	credit, err := c.reserveQueryMemory(c.queryCost())
+	if err != nil {
+		c.b.endWaitSlot(c)
+		c.reply(requestID, err)
+		return
+	}
 	started := c.b.goFunc(func() {
 		defer c.b.endWaitSlot(c)
 		ctx, cancel := context.WithTimeout(c.ctx, timeout)
@@ -133,6 +146,7 @@ func (c *conn) startWait(requestID uint64, w *wire.WaitQuery) {
 			correlation.WaitOptions{MaxBytes: int64(c.b.cfg.MaxQueryBytes), Visible: c.mayRead})
 		var unmet *correlation.WaitError
 		if err != nil && !errors.As(err, &unmet) {
+			c.releaseQueryMemory(credit)
 			c.reply(requestID, wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err))
 			return
 		}
@@ -143,9 +157,10 @@ func (c *conn) startWait(requestID uint64, w *wire.WaitQuery) {
 		if err != nil {
 			res.WaitUnmet = err.Error()
 		}
-		c.sendReply(wire.TypeQueryResult, res)
+		c.sendReplyHolding(res, credit)
 	})
 	if !started {
+		c.releaseQueryMemory(credit)
 		c.b.endWaitSlot(c)
 		c.reply(requestID, wire.ErrShuttingDown)
 	}
@@ -180,3 +195,7 @@ func waitTerms(w *wire.WaitQuery) (correlation.Condition, time.Duration, error) 
 	}
 	return conds[0], timeout, nil
 }
+
+// queryCost is what a query or wait counts against max_query_memory: its
+// events, up to max_query_bytes, and their encoded answer.
+func (c *conn) queryCost() int64 { return 2 * int64(c.b.cfg.MaxQueryBytes) }

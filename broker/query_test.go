@@ -246,3 +246,53 @@ func TestWaitRevealsNothingRestricted(t *testing.T) {
 		t.Errorf("anonymous Wait on restricted events = %d messages, %v; want none, unmet with 0 seen", len(msgs), err)
 	}
 }
+
+// TestQueryMemoryBounded: queries and waits in progress hold at most
+// max_query_memory together, anonymous peers a quarter of it; a reply
+// written gives its share back, and the agent is not counted.
+func TestQueryMemoryBounded(t *testing.T) {
+	const perQuery = 1 << 20
+	b, path := startBroker(t, Config{Policy: queryPolicy(t), MaxQueryBytes: perQuery / 2, MaxQueryMemory: 4 * perQuery}) // each counts perQuery
+	ctx := testCtx(t)
+	never := correlation.EventCount(1 << 20)
+	startWaits := func(c *eventbus.Client, n int) []chan error {
+		var chs []chan error
+		for range n {
+			ch := make(chan error, 1)
+			go func() {
+				wctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				_, err := c.Wait(wctx, "nothing-ever", never)
+				ch <- err
+			}()
+			chs = append(chs, ch)
+		}
+		return chs
+	}
+	anon := dial(t, path)
+	anonWaits := startWaits(anon, 1) // the anonymous quarter: one query's worth
+	waitFor(t, "the anonymous wait", func() bool { return b.Tracker().Stats().Waiters == 1 })
+	if _, err := anon.History(ctx, eventbus.HistoryQuery{Stage: "x"}); err == nil || !strings.Contains(err.Error(), "a quarter of max_query_memory") {
+		t.Errorf("anonymous history past its quarter = %v; want a refusal naming the anonymous share", err)
+	}
+	procmond := dial(t, path, eventbus.WithComponent("procmond"))
+	startWaits(procmond, 3)
+	waitFor(t, "four waits", func() bool { return b.Tracker().Stats().Waiters == 4 })
+	if _, err := procmond.History(ctx, eventbus.HistoryQuery{Stage: "x"}); err == nil || !strings.Contains(err.Error(), "max_query_memory") {
+		t.Errorf("history past max_query_memory = %v; want a refusal naming it", err)
+	}
+	agent := inProcess(t, b)
+	if _, err := agent.History(ctx, eventbus.HistoryQuery{Stage: "x"}); err != nil {
+		t.Errorf("the agent's history with the budget spent = %v; want an answer", err)
+	}
+	anon.Close() // its wait ends, and with the connection its share
+	<-anonWaits[0]
+	waitFor(t, "the anonymous share back", func() bool { return b.queryHeld.Load() == 3*perQuery })
+	if _, err := procmond.History(ctx, eventbus.HistoryQuery{Stage: "x"}); err != nil {
+		t.Errorf("history once a share is back = %v; want an answer", err)
+	}
+	waitFor(t, "the answered history's share back", func() bool { return b.queryHeld.Load() == 3*perQuery })
+	if n := limitCount(b.Stats(), "max_query_memory"); n != 2 {
+		t.Errorf("max_query_memory in stats = %d; want 2", n)
+	}
+}

@@ -15,9 +15,12 @@ import (
 type outQueue struct {
 	maxMsgs  int
 	maxBytes int
-	timed    bool          // keep receive stamps for the latency histogram
-	trusted  bool          // the agent's: every reply is queued (reply)
-	wake     chan struct{} // capacity 1; a send means "look at the queue"
+	timed    bool // keep receive stamps for the latency histogram
+	trusted  bool // the agent's: every reply is queued (reply)
+	// free gives back query memory (max_query_memory) once the reply that
+	// held it is written, or the queue closes; nil: none is held.
+	free func(n int64)
+	wake chan struct{} // capacity 1; a send means "look at the queue"
 
 	mu         sync.Mutex
 	buf        chunkbuf.Buffer // encoded frames waiting for the writer
@@ -26,8 +29,10 @@ type outQueue struct {
 	missedSubs []*subscription // subscriptions with drops not yet reported
 	// The correlations queued DELIVERs defined (PROTOCOL.md §5.4.1).
 	refs     wire.RefEncoder[*corrDef]
-	closed   bool // no more frames are accepted
-	overflow bool // a drop happened under the disconnect policy
+	credit   int64 // query memory held by replies in buf
+	inflight int64 // query memory held by the batch being written
+	closed   bool  // no more frames are accepted
+	overflow bool  // a drop happened under the disconnect policy
 	// writing: the writer goroutine or a direct write from a publisher's
 	// reader holds the connection's write side; the other stays off it.
 	writing bool
@@ -51,6 +56,13 @@ func newOutQueue(maxMsgs, maxBytes int, timed bool) *outQueue {
 func (q *outQueue) setTrusted() {
 	q.mu.Lock()
 	q.trusted = true
+	q.mu.Unlock()
+}
+
+// setFree sets the function that gives back query memory (free).
+func (q *outQueue) setFree(free func(n int64)) {
+	q.mu.Lock()
+	q.free = free
 	q.mu.Unlock()
 }
 
@@ -119,7 +131,7 @@ func (q *outQueue) appendMissedLocked() {
 // count, but not the byte bound: a client that never reads its replies
 // loses them rather than growing the broker's memory.
 func (q *outQueue) control(t wire.Type, m wire.Message) bool {
-	return q.queueControl(t, m, 0)
+	return q.queueControl(t, m, 0, 0)
 }
 
 // reply queues the answer to a request. It may go over the byte bound by
@@ -128,21 +140,28 @@ func (q *outQueue) control(t wire.Type, m wire.Message) bool {
 // a trusted queue (the agent's) takes every reply, so the operator is
 // always answered however full its queue.
 func (q *outQueue) reply(t wire.Type, m wire.Message) bool {
+	return q.replyHolding(t, m, 0)
+}
+
+// replyHolding is reply for an answer that holds credit bytes of query
+// memory (max_query_memory) until it is written.
+func (q *outQueue) replyHolding(t wire.Type, m wire.Message, credit int64) bool {
 	if q.trusted {
-		return q.queueControl(t, m, -1)
+		return q.queueControl(t, m, -1, credit)
 	}
-	return q.queueControl(t, m, wire.HeaderSize+m.SizeVT())
+	return q.queueControl(t, m, wire.HeaderSize+m.SizeVT(), credit)
 }
 
 // queueControl queues a frame if the queue stays within its byte bound
-// plus slack; a negative slack has no bound.
-func (q *outQueue) queueControl(t wire.Type, m wire.Message, slack int) bool {
+// plus slack (a negative slack has no bound), with the credit it holds.
+func (q *outQueue) queueControl(t wire.Type, m wire.Message, slack int, credit int64) bool {
 	q.mu.Lock()
 	if q.closed || slack >= 0 && q.buf.Len()+wire.HeaderSize+m.SizeVT() > q.maxBytes+slack {
 		q.mu.Unlock()
 		return false
 	}
 	q.appendLocked(t, m)
+	q.credit += credit
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -173,6 +192,7 @@ func (q *outQueue) acquire(into *chunkbuf.Buffer, stamps []int64) (batch, bool) 
 	// are small, one per subscription, and a drop must never go unreported.
 	q.appendMissedLocked()
 	*into, q.buf = q.buf, *into
+	q.inflight, q.credit = q.credit, 0
 	b := batch{msgs: q.msgs, stamps: q.stamps, overflow: q.overflow}
 	q.msgs, q.stamps, q.overflow = 0, stamps[:0], false
 	return b, true
@@ -183,6 +203,8 @@ func (q *outQueue) release() (more bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.writing = false
+	q.freeLocked(q.inflight)
+	q.inflight = 0
 	return q.buf.Len() > 0 || len(q.missedSubs) > 0
 }
 
@@ -216,10 +238,20 @@ func (q *outQueue) restoreOverflow() {
 // close stops the queue accepting frames and frees what it held.
 func (q *outQueue) close() {
 	q.mu.Lock()
+	q.freeLocked(q.credit + q.inflight)
+	q.credit, q.inflight = 0, 0
 	q.closed = true
 	q.buf.Reset()
 	q.stamps, q.missedSubs = nil, nil
 	q.mu.Unlock()
+}
+
+// freeLocked gives n bytes of query memory back (atomics only: safe under
+// the lock).
+func (q *outQueue) freeLocked(n int64) {
+	if n > 0 && q.free != nil {
+		q.free(n)
+	}
 }
 
 // pending reports the queued deliveries and bytes, for stats.

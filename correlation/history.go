@@ -276,8 +276,10 @@ func (h *hits) add(e *entry) {
 	ev := e.event()
 	if p := ev.Payload; p != nil {
 		if h.buf == nil || cap(h.buf)-len(h.buf) < len(p) {
-			// Earlier copies keep the old buffer.
-			h.buf = make([]byte, 0, max(len(p), 2*cap(h.buf), 512))
+			// Earlier copies keep the old buffer, so it is not grown
+			// but replaced by one of a fixed size: what is held stays
+			// within a chunk of what was copied.
+			h.buf = make([]byte, 0, max(len(p), hitsChunk))
 		}
 		n := len(h.buf)
 		h.buf = append(h.buf, p...)
@@ -286,6 +288,9 @@ func (h *hits) add(e *entry) {
 	h.evs = append(h.evs, ev)
 	h.tags = append(h.tags, e.meta.tags)
 }
+
+// hitsChunk is the payload buffer a wait's hits grow by.
+const hitsChunk = 64 << 10
 
 func hitsOf(es []*entry) hits {
 	total := 0

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -132,10 +133,20 @@ func setIf[T any](fl *pflag.FlagSet, name string, dst *T, v T) {
 	}
 }
 
+// softMemoryLimit is the Go runtime's soft memory limit for a broker run
+// by this command, unless GOMEMLIMIT sets one: near it the collector runs
+// sooner, so the garbage a burst of large queries leaves does not push
+// the process's memory past what its limits account for
+// (docs/SECURITY.md §7). It is no hard cap: the broker never fails for it.
+const softMemoryLimit = 192 << 20
+
 func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	cfg, err := brokerConfig(cmd, f)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(softMemoryLimit)
 	}
 	log := newLogger(cmd.ErrOrStderr(), f.verbose)
 	cfg.Logger = log
