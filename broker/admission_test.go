@@ -193,3 +193,24 @@ func TestMaxSubscriptionsPerUID(t *testing.T) {
 		t.Errorf("max_subscriptions_per_uid in stats = %d; want 1", n)
 	}
 }
+
+// TestAnonymousQueueSmaller: an anonymous peer's queue is bounded by
+// max_pending_bytes_anonymous, a registered component's by
+// max_pending_bytes.
+func TestAnonymousQueueSmaller(t *testing.T) {
+	b, path := startBroker(t, Config{Policy: procmondPolicy(t), MaxPendingBytesAnonymous: 3 << 20})
+	anon := dial(t, path, eventbus.WithName("anon"))
+	reg := dial(t, path, eventbus.WithName("reg"), eventbus.WithComponent("procmond"))
+	flush(t, anon, reg)
+	bounds := map[string]int{}
+	b.mu.Lock()
+	for c := range b.conns {
+		c.out.mu.Lock()
+		bounds[c.clientName] = c.out.maxBytes
+		c.out.mu.Unlock()
+	}
+	b.mu.Unlock()
+	if bounds["anon"] != 3<<20 || bounds["reg"] != DefaultMaxPendingBytes {
+		t.Errorf("queue bounds: anonymous %d, procmond %d; want %d and %d", bounds["anon"], bounds["reg"], 3<<20, DefaultMaxPendingBytes)
+	}
+}

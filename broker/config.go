@@ -25,10 +25,12 @@ const (
 	DefaultMaxConnections    = 100
 	DefaultMessageBufferSize = 10000
 	DefaultMaxPendingBytes   = 64 << 20
-	DefaultMaxMessageSize    = 1 << 20
-	DefaultMaxSubscriptions  = 10000
-	DefaultHandshakeTimeout  = 5 * time.Second
-	DefaultSocketMode        = 0o600
+	// DefaultMaxPendingBytesAnonymous bounds an anonymous peer's queue.
+	DefaultMaxPendingBytesAnonymous = 2 << 20
+	DefaultMaxMessageSize           = 1 << 20
+	DefaultMaxSubscriptions         = 10000
+	DefaultHandshakeTimeout         = 5 * time.Second
+	DefaultSocketMode               = 0o600
 	// DefaultIdleTimeout closes a connection that does nothing.
 	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultLogLinesPerSecond bounds the connection log lines per uid.
@@ -91,6 +93,10 @@ type Config struct {
 	// MaxPendingBytes bounds the bytes queued per subscriber connection;
 	// default 64 MiB.
 	MaxPendingBytes int `yaml:"max_pending_bytes"`
+	// MaxPendingBytesAnonymous is MaxPendingBytes for anonymous peers,
+	// whose connections are many and trusted with nothing; default 2 MiB
+	// (at least MaxMessageSize, at most MaxPendingBytes).
+	MaxPendingBytesAnonymous int `yaml:"max_pending_bytes_anonymous"`
 	// MaxMessageSize is the largest payload accepted, in bytes; default 1 MiB.
 	MaxMessageSize int `yaml:"max_message_size"`
 	// MaxSubscriptions is the most patterns one connection may hold;
@@ -227,6 +233,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MessageBufferSize, DefaultMessageBufferSize)
 	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	setDefault(&c.MaxPendingBytesAnonymous, min(max(DefaultMaxPendingBytesAnonymous, c.MaxMessageSize), c.MaxPendingBytes))
+	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&c.SlowSubscriberPolicy, SlowDrop)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
@@ -272,6 +280,7 @@ func (c Config) Validate() error {
 		{"max_connections", c.MaxConnections},
 		{"message_buffer_size", c.MessageBufferSize},
 		{"max_pending_bytes", c.MaxPendingBytes},
+		{"max_pending_bytes_anonymous", c.MaxPendingBytesAnonymous},
 		{"max_message_size", c.MaxMessageSize},
 		{"max_subscriptions", c.MaxSubscriptions},
 		{"history_max_events", c.HistoryMaxEvents},
@@ -298,6 +307,9 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "max_pending_bytes", Msg: fmt.Sprintf("%d bytes exceeds the ceiling %d", c.MaxPendingBytes, maxMaxPendingBytes)}
 	case c.MaxPendingBytes < c.MaxMessageSize:
 		return &ConfigError{Field: "max_pending_bytes", Msg: fmt.Sprintf("%d is smaller than max_message_size %d: no message could be queued", c.MaxPendingBytes, c.MaxMessageSize)}
+	case c.MaxPendingBytesAnonymous < c.MaxMessageSize || c.MaxPendingBytesAnonymous > c.MaxPendingBytes:
+		return &ConfigError{Field: "max_pending_bytes_anonymous", Msg: fmt.Sprintf("%d is not between max_message_size %d and max_pending_bytes %d",
+			c.MaxPendingBytesAnonymous, c.MaxMessageSize, c.MaxPendingBytes)}
 	case c.SlowSubscriberPolicy != SlowDrop && c.SlowSubscriberPolicy != SlowDisconnect:
 		return &ConfigError{Field: "slow_subscriber_policy", Msg: fmt.Sprintf("%q is not one of drop, disconnect", c.SlowSubscriberPolicy)}
 	case c.WorkflowIdleTimeout < 0:

@@ -167,6 +167,9 @@ func (c *conn) acceptHello() error {
 	if id.Agent {
 		c.out.setTrusted()
 	}
+	if c.anonymous() {
+		c.out.setMaxBytes(c.b.cfg.MaxPendingBytesAnonymous)
+	}
 	c.out.setFree(c.releaseQueryMemory)
 	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
 	ok := &wire.HelloOK{

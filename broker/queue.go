@@ -59,6 +59,14 @@ func (q *outQueue) setTrusted() {
 	q.mu.Unlock()
 }
 
+// setMaxBytes sets the queue's byte bound (an anonymous peer's is
+// smaller).
+func (q *outQueue) setMaxBytes(n int) {
+	q.mu.Lock()
+	q.maxBytes = n
+	q.mu.Unlock()
+}
+
 // setFree sets the function that gives back query memory (free).
 func (q *outQueue) setFree(free func(n int64)) {
 	q.mu.Lock()

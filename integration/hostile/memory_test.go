@@ -491,3 +491,45 @@ func TestQueryMemoryDefaults(t *testing.T) {
 	}
 	mem.done(t)
 }
+
+// TestPendingOutputMemory: thirty anonymous peers subscribe to a public
+// topic and never read, while procmond publishes 96 MiB on it. With the
+// default configuration each anonymous queue holds at most
+// max_pending_bytes_anonymous (2 MiB), the rest is dropped and counted.
+//
+// Bound: the broker's RSS stays at most 256 MiB, and every stuck
+// subscriber has drops counted.
+func TestPendingOutputMemory(t *testing.T) {
+	const stuck, n, size = 30, 1536, 64 << 10
+	b := startBroker(t)
+	operator := b.procmond(t, "operator")
+	var raws []*testutil.Raw
+	for i := range stuck {
+		r := testutil.HandshakeRaw(t, b.Path)
+		r.Send(wire.TypeSubscribe, &wire.Subscribe{RequestId: 1, SubscriptionId: 1, Patterns: []string{"events.process.anomaly"}})
+		r.Expect(wire.TypeOK)
+		raws = append(raws, r)
+		_ = i
+	}
+	pub := b.procmond(t, "flood")
+	ctx := testCtx(t)
+	payload := make([]byte, size)
+	sampler := sampleRSS(operator)
+	for range n {
+		if err := pub.Publish(ctx, "events.process.anomaly", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mem memoryBound
+	mem.check(t, fmt.Sprintf("with %d stuck anonymous subscribers after %d MiB published", stuck, n*size>>20), sampler.finish(t))
+	s := snapshot(t, operator)
+	for _, c := range s.ConnectionList {
+		if c.Component == "" && c.Subscriptions == 1 && (c.Dropped == 0 || c.QueuedBytes > 2<<20+size) {
+			t.Errorf("stuck subscriber %d: %d dropped, %d bytes queued; want drops and at most max_pending_bytes_anonymous", c.ID, c.Dropped, c.QueuedBytes)
+		}
+	}
+	mem.done(t)
+}
