@@ -321,7 +321,7 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 		if err := m.UnmarshalVT(body); err != nil {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed PING: %v", err)
 		}
-		c.sendReply(wire.TypePong, &wire.Pong{Id: m.Id})
+		c.sendReply(m.Id, wire.TypePong, &wire.Pong{Id: m.Id})
 	case wire.TypeQuery:
 		return c.handleQuery(body)
 	case wire.TypeStatsRequest:
@@ -333,7 +333,7 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 		if c.anonymous() {
 			snap = c.anonymousView(snap)
 		}
-		c.sendReply(wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: wireconv.StatsToWire(&snap)})
+		c.sendReply(m.RequestId, wire.TypeStatsResponse, &wire.StatsResponse{RequestId: m.RequestId, Stats: wireconv.StatsToWire(&snap)})
 	default:
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_UNEXPECTED_FRAME, "a client may not send %v frames", t)
 	}
@@ -428,27 +428,41 @@ func (c *conn) denied(err error) *wire.Error {
 
 func (c *conn) reply(requestID uint64, err error) {
 	if err != nil {
-		c.sendReply(wire.TypeError, wire.AsError(err).ToProto(requestID, 0))
+		c.sendReply(requestID, wire.TypeError, wire.AsError(err).ToProto(requestID, 0))
 		return
 	}
-	c.sendReply(wire.TypeOK, &wire.OK{RequestId: requestID})
+	c.sendReply(requestID, wire.TypeOK, &wire.OK{RequestId: requestID})
 }
 
 // sendReplyHolding queues a query's answer, which holds credit bytes of
 // query memory until it is written; one that does not fit gives them
-// back at once.
+// back at once and is replaced by an error (replyDropped).
 func (c *conn) sendReplyHolding(res *wire.QueryResult, credit int64) {
 	if !c.out.replyHolding(wire.TypeQueryResult, res, credit) {
 		c.releaseQueryMemory(credit)
-		c.b.limits.hit(limitPendingBytes)
+		c.replyDropped(res.RequestId)
 	}
 }
 
-// sendReply queues the answer to a request (outQueue.reply), counting one
-// that does not fit.
-func (c *conn) sendReply(t wire.Type, m wire.Message) {
+// sendReply queues the answer to request requestID (outQueue.reply); one
+// that does not fit is replaced by an error (replyDropped).
+func (c *conn) sendReply(requestID uint64, t wire.Type, m wire.Message) {
 	if !c.out.reply(t, m) {
-		c.b.limits.hit(limitPendingBytes)
+		c.replyDropped(requestID)
+	}
+}
+
+// replyDropped tells the client that the answer to requestID did not fit
+// its queue, so no request goes unanswered: a small SLOW_CONSUMER error,
+// which may take the queue up to twice max_pending_bytes. Past that the
+// client reads nothing at all, and the connection is closed as a slow
+// consumer: its requests then fail with the connection.
+func (c *conn) replyDropped(requestID uint64) {
+	c.b.limits.hit(limitPendingBytes)
+	e := wire.Errorf(wire.ErrorCode_ERROR_CODE_SLOW_CONSUMER, "reply to request %d dropped: this connection's queue is full (max_pending_bytes)", requestID)
+	f := e.ToProto(requestID, 0)
+	if !c.out.queueControl(wire.TypeError, f, c.out.bound(), 0) {
+		c.closeWith(CloseSlowConsumer, e)
 	}
 }
 

@@ -70,7 +70,7 @@ func (c *conn) handleQuery(body []byte) error {
 		c.reply(q.RequestId, wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "QUERY of no known kind"))
 		return nil
 	}
-	c.sendReply(wire.TypeQueryResult, res)
+	c.sendReply(res.RequestId, wire.TypeQueryResult, res)
 	return nil
 }
 

@@ -59,6 +59,13 @@ func (q *outQueue) setTrusted() {
 	q.mu.Unlock()
 }
 
+// bound returns the queue's byte bound.
+func (q *outQueue) bound() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.maxBytes
+}
+
 // setMaxBytes sets the queue's byte bound (an anonymous peer's is
 // smaller).
 func (q *outQueue) setMaxBytes(n int) {
