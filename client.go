@@ -360,14 +360,14 @@ const directSpacing = 20 * time.Microsecond
 // enqueueLocked appends a frame for the writer, waiting while the buffer
 // is over its bound, and writes it at once if direct and nothing else is
 // being written. It fails if there is no connection.
-func (c *Client) enqueueLocked(t wire.Type, m wire.Message, direct bool) error {
-	return c.enqueueWith(direct, func() { c.appendLocked(t, m) })
+func (c *Client) enqueueLocked(ctx context.Context, t wire.Type, m wire.Message, direct bool) error {
+	return c.enqueueWith(ctx, direct, func() { c.appendLocked(t, m) })
 }
 
 // enqueuePublishLocked is enqueueLocked for c.env with pc's metadata, if
 // not nil, numbered seq.
-func (c *Client) enqueuePublishLocked(pc *publishCorrelation, seq uint64, direct bool) error {
-	return c.enqueueWith(direct, func() {
+func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelation, seq uint64, direct bool) error {
+	return c.enqueueWith(ctx, direct, func() {
 		c.conn.pubSeq++
 		var corr *wire.CorrelationFields
 		var fields wire.CorrelationFields
@@ -408,15 +408,28 @@ func (cc *clientConn) refused(seq uint64) {
 	}
 }
 
-// enqueueWith waits for room in the write buffer, appends a frame with
-// add, and starts its write.
-func (c *Client) enqueueWith(direct bool, add func()) error {
+// enqueueWith waits for room in the write buffer, until ctx ends,
+// appends a frame with add, and starts its write.
+func (c *Client) enqueueWith(ctx context.Context, direct bool, add func()) error {
+	if c.pending.Len() >= maxPendingWrite {
+		// Wake the wait below when ctx ends: a full buffer must not hold a
+		// caller past its deadline.
+		stop := context.AfterFunc(ctx, func() {
+			c.mu.Lock()
+			c.space.Broadcast()
+			c.mu.Unlock()
+		})
+		defer stop()
+	}
 	for {
 		if err := c.usableLocked(); err != nil {
 			return err
 		}
 		if c.pending.Len() < maxPendingWrite {
 			break
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		c.space.Wait()
 	}
@@ -536,7 +549,7 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, 
 		seq = c.seq.Next(o.corr.id)
 	}
 	c.pendingPubs++
-	err := c.enqueuePublishLocked(o.corr, seq, direct)
+	err := c.enqueuePublishLocked(ctx, o.corr, seq, direct)
 	c.env.Topic, c.env.Payload, c.env.Final = "", nil, false
 	if err != nil {
 		c.pendingPubs--
@@ -552,7 +565,7 @@ func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint6
 	c.nextID++
 	id := c.nextID
 	r := &request{ch: make(chan response, 1)}
-	if err := c.enqueueLocked(t, build(id), true); err != nil {
+	if err := c.enqueueLocked(ctx, t, build(id), true); err != nil {
 		c.mu.Unlock()
 		return nil, err
 	}

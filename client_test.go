@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/correlation"
 	"daemoneye.dev/eventbus/internal/testutil"
+	"daemoneye.dev/eventbus/transport"
 	"daemoneye.dev/eventbus/wire"
 )
 
@@ -205,5 +207,59 @@ func TestRefusedDefinitionDefinedAgain(t *testing.T) {
 		}
 	case <-time.After(testutil.Timeout):
 		t.Fatal("the publish after the refused definition was not delivered")
+	}
+}
+
+// stuckBroker completes the handshake with one client and then never
+// reads, so the client's writes back up.
+func stuckBroker(t *testing.T) string {
+	t.Helper()
+	path := testutil.SocketPath(t)
+	ln, err := transport.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		r := wire.NewReader(bufio.NewReader(nc), 1<<20)
+		if _, err := wire.ReadHello(r); err != nil {
+			return
+		}
+		nc.Write(wire.AppendOpening(nil, wire.TypeHelloOK, &wire.HelloOK{ConnectionId: 1, MaxMessageSize: 1 << 20}))
+		<-t.Context().Done() // and read nothing more
+	}()
+	return path
+}
+
+// TestPublishHonoursContext: with the write buffer full because the
+// broker reads nothing, Publish and Flush return at their context's
+// deadline instead of waiting for room.
+func TestPublishHonoursContext(t *testing.T) {
+	c := dial(t, stuckBroker(t), WithReconnect(false))
+	payload := make([]byte, 64<<10)
+	var err error
+	for i := 0; err == nil; i++ {
+		ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+		err = c.Publish(ctx, "events.a", payload)
+		cancel()
+		if i > 10000 {
+			t.Fatal("Publish never blocked: the buffer did not fill")
+		}
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish with a full buffer = %v; want its context's deadline", err)
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	defer cancel()
+	if err := c.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush with a full buffer = %v; want its context's deadline", err)
 	}
 }
