@@ -512,8 +512,10 @@ func WithCorrelation(m correlation.Metadata) PublishOption {
 func WithFinal() PublishOption { return PublishOption{final: true} }
 
 // Publish sends payload on topicName. It returns once the message is
-// buffered; a refusal by the broker is reported by Flush and the error
-// handler. Local checks (topic syntax, size, metadata) fail at once.
+// buffered; while the buffer is full (1 MiB the broker has not taken) it
+// waits, until ctx ends. A refusal by the broker is reported by Flush and
+// the error handler. Local checks (topic syntax, size, metadata) fail at
+// once.
 func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, opts ...PublishOption) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
