@@ -238,17 +238,11 @@ func (c *conn) readFrames() {
 	}
 }
 
-// frameDone ends the handling of a frame, while its body is still valid:
-// at the end of a read batch it wakes the subscribers, then it records the
-// frame's correlated publish, if any. Recording after the wake keeps it off
-// the latency path; the history still holds the publish before the
-// connection's next frame is handled (a Flush then a query finds it).
+// frameDone ends the handling of a frame: at the end of a read batch it
+// wakes the subscribers.
 func (c *conn) frameDone(batchEnd bool) {
 	if batchEnd {
 		c.wakeSubscribers()
-	}
-	if c.corr.pending != nil {
-		c.recordCorrelation()
 	}
 }
 
@@ -370,10 +364,10 @@ func (c *conn) handlePublish(body []byte) {
 			d.Head, d.Tail, c.corr.strip = v.Uncorrelated(body, c.corr.strip)
 		}
 	}
-	c.b.route(c, &d, v.Topic, meta, named)
 	if corr != nil {
-		c.corr.pending, c.corr.view = corr, v // recorded by frameDone
+		c.recordCorrelation(corr, &v)
 	}
+	c.b.route(c, &d, v.Topic, meta, named)
 }
 
 // checkPublish applies the size limit and the access check to v. The

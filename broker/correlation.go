@@ -42,10 +42,6 @@ type publisherCorrelation struct {
 	anonShape wire.CorrelationShape // ...and its encoding, to recognize a repeat
 	corrView  wire.CorrelationView
 	strip     []byte // scratch for PublishView.Uncorrelated
-
-	// The publish routed and not yet recorded (see conn.frameDone).
-	pending *corrDef
-	view    wire.PublishView // aliases the frame
 }
 
 // correlationOf returns the correlation of the publish v, which the
@@ -147,24 +143,24 @@ func (c *conn) stageEvent(v *wire.PublishView, d *corrDef) {
 	ev.Final = v.Final
 }
 
-// recordCorrelation records the publish routed last. It cannot be
-// refused: its metadata passed the checks when it was defined, and
-// Config.Validate makes the history large enough for any message. It can
-// fail only once the broker is shutting down; the message was delivered.
-func (c *conn) recordCorrelation() {
-	pc := &c.corr
-	d := pc.pending
-	c.stageEvent(&pc.view, d)
+// recordCorrelation records the publish v of correlation d, before it is
+// routed: no subscriber can receive a message, and answer it, before the
+// history holds it, so the history never puts an answer before its cause.
+// It cannot be refused: its metadata passed the checks when it was
+// defined, and Config.Validate makes the history large enough for any
+// message. It can fail only once the broker is shutting down; the
+// message is delivered all the same.
+func (c *conn) recordCorrelation(d *corrDef, v *wire.PublishView) {
+	c.stageEvent(v, d)
 	err := d.rec.Check(&d.ev, d.recorded)
 	if err == nil {
 		err = d.rec.Record(&d.ev)
 	}
 	d.recorded = err == nil
 	if err != nil {
-		c.b.connLog.log(slog.LevelWarn, uidKey(c.peer), "correlated publish delivered but not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
+		c.b.connLog.log(slog.LevelWarn, uidKey(c.peer), "correlated publish not recorded", "conn", c.id, "pid", c.peer.PID, "err", err)
 	}
-	// Do not pin the read buffer.
-	pc.pending, pc.view, d.ev.Payload = nil, wire.PublishView{}, nil
+	d.ev.Payload = nil // do not pin the read buffer
 }
 
 // compileFilter validates a SUBSCRIBE's filter; nil means none.
