@@ -518,13 +518,10 @@ func TestPendingOutputMemory(t *testing.T) {
 	const stuck, n, size = 30, 1536, 64 << 10
 	b := startBroker(t)
 	operator := b.procmond(t, "operator")
-	var raws []*testutil.Raw
-	for i := range stuck {
+	for range stuck { // each stays open, unread, until the test ends
 		r := testutil.HandshakeRaw(t, b.Path)
 		r.Send(wire.TypeSubscribe, &wire.Subscribe{RequestId: 1, SubscriptionId: 1, Patterns: []string{"events.process.anomaly"}})
 		r.Expect(wire.TypeOK)
-		raws = append(raws, r)
-		_ = i
 	}
 	pub := b.procmond(t, "flood")
 	ctx := testCtx(t)
