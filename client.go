@@ -606,6 +606,19 @@ func (c *Client) MaxMessageSize() int {
 	return int(c.limits.MaxMessageSize)
 }
 
+// BrokerEpoch is the epoch of the broker this client is connected to, as
+// it said in the handshake: random, drawn when the broker started, so a
+// different epoch after a reconnect means the broker restarted and what
+// was published while none ran was not delivered. 0: not known.
+func (c *Client) BrokerEpoch() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.limits == nil {
+		return 0
+	}
+	return c.limits.BrokerEpoch
+}
+
 // Stats asks the broker for its statistics.
 func (c *Client) Stats(ctx context.Context) (stats.Snapshot, error) {
 	reply, err := c.roundTrip(ctx, wire.TypeStatsRequest, func(id uint64) wire.Message { return &wire.StatsRequest{RequestId: id} })

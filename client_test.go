@@ -263,3 +263,21 @@ func TestPublishHonoursContext(t *testing.T) {
 		t.Errorf("Flush with a full buffer = %v; want its context's deadline", err)
 	}
 }
+
+// TestBrokerEpoch: a broker has one epoch for its life, said in the
+// handshake and in its statistics; another broker has another.
+func TestBrokerEpoch(t *testing.T) {
+	b1, path1 := startBroker(t, broker.Config{})
+	_, path2 := startBroker(t, broker.Config{})
+	c1, c1again, c2 := dial(t, path1), dial(t, path1), dial(t, path2)
+	e1 := c1.BrokerEpoch()
+	if e1 == 0 || c1again.BrokerEpoch() != e1 {
+		t.Errorf("epochs of two clients of one broker: %d, %d; want one, not 0", e1, c1again.BrokerEpoch())
+	}
+	if e2 := c2.BrokerEpoch(); e2 == e1 || e2 == 0 {
+		t.Errorf("epoch of another broker = %d; want another than %d, not 0", e2, e1)
+	}
+	if s := b1.Stats(); s.Epoch != e1 {
+		t.Errorf("Stats().Epoch = %d; want the handshake's %d", s.Epoch, e1)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type Broker struct {
 	tracker *correlation.Tracker
 	routes  *routes
 	started time.Time
+	epoch   uint64         // random at New (PROTOCOL.md §5.1)
 	topics  *stats.Topics  // nil when statistics are off
 	latency *stats.Latency // nil when statistics are off
 	nextID  atomic.Uint64
@@ -86,6 +88,7 @@ func New(cfg Config) (*Broker, error) {
 		tracker:        tracker,
 		routes:         newRoutes(policy),
 		started:        time.Now(),
+		epoch:          rand.Uint64() | 1, // never 0, which a client reads as unknown
 		listeners:      make(map[net.Listener]struct{}),
 		conns:          make(map[*conn]struct{}),
 		perUID:         make(map[string]int),
@@ -397,6 +400,7 @@ func (b *Broker) Stats() stats.Snapshot {
 	s.Denials = sortedDenials(b.denials.Snapshot())
 	s.Limits = b.limits.snapshot()
 	s.RSSBytes, s.HeapBytes = rssBytes(), heapBytes()
+	s.Epoch = b.epoch
 	sortConnections(s.ConnectionList)
 	if b.topics != nil {
 		s.Topics, s.PublishedUntracked = b.topics.Snapshot()

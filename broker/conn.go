@@ -178,6 +178,7 @@ func (c *conn) acceptHello() error {
 		MaxMessageSize:   uint32(c.b.cfg.MaxMessageSize),
 		MaxFrameSize:     uint32(c.b.cfg.MaxMessageSize + wire.FrameOverhead),
 		MaxSubscriptions: uint32(c.b.cfg.MaxSubscriptions),
+		BrokerEpoch:      c.b.epoch,
 	}
 	_, err = c.nc.Write(wire.AppendOpening(nil, wire.TypeHelloOK, ok))
 	return err

@@ -28,6 +28,9 @@ type Snapshot struct {
 	// reports it (Linux), else 0; HeapBytes its Go heap in use.
 	RSSBytes  uint64 `json:"rss_bytes"`
 	HeapBytes uint64 `json:"heap_bytes"`
+	// Epoch is the broker's epoch, drawn at random when it started: a
+	// different epoch is a restarted broker.
+	Epoch uint64 `json:"epoch"`
 }
 
 // LimitCount is how often one resource limit was enforced: a peer refused,

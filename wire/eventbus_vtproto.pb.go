@@ -103,6 +103,12 @@ func (m *HelloOK) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.BrokerEpoch != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.BrokerEpoch))
+		i--
+		dAtA[i] = 0x31
+	}
 	if m.MaxSubscriptions != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.MaxSubscriptions))
 		i--
@@ -1925,6 +1931,14 @@ func (m *Stats) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.Epoch != 0 {
+		i -= 8
+		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.Epoch))
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xa9
+	}
 	if m.HeapBytes != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.HeapBytes))
 		i--
@@ -2512,6 +2526,9 @@ func (m *HelloOK) SizeVT() (n int) {
 	}
 	if m.MaxSubscriptions != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.MaxSubscriptions))
+	}
+	if m.BrokerEpoch != 0 {
+		n += 9
 	}
 	n += len(m.unknownFields)
 	return n
@@ -3339,6 +3356,9 @@ func (m *Stats) SizeVT() (n int) {
 	if m.HeapBytes != 0 {
 		n += 2 + protohelpers.SizeOfVarint(uint64(m.HeapBytes))
 	}
+	if m.Epoch != 0 {
+		n += 10
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -3790,6 +3810,16 @@ func (m *HelloOK) UnmarshalVT(dAtA []byte) error {
 					break
 				}
 			}
+		case 6:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field BrokerEpoch", wireType)
+			}
+			m.BrokerEpoch = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.BrokerEpoch = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -8959,6 +8989,16 @@ func (m *Stats) UnmarshalVT(dAtA []byte) error {
 					break
 				}
 			}
+		case 21:
+			if wireType != 1 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Epoch", wireType)
+			}
+			m.Epoch = 0
+			if (iNdEx + 8) > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.Epoch = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
+			iNdEx += 8
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])

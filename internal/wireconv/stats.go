@@ -36,7 +36,7 @@ func StatsToWire(s *stats.Snapshot) *wire.Stats {
 	for _, l := range s.Limits {
 		w.Limits = append(w.Limits, &wire.LimitStats{Limit: l.Limit, Count: l.Count})
 	}
-	w.RssBytes, w.HeapBytes = s.RSSBytes, s.HeapBytes
+	w.RssBytes, w.HeapBytes, w.Epoch = s.RSSBytes, s.HeapBytes, s.Epoch
 	for _, p := range s.Patterns {
 		w.Patterns = append(w.Patterns, &wire.PatternStats{Pattern: p.Pattern, Subscribers: uint32(p.Subscribers)})
 	}
@@ -85,7 +85,7 @@ func StatsFromWire(w *wire.Stats) stats.Snapshot {
 	for _, l := range w.Limits {
 		s.Limits = append(s.Limits, stats.LimitCount{Limit: l.Limit, Count: l.Count})
 	}
-	s.RSSBytes, s.HeapBytes = w.RssBytes, w.HeapBytes
+	s.RSSBytes, s.HeapBytes, s.Epoch = w.RssBytes, w.HeapBytes, w.Epoch
 	for _, p := range w.Patterns {
 		s.Patterns = append(s.Patterns, stats.PatternCount{Pattern: p.Pattern, Subscribers: int(p.Subscribers)})
 	}
