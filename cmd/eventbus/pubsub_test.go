@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -128,12 +129,37 @@ func TestSubInterrupt(t *testing.T) {
 func TestSubBrokerGone(t *testing.T) {
 	t.Parallel()
 	b, sock := startBroker(t)
-	sub := startCLI(t, "sub", "--socket", sock, "events.#")
+	sub := startCLI(t, "sub", "--socket", sock, "--no-reconnect", "events.#")
 	waitForSubscribers(t, sock, "events.#", 1, sub)
 	b.Signal(t, syscall.SIGTERM)
 	code := sub.Wait(t, waitLimit)
 	if want := "the connection to the broker was lost"; code != 1 || !strings.Contains(sub.Stderr.String(), want) {
 		t.Errorf("sub after broker shutdown = %d, stderr %q; want 1 and %q", code, sub.Stderr.String(), want)
+	}
+}
+
+// TestSubReconnects: sub survives its broker: it says the connection was
+// lost, reconnects to the broker started in its place, says that one is a
+// restarted broker, and prints what is published there.
+func TestSubReconnects(t *testing.T) {
+	t.Parallel()
+	b, sock := startOpenBroker(t)
+	sub := startCLI(t, "sub", "--socket", sock, "events.#")
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	b.Signal(t, syscall.SIGTERM)
+	b.Wait(t, waitLimit)
+	sub.Stderr.WaitFor(t, "connection to the broker lost", waitLimit)
+	open := fmt.Sprintf("default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n", os.Getuid()) // as startOpenBroker's
+	b2 := startCLI(t, "broker", "--socket", sock, "--policy", writeFile(t, "open.yaml", open, 0o600))
+	waitForBroker(t, b2, sock)
+	sub.Stderr.WaitFor(t, "reconnected to a restarted broker: messages published while no broker ran were not delivered", waitLimit)
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	if r := runCLI(t, "", "pub", "--socket", sock, "events.again", "after the restart"); r.code != 0 {
+		t.Fatalf("pub to the new broker = %d, %q", r.code, r.stderr)
+	}
+	sub.Stdout.WaitFor(t, "events.again after the restart", waitLimit)
+	if sub.Exited() {
+		t.Errorf("sub exited across the restart: %s", sub.Stderr.String())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,10 +18,11 @@ import (
 )
 
 type subFlags struct {
-	count   int
-	timeout time.Duration
-	json    bool
-	id      identityFlags
+	count       int
+	timeout     time.Duration
+	json        bool
+	noReconnect bool
+	id          identityFlags
 }
 
 func newSubCmd() *cobra.Command {
@@ -45,6 +47,12 @@ client (exit 1), and checks every delivery of a pattern that matches both
 allowed and restricted topics: an anonymous sub '#' receives only public
 topics.
 
+If the connection to the broker is lost, sub says so on standard error,
+reconnects with backoff and subscribes again; when the broker it finds is a
+new one (another epoch: the broker restarted), it says that messages
+published while no broker ran were not delivered. --no-reconnect makes a
+lost connection exit 1 instead.
+
 sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 --timeout passes first.`,
 		Args: rangeArgs(1, -1, "PATTERN..."),
@@ -56,6 +64,7 @@ sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 	fl.IntVar(&f.count, "count", 0, "exit after `N` messages (0: run until interrupted)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail if the messages have not arrived within `DURATION` (0: wait forever)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per message")
+	fl.BoolVar(&f.noReconnect, "no-reconnect", false, "exit 1 when the connection to the broker is lost, instead of reconnecting")
 	f.id.add(fl)
 	return cmd
 }
@@ -78,16 +87,22 @@ func runSub(cmd *cobra.Command, f *subFlags, patterns []string) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	errOut := &lockedWriter{w: cmd.ErrOrStderr()} // the client's handlers write too
+	var rc reconnectNotices
+	if !f.noReconnect {
+		opts = append(opts, rc.options(errOut)...)
+	}
 	c, err := dial(ctx, cmd, opts...)
 	if err != nil {
 		return interrupted(ctx, err, f.count == 0)
 	}
 	defer c.Close()
+	rc.connected(c)
 	s, err := c.Subscribe(ctx, patterns...)
 	if err != nil {
 		return interrupted(ctx, err, f.count == 0)
 	}
-	p := printer{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: f.json}
+	p := printer{out: cmd.OutOrStdout(), errOut: errOut, json: f.json}
 	return receive(ctx, c, s, &p, f)
 }
 
@@ -159,4 +174,58 @@ func closeReason(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// reconnectNotices tells the person at the terminal what a reconnecting
+// sub does: the connection lost, then back, and whether the broker it is
+// back with restarted meanwhile (another epoch).
+type reconnectNotices struct {
+	mu     sync.Mutex
+	client *eventbus.Client
+	epoch  uint64
+}
+
+func (r *reconnectNotices) options(w io.Writer) []eventbus.ClientOption {
+	return []eventbus.ClientOption{
+		eventbus.WithReconnect(true),
+		eventbus.WithDisconnectHandler(func(err error) {
+			fmt.Fprintf(w, "eventbus: connection to the broker lost (%s); reconnecting\n", safeMessage(err.Error()))
+		}),
+		eventbus.WithErrorHandler(func(err error) { // a subscription the new broker refused
+			fmt.Fprintln(w, safeMessage(err.Error()))
+		}),
+		eventbus.WithReconnectHandler(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.client == nil {
+				return
+			}
+			epoch := r.client.BrokerEpoch()
+			if epoch != r.epoch {
+				fmt.Fprintln(w, "eventbus: reconnected to a restarted broker: messages published while no broker ran were not delivered")
+			} else {
+				fmt.Fprintln(w, "eventbus: reconnected")
+			}
+			r.epoch = epoch
+		}),
+	}
+}
+
+// connected records the client and the epoch of its first broker.
+func (r *reconnectNotices) connected(c *eventbus.Client) {
+	r.mu.Lock()
+	r.client, r.epoch = c, c.BrokerEpoch()
+	r.mu.Unlock()
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
