@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,11 +21,12 @@ import (
 const maxLineBytes = 64 << 20
 
 type pubFlags struct {
-	count int
-	file  string
-	name  string
-	id    identityFlags
-	corr  correlationFlags
+	count   int
+	file    string
+	name    string
+	timeout time.Duration
+	id      identityFlags
+	corr    correlationFlags
 }
 
 func newPubCmd() *cobra.Command {
@@ -38,6 +40,8 @@ that many times.
 
 pub waits until the broker has processed every message and fails if it
 refused any, for example a topic the access policy does not grant (exit 1).
+--timeout bounds connecting, publishing and that wait (not the reading of
+standard input): past it pub fails (exit 1).
 
 --as COMPONENT claims a component of the broker's policy; the broker admits
 the claim only if the kernel's view of this process fits it. --as agent
@@ -67,6 +71,7 @@ connecting, e.g. "correlation: tag key too long: 130 bytes, limit 128".`,
 	fl.IntVar(&f.count, "count", 1, "publish each message `N` times")
 	fl.StringVar(&f.file, "file", "", "read messages from `PATH`, one per line (- for standard input)")
 	fl.StringVar(&f.name, "name", "", "client `NAME` shown in broker stats (default eventbus-pub)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "fail if publishing and the broker's processing take longer than `DURATION` (0: no bound)")
 	f.id.add(fl)
 	f.corr.add(fl)
 	return cmd
@@ -86,6 +91,14 @@ func runPub(cmd *cobra.Command, f *pubFlags, args []string) error {
 	// No signal handling: Ctrl-C ends pub at once, even while it waits on
 	// standard input; buffered messages die with it, as they would anyway.
 	ctx := cmd.Context()
+	if f.timeout < 0 {
+		return usageErrorf("--timeout must not be negative, got %v", f.timeout)
+	}
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
 	corr, err := f.corr.options(cmd)
 	if err != nil {
 		return err

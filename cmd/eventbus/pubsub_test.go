@@ -217,3 +217,19 @@ func TestSubMissed(t *testing.T) {
 		t.Errorf("sub stderr %q; want # missed N messages lines", sub.Stderr.String())
 	}
 }
+
+// TestPubTimeout: --timeout bounds pub against a broker that stopped
+// (SIGSTOP): it fails at the deadline, saying so, instead of waiting.
+func TestPubTimeout(t *testing.T) {
+	t.Parallel()
+	b, sock := startOpenBroker(t)
+	b.Signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { b.Cmd.Process.Signal(syscall.SIGCONT) })
+	r := runCLI(t, "", "pub", "--socket", sock, "--timeout", "300ms", "events.a", "x")
+	if r.code != 1 || !strings.Contains(r.stderr, "deadline exceeded") {
+		t.Errorf("pub --timeout against a stopped broker = %d, %q; want 1 and the deadline named", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "pub", "--socket", sock, "--timeout", "-1s", "events.a", "x"); r.code != 2 {
+		t.Errorf("pub --timeout -1s = %d; want 2 (usage)", r.code)
+	}
+}
