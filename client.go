@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -156,8 +157,12 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 	cc, err := c.handshake(nc)
 	if err != nil {
 		nc.Close()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, ctx.Err())
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The I/O deadline is ctx's, reached a moment before ctx says so.
+			return nil, fmt.Errorf("eventbus: handshake with %s: %w", c.addr, context.DeadlineExceeded)
 		}
 		return nil, err
 	}
