@@ -139,8 +139,8 @@ type InProcessConnProvider interface {
 
 // InProcess connects through p instead of a socket: Dial's addr is then
 // ignored. The embedding agent uses it to talk to its own broker, which
-// identifies such a client as its own process (the built-in policy makes
-// it the agent).
+// identifies such a client as its own process and admits it as the
+// agent.
 func InProcess(p InProcessConnProvider) ClientOption {
 	return func(o *clientOptions) { o.inProcess = p }
 }

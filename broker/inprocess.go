@@ -9,9 +9,9 @@ import (
 // InProcessConn returns a connection to b within the process, through an
 // in-memory pipe instead of a socket, for the client library's
 // eventbus.InProcess option (the way nats.go's InProcessServer takes a
-// nats-server). A client on it behaves as a socket client does; its
-// identity is the broker's own process, which the built-in policy makes
-// the agent, and it does not count against max_connections. Once the
+// nats-server). A client on it behaves as a socket client does; it is
+// the agent, whatever the policy, its identity is the broker's own
+// process, and it counts against no connection limit. Once the
 // broker stops, it fails with an error wrapping ErrBrokerClosed and
 // net.ErrClosed.
 func (b *Broker) InProcessConn(ctx context.Context) (net.Conn, error) {

@@ -161,7 +161,7 @@ func TestSubscribeInvalidPattern(t *testing.T) {
 }
 
 func TestMaxSubscriptions(t *testing.T) {
-	_, path := startBroker(t, Config{MaxSubscriptions: 3})
+	b, path := startBroker(t, Config{MaxSubscriptions: 3})
 	c := dial(t, path)
 	s1 := subscribe(t, c, "a", "b")
 	steps := []struct {
@@ -187,6 +187,9 @@ func TestMaxSubscriptions(t *testing.T) {
 	}
 	if _, err := c.Subscribe(testCtx(t), "d", "e"); err != nil {
 		t.Errorf("Subscribe(d, e) after freeing two patterns = %v; want nil", err)
+	}
+	if n := limitCount(b.Stats(), "max_subscriptions"); n != 3 {
+		t.Errorf("max_subscriptions in stats = %d; want the 3 refusals", n)
 	}
 }
 

@@ -30,6 +30,7 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 	case c.subs[m.SubscriptionId] != nil:
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_PATTERN, "subscription id %d is already in use on this connection", m.SubscriptionId)
 	case c.patterns+len(patterns) > c.b.cfg.MaxSubscriptions:
+		c.b.limits.hit(limitSubscriptions)
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
 			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
 	}
