@@ -51,7 +51,6 @@ type Client struct {
 	space       *sync.Cond // signalled when pending shrinks or the connection changes
 	conn        *clientConn
 	pending     chunkbuf.Buffer // frames waiting for the writer
-	pendingPubs int             // PUBLISH frames in pending
 	writing     bool            // the writer goroutine is writing a batch
 	lastPublish int64           // Unix ns of the last Publish, to tell a trickle from a stream
 	env         wire.Envelope
@@ -60,9 +59,17 @@ type Client struct {
 	subs        map[uint64]*Subscription
 	requests    map[uint64]*request
 	asyncErrs   []error
-	nextID      uint64
-	closed      bool
-	closeErr    error // why operations fail once closed
+	// Confirmations (confirm.go): every publish up to doneSeq, of the
+	// session's lastSeq, is confirmed, refused or lost.
+	session  uint64
+	lastSeq  uint64
+	doneSeq  uint64
+	retain   retention
+	waits    []*confirmWait
+	lost     *LostError // losses since the last Flush
+	nextID   uint64
+	closed   bool
+	closeErr error // why operations fail once closed
 }
 
 // clientConn is one connection's state; a reconnect makes a new one.
@@ -75,8 +82,9 @@ type clientConn struct {
 	raw   syscall.RawConn // for direct writes; nil for pipes
 	// The correlations this connection's publishes named (PROTOCOL.md
 	// §5.3.1); guarded by Client.mu.
-	pubRefs wire.RefEncoder[*publishCorrelation]
-	pubSeq  uint64 // PUBLISH frames sent, as the broker numbers them (publish_seq)
+	pubRefs  wire.RefEncoder[*publishCorrelation]
+	pubSeq   uint64 // PUBLISH frames sent, as the broker numbers them (publish_seq)
+	firstSeq uint64 // the session sequence of the first: publish_seq k is firstSeq+k-1
 	// The most recent definitions, by publish_seq: a refused one is
 	// forgotten, so the next publish defines the ref again.
 	pubDefs [maxTrackedDefs]pubDef
@@ -122,6 +130,7 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 		subs:     make(map[uint64]*Subscription),
 		requests: make(map[uint64]*request),
 		seq:      correlation.NewSequencer(0),
+		session:  rand.Uint64() | 1, // never 0, which asks for no confirmations
 	}
 	c.space = sync.NewCond(&c.mu)
 	cc, err := c.connect(ctx)
@@ -171,7 +180,7 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 }
 
 func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
-	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component, Token: c.opts.token}
+	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component, Token: c.opts.token, SessionId: c.session}
 	// A broker refusing the connection (max_connections, shutting down)
 	// may close it before our hello arrives, failing this write; its
 	// reason is still waiting to be read, so read before giving up.
@@ -200,6 +209,7 @@ func (c *Client) install(cc *clientConn) {
 		c.requests[c.nextID] = &request{ch: make(chan response, 1)}
 		c.appendLocked(wire.TypeSubscribe, &wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter})
 	}
+	c.resendLocked(cc)
 	if c.pending.Len() > 0 {
 		cc.signal()
 	}
@@ -226,6 +236,7 @@ func (c *Client) run(cc *clientConn) {
 			c.shut(err)
 			return
 		}
+		down, prevEpoch := time.Now(), cc.hello.BrokerEpoch
 		if c.opts.onDisconnect != nil {
 			c.opts.onDisconnect(err)
 		}
@@ -233,6 +244,8 @@ func (c *Client) run(cc *clientConn) {
 			return
 		}
 		c.install(cc)
+		epoch := cc.hello.BrokerEpoch
+		c.notifyGap(Gap{BrokerRestarted: epoch != prevEpoch, PrevEpoch: prevEpoch, Epoch: epoch, Down: time.Since(down)})
 		if c.opts.onReconnect != nil {
 			c.opts.onReconnect()
 		}
@@ -277,18 +290,15 @@ func (c *Client) connectUntilClosed(timeout time.Duration) (*clientConn, error) 
 	return c.connect(ctx)
 }
 
-// teardown ends a connection: unwritten publishes are reported lost and
-// waiting requests fail.
+// teardown ends a connection: unconfirmed publishes that cannot be
+// resent are reported lost, and waiting requests fail.
 func (c *Client) teardown(cc *clientConn, err error) {
 	cc.nc.Close()
 	close(cc.done)
 	c.mu.Lock()
-	var lost error
-	if c.pendingPubs > 0 {
-		lost = fmt.Errorf("%w: %d publishes not written when the connection failed (%v)", ErrPublishLost, c.pendingPubs, err)
-	}
+	// The kept ones are resent after the reconnect (resendLocked).
+	lost := c.lostLocked(c.retain.first(c.lastSeq+1)-1, fmt.Errorf("%w (%v)", ErrDisconnected, err))
 	c.pending.Reset()
-	c.pendingPubs = 0
 	for id, r := range c.requests {
 		r.ch <- response{err: fmt.Errorf("%w (%v)", ErrDisconnected, err)}
 		delete(c.requests, id)
@@ -296,20 +306,21 @@ func (c *Client) teardown(cc *clientConn, err error) {
 	c.conn = nil
 	c.space.Broadcast()
 	c.mu.Unlock()
-	if lost != nil {
-		c.reportAsync(lost)
-	}
+	c.reportLost(lost)
 }
 
-// shut marks the client unusable after its last connection ended.
+// shut marks the client unusable after its last connection ended: what
+// was kept for resending is lost.
 func (c *Client) shut(err error) {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
 		c.closeErr = fmt.Errorf("%w: %w", ErrClientClosed, err)
 	}
+	lost := c.lostLocked(c.lastSeq, c.closeErr)
 	c.space.Broadcast()
 	c.mu.Unlock()
+	c.reportLost(lost)
 	c.closeSubs()
 }
 
@@ -335,8 +346,6 @@ func (c *Client) writeLoop(cc *clientConn) {
 			return
 		}
 		frames, c.pending = c.pending, frames
-		pubs := c.pendingPubs
-		c.pendingPubs = 0
 		c.writing = frames.Len() > 0
 		c.space.Broadcast()
 		c.mu.Unlock()
@@ -346,9 +355,6 @@ func (c *Client) writeLoop(cc *clientConn) {
 		_, err := frames.WriteTo(cc.nc)
 		c.mu.Lock()
 		c.writing = false
-		if err != nil {
-			c.pendingPubs += pubs // counted as lost by teardown
-		}
 		c.mu.Unlock()
 		if err != nil {
 			cc.nc.Close()
@@ -370,18 +376,25 @@ func (c *Client) enqueueLocked(ctx context.Context, t wire.Type, m wire.Message,
 }
 
 // enqueuePublishLocked is enqueueLocked for c.env with pc's metadata, if
-// not nil, numbered seq.
-func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelation, seq uint64, direct bool) error {
+// not nil, numbered cseq, as the session's next publish, kept for
+// resending until confirmed.
+func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelation, cseq uint64, direct bool) error {
 	return c.enqueueWith(ctx, direct, func() {
 		c.conn.pubSeq++
+		c.lastSeq++
+		c.env.Sequence = c.lastSeq
 		var corr *wire.CorrelationFields
 		var fields wire.CorrelationFields
 		if pc != nil {
-			fields = c.conn.publishFields(pc, seq)
+			fields = c.conn.publishFields(pc, cseq)
 			corr = &fields
 		}
 		size := wire.PublishSize(c.env.SizeVT(), corr)
-		c.pending.Commit(wire.AppendPublish(c.pending.Tail(size), &c.env, corr))
+		t := c.pending.Tail(size)
+		n := len(t)
+		t = wire.AppendPublish(t, &c.env, corr)
+		c.pending.Commit(t)
+		c.retainLocked(t[n:], pc, cseq)
 	})
 }
 
@@ -458,11 +471,7 @@ func (c *Client) writeDirectLocked() bool {
 		return false // the writer goroutine meets the error and tears down
 	}
 	c.pending.Discard(n)
-	if c.pending.Len() > 0 {
-		return false
-	}
-	c.pendingPubs = 0
-	return true
+	return c.pending.Len() == 0
 }
 
 func (c *Client) appendLocked(t wire.Type, m wire.Message) {
@@ -479,11 +488,12 @@ func (c *Client) usableLocked() error {
 	return nil
 }
 
-// PublishOption adds to one publish: WithCorrelation, WithFinal. A plain
-// value, so that publishing with options does not allocate.
+// PublishOption adds to one publish: WithCorrelation, WithFinal, Confirm.
+// A plain value, so that publishing with options does not allocate.
 type PublishOption struct {
-	corr  *publishCorrelation
-	final bool
+	corr    *publishCorrelation
+	final   bool
+	confirm bool
 }
 
 // publishCorrelation is metadata validated and encoded once, by
@@ -516,11 +526,21 @@ func WithCorrelation(m correlation.Metadata) PublishOption {
 // correlation, for the broker's wait-for-results (correlation.FinalPublishers).
 func WithFinal() PublishOption { return PublishOption{final: true} }
 
+// Confirm makes Publish wait until the broker confirms the message: it
+// was written to every matching subscriber or counted as dropped for it
+// (docs/PROTOCOL.md §5.3.2). Publish then returns nil, a *LostError if the
+// message will not be confirmed, or ctx's error. Flush confirms many
+// messages for the price of one wait.
+func Confirm() PublishOption { return PublishOption{confirm: true} }
+
 // Publish sends payload on topicName. It returns once the message is
-// buffered; while the buffer is full (1 MiB the broker has not taken) it
-// waits, until ctx ends. A refusal by the broker is reported by Flush and
-// the error handler. Local checks (topic syntax, size, metadata) fail at
-// once.
+// buffered, unless Confirm is given; while the buffer is full (1 MiB the
+// broker has not taken) it waits, until ctx ends. The message gets the
+// session's next sequence number; the broker confirms it once finished
+// with it, and until then it is kept and resent after a reconnect (see
+// WithResendBuffer). A refusal by the broker, or a loss, is reported by
+// Flush and the error handler. Local checks (topic syntax, size, metadata)
+// fail at once.
 func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, opts ...PublishOption) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
@@ -532,8 +552,8 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, 
 		return fmt.Errorf("eventbus: publish: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", topicName))
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.limits != nil && len(payload) > int(c.limits.MaxMessageSize) {
+		c.mu.Unlock()
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE,
 			"message too large: %d bytes, limit %d", len(payload), c.limits.MaxMessageSize))
 	}
@@ -545,21 +565,26 @@ func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, 
 	for _, opt := range opts {
 		o.corr = cmp.Or(opt.corr, o.corr)
 		o.final = o.final || opt.final
+		o.confirm = o.confirm || opt.confirm
 	}
 	c.env.Final = o.final
-	var seq uint64
+	var cseq uint64
 	if o.corr != nil {
 		if o.corr.err != nil {
 			c.env.Topic, c.env.Payload = "", nil
+			c.mu.Unlock()
 			return fmt.Errorf("eventbus: publish %s: %w", topicName, o.corr.err)
 		}
-		seq = c.seq.Next(o.corr.id)
+		cseq = c.seq.Next(o.corr.id)
 	}
-	c.pendingPubs++
-	err := c.enqueuePublishLocked(ctx, o.corr, seq, direct)
-	c.env.Topic, c.env.Payload, c.env.Final = "", nil, false
+	err := c.enqueuePublishLocked(ctx, o.corr, cseq, direct)
+	c.env.Topic, c.env.Payload, c.env.Final, c.env.Sequence = "", nil, false, 0
+	seq := c.lastSeq
+	c.mu.Unlock()
+	if err == nil && o.confirm {
+		err = c.waitConfirmed(ctx, seq)
+	}
 	if err != nil {
-		c.pendingPubs--
 		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
 	}
 	return nil
@@ -587,20 +612,6 @@ func (c *Client) roundTrip(ctx context.Context, t wire.Type, build func(id uint6
 		c.mu.Unlock()
 		return nil, ctx.Err()
 	}
-}
-
-// Flush waits until the broker has processed everything this client sent
-// before it (a PING/PONG round trip), then returns the refusals the broker
-// reported since the last Flush, joined, or nil.
-func (c *Client) Flush(ctx context.Context) error {
-	if _, err := c.roundTrip(ctx, wire.TypePing, func(id uint64) wire.Message { return &wire.Ping{Id: id} }); err != nil {
-		return fmt.Errorf("eventbus: flush: %w", err)
-	}
-	c.mu.Lock()
-	errs := c.asyncErrs
-	c.asyncErrs = nil
-	c.mu.Unlock()
-	return errors.Join(errs...)
 }
 
 // MaxMessageSize is the largest payload the broker accepts, as it said in
@@ -637,8 +648,9 @@ func (c *Client) Stats(ctx context.Context) (stats.Snapshot, error) {
 	return wireconv.StatsFromWire(resp.Stats), nil
 }
 
-// Close closes the connection and every subscription's channel. Buffered
-// publishes not yet written are discarded: call Flush first to keep them.
+// Close closes the connection and every subscription's channel.
+// Publishes not yet confirmed are discarded, and returned as a *LostError
+// (nil if there are none): call Flush first to keep them.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	select {
@@ -650,6 +662,8 @@ func (c *Client) Close() error {
 		c.closed = true
 		c.closeErr = ErrClientClosed
 	}
+	lost := c.lostLocked(c.lastSeq, ErrClientClosed)
+	c.lost = nil // returned here, not by a later Flush
 	cc := c.conn
 	c.space.Broadcast()
 	c.mu.Unlock()
@@ -657,5 +671,8 @@ func (c *Client) Close() error {
 		cc.nc.Close()
 	}
 	c.wg.Wait()
+	if lost != nil {
+		return lost
+	}
 	return nil
 }

@@ -24,6 +24,12 @@ type Message struct {
 	// Final marks the publisher's last result for the message's
 	// correlation (see Correlation).
 	Final bool
+	// Sequence numbers the message within its publisher's session
+	// (PublisherSession, random per client): consecutive publishes of one
+	// client are consecutive numbers, and a publish resent after a
+	// reconnect keeps its number. 0 for a publisher that sent none.
+	Sequence         uint64
+	PublisherSession uint64
 	// Missed is how many messages for this subscription were dropped just
 	// before this one, by the broker (its queue for this subscriber was
 	// full) or by this client (the subscription's channel was full).

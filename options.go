@@ -27,6 +27,7 @@ type clientOptions struct {
 	component    string
 	token        []byte
 	channelSize  int
+	resendBuffer int
 	reconnect    bool
 	minBackoff   time.Duration
 	maxBackoff   time.Duration
@@ -40,12 +41,13 @@ type clientOptions struct {
 
 func defaultClientOptions() clientOptions {
 	return clientOptions{
-		name:        filepath.Base(os.Args[0]),
-		channelSize: DefaultChannelSize,
-		reconnect:   true,
-		minBackoff:  DefaultMinBackoff,
-		maxBackoff:  DefaultMaxBackoff,
-		logger:      slog.New(slog.DiscardHandler),
+		name:         filepath.Base(os.Args[0]),
+		channelSize:  DefaultChannelSize,
+		resendBuffer: DefaultResendBuffer,
+		reconnect:    true,
+		minBackoff:   DefaultMinBackoff,
+		maxBackoff:   DefaultMaxBackoff,
+		logger:       slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -95,6 +97,19 @@ func WithChannelSize(n int) ClientOption {
 	return func(o *clientOptions) {
 		if n > 0 {
 			o.channelSize = n
+		}
+	}
+}
+
+// WithResendBuffer bounds the bytes of unconfirmed publishes the client
+// keeps to send again after a reconnect; default DefaultResendBuffer. When
+// more are unconfirmed, the oldest are no longer kept: if the connection
+// then fails before they are confirmed, they are reported lost (LostError)
+// instead of resent. 0 turns resending off.
+func WithResendBuffer(n int) ClientOption {
+	return func(o *clientOptions) {
+		if n >= 0 {
+			o.resendBuffer = n
 		}
 	}
 }

@@ -66,6 +66,15 @@ func (c *Client) handle(cc *clientConn, t wire.Type, body []byte) error {
 			return fmt.Errorf("eventbus: malformed QUERY_RESULT from broker: %w", err)
 		}
 		c.resolve(m.RequestId, response{reply: m})
+	case wire.TypeConfirm:
+		var m wire.Confirm
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed CONFIRM from broker: %w", err)
+		}
+		c.mu.Lock()
+		err := c.confirmedLocked(cc, m.PublishSeq)
+		c.mu.Unlock()
+		return err
 	case wire.TypeError:
 		return c.handleError(cc, body)
 	default:
@@ -83,6 +92,9 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 	if s == nil {
 		return nil // unsubscribed; the broker had already queued it
 	}
+	if v.Session != 0 && s.duplicate(v.PublisherPID, v.Session, v.Sequence) {
+		return nil
+	}
 	m := &Message{
 		Topic:              cc.names.Get(v.Topic),
 		Payload:            append([]byte(nil), v.Payload...),
@@ -92,6 +104,8 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		PublisherUID:       v.PublisherUID,
 		PublisherComponent: cc.names.Get(v.Component),
 		Final:              v.Final,
+		Sequence:           v.Sequence,
+		PublisherSession:   v.Session,
 	}
 	if v.Correlation != nil || v.CorrelationRef != 0 {
 		base, seq, err := cc.correlation(v)

@@ -31,7 +31,63 @@ type Subscription struct {
 	pending uint64 // missed count to attach to the next message
 
 	missed atomic.Uint64
+
+	// The highest sequence delivered from each publisher session, to drop
+	// resent duplicates (duplicate); used by the reader goroutine only.
+	seen       map[publisherKey]*uint64
+	lastKey    publisherKey
+	lastSeen   *uint64
+	duplicates atomic.Uint64
+	gaps       chan Gap
+	onGap      func(Gap)
 }
+
+// publisherKey is one publisher session: the pid the kernel reported for
+// the publisher, so that no other process can pass for it, and the session
+// it chose.
+type publisherKey struct {
+	pid     int32
+	session uint64
+}
+
+// maxSeenPublishers bounds the publisher sessions a subscription
+// remembers for duplicate suppression; past it, one is forgotten.
+const maxSeenPublishers = 4096
+
+// duplicate reports whether a delivery numbered seq from the publisher
+// session (pid, session) was delivered before: one publisher's messages
+// reach a subscription in sequence order, so anything not above the
+// highest seen is a copy resent after a reconnect.
+func (s *Subscription) duplicate(pid int32, session, seq uint64) bool {
+	k := publisherKey{pid, session}
+	if s.lastSeen == nil || k != s.lastKey {
+		p := s.seen[k]
+		if p == nil {
+			if s.seen == nil {
+				s.seen = make(map[publisherKey]*uint64)
+			}
+			if len(s.seen) >= maxSeenPublishers {
+				for old := range s.seen {
+					delete(s.seen, old)
+					break
+				}
+			}
+			p = new(uint64)
+			s.seen[k] = p
+		}
+		s.lastKey, s.lastSeen = k, p
+	}
+	if seq <= *s.lastSeen {
+		s.duplicates.Add(1)
+		return true
+	}
+	*s.lastSeen = seq
+	return false
+}
+
+// Duplicates returns how many resent copies of messages it had already
+// delivered this subscription dropped.
+func (s *Subscription) Duplicates() uint64 { return s.duplicates.Load() }
 
 // Patterns returns the subscription's patterns.
 func (s *Subscription) Patterns() []string { return append([]string(nil), s.patterns...) }
@@ -45,7 +101,7 @@ func (s *Subscription) Missed() uint64 { return s.missed.Load() }
 // connection.
 func (c *Client) Subscribe(ctx context.Context, patterns ...string) (*Subscription, error) {
 	ch := make(chan *Message, c.opts.channelSize)
-	s := &Subscription{c: c, patterns: patterns, ch: ch, C: ch}
+	s := &Subscription{c: c, patterns: patterns, ch: ch, C: ch, gaps: make(chan Gap, gapBuffer)}
 	if err := c.subscribe(ctx, s); err != nil {
 		return nil, err
 	}
@@ -56,7 +112,7 @@ func (c *Client) Subscribe(ctx context.Context, patterns ...string) (*Subscripti
 // message, on the client's reader goroutine: handler must return quickly
 // and must not call the Client's blocking methods.
 func (c *Client) SubscribeFunc(ctx context.Context, handler func(*Message), patterns ...string) (*Subscription, error) {
-	s := &Subscription{c: c, patterns: patterns, handler: handler}
+	s := &Subscription{c: c, patterns: patterns, handler: handler, gaps: make(chan Gap, gapBuffer)}
 	if err := c.subscribe(ctx, s); err != nil {
 		return nil, err
 	}
@@ -73,12 +129,15 @@ type SubscribeOptions struct {
 	// Handler, if set, receives messages as SubscribeFunc's does;
 	// otherwise they arrive on the subscription's C.
 	Handler func(*Message)
+	// OnGap, if set, receives the gap notices (Gap) on the client's
+	// goroutine, as Handler does; otherwise they arrive on Gaps.
+	OnGap func(Gap)
 }
 
 // SubscribeWith subscribes as Subscribe or SubscribeFunc does, with a
 // correlation filter.
 func (c *Client) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
-	s := &Subscription{c: c, patterns: o.Patterns, handler: o.Handler}
+	s := &Subscription{c: c, patterns: o.Patterns, handler: o.Handler, onGap: o.OnGap, gaps: make(chan Gap, gapBuffer)}
 	if o.Handler == nil {
 		ch := make(chan *Message, c.opts.channelSize)
 		s.ch, s.C = ch, ch

@@ -48,7 +48,7 @@ func newBenchRigPolicy(b testing.TB, subs int, pattern string, policy *acl.Polic
 		if _, err := br.addConn(c); err != nil {
 			b.Fatal(err)
 		}
-		c.publisherFields = wire.AppendPublisherFields(nil, 1, 0, "")
+		c.publisherFields = wire.AppendPublisherFields(nil, 1, 0, "", 0)
 		c.identity = acl.InProcessIdentity(inProcessPeer())
 		c.access = acl.NewCache(br.policy, c.identity, 0)
 		if err := c.subscribe(&wire.Subscribe{SubscriptionId: 1, Patterns: []string{pattern}}); err != nil {
@@ -64,7 +64,7 @@ func newBenchRigPolicy(b testing.TB, subs int, pattern string, policy *acl.Polic
 	}
 	_, server := net.Pipe()
 	rig.pub = newConn(br, server, inProcessPeer(), true)
-	rig.pub.publisherFields = wire.AppendPublisherFields(nil, 2, 0, "procmond")
+	rig.pub.publisherFields = wire.AppendPublisherFields(nil, 2, 0, "procmond", 0)
 	rig.pub.identity = pubID
 	rig.pub.access = acl.NewCache(br.policy, pubID, 0)
 	return rig

@@ -349,7 +349,7 @@ func (b *Broker) deliverAll(from *conn, subs []*subscription, d *wire.Delivery, 
 			continue // correlation filter: never crosses the socket
 		}
 		sc := s.c
-		switch sc.out.deliver(s, d, named) {
+		switch sc.out.deliver(s, d, named, from.batch) {
 		case enqueuedFirst:
 			from.toWake = append(from.toWake, sc)
 		case dropped:

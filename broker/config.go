@@ -30,7 +30,10 @@ const (
 	DefaultMaxMessageSize           = 1 << 20
 	DefaultMaxSubscriptions         = 10000
 	DefaultHandshakeTimeout         = 5 * time.Second
-	DefaultSocketMode               = 0o600
+	// DefaultWriteTimeout closes a peer that takes nothing from its socket
+	// for this long while frames wait for it.
+	DefaultWriteTimeout = 5 * time.Second
+	DefaultSocketMode   = 0o600
 	// DefaultIdleTimeout closes a connection that does nothing.
 	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultLogLinesPerSecond bounds the connection log lines per uid.
@@ -111,6 +114,10 @@ type Config struct {
 	// default 5s. When every connection slot is taken, a new connection
 	// takes the slot of the oldest one still in its handshake.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// WriteTimeout bounds one write to a peer: one that takes nothing
+	// for this long is closed as a slow consumer, since the publishes
+	// waiting for it cannot be confirmed (docs/PROTOCOL.md §5.3.2).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// ReservedConnections is how many of MaxConnections are kept for
 	// registered components and the agent: an anonymous peer is refused at
 	// hello while fewer would stay free; default a tenth of
@@ -238,6 +245,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&c.SlowSubscriberPolicy, SlowDrop)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.ReservedConnections, c.MaxConnections/10)
 	setDefault(&c.MaxConnectionsPerUID, max(c.MaxConnections/2, 1))
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
@@ -324,6 +332,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.IdleTimeout)}
 	case c.HandshakeTimeout < 0:
 		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
+	case c.WriteTimeout < 0:
+		return &ConfigError{Field: "write_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WriteTimeout)}
 	case c.HistoryMaxBytes != 0 && int64(c.HistoryMaxBytes) < minHistoryBytes(c.MaxMessageSize),
 		c.HistoryMaxBytes == 0 && correlation.DefaultMaxBytes < minHistoryBytes(c.MaxMessageSize):
 		return &ConfigError{Field: "history_max_bytes", Msg: fmt.Sprintf("%d bytes (0: the default, %d) cannot hold the largest correlated message: need at least %d for max_message_size %d",

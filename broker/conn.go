@@ -59,13 +59,18 @@ type conn struct {
 	access          *acl.Cache // this connection's access decisions
 
 	// Reader-goroutine state.
-	r            *wire.Reader
-	publishSeq   uint64
-	readAt       int64   // when the frames being handled were read, Unix ns
-	toWake       []*conn // subscribers whose queue this read batch made non-empty
-	batchFrames  int     // frames handled since the last wakeSubscribers
-	direct       chunkbuf.Buffer
-	directStamps []int64
+	r           *wire.Reader
+	publishSeq  uint64
+	readAt      int64   // when the frames being handled were read, Unix ns
+	toWake      []*conn // subscribers whose queue this read batch made non-empty
+	batchFrames int     // frames handled since the last wakeSubscribers
+	direct      chunkbuf.Buffer
+	directSpare batch
+	// confirm numbers this connection's finished publishes (confirm.go);
+	// nil when its HELLO asked for no confirmations. batch is the current
+	// read batch's publishes.
+	confirm *confirmer
+	batch   *pubBatch
 
 	strs intern.Table // topics and correlation strings
 	corr publisherCorrelation
@@ -171,7 +176,10 @@ func (c *conn) acceptHello() error {
 		c.out.setMaxBytes(c.b.cfg.MaxPendingBytesAnonymous)
 	}
 	c.out.setFree(c.releaseQueryMemory)
-	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component)
+	c.publisherFields = wire.AppendPublisherFields(nil, int32(c.peer.PID), c.peer.UID, c.component, hello.SessionId)
+	if hello.SessionId != 0 {
+		c.confirm = newConfirmer(c.out)
+	}
 	ok := &wire.HelloOK{
 		ConnectionId:     c.id,
 		BrokerVersion:    Version,
@@ -240,10 +248,31 @@ func (c *conn) readFrames() {
 }
 
 // frameDone ends the handling of a frame: at the end of a read batch it
-// wakes the subscribers.
+// wakes the subscribers and lets go of the batch's publishes.
 func (c *conn) frameDone(batchEnd bool) {
 	if batchEnd {
 		c.wakeSubscribers()
+		c.endBatch()
+	}
+}
+
+// endBatch releases the reader's hold on the read batch's publishes. When
+// that finishes them (no subscriber, or direct writes took everything),
+// the CONFIRM is written at once, as a direct write to this connection.
+func (c *conn) endBatch() {
+	b := c.batch
+	if b == nil {
+		return
+	}
+	c.batch = nil
+	b.last = c.publishSeq
+	if !b.release() {
+		return
+	}
+	if nbwrite.Supported {
+		c.flushSubscriber(c)
+	} else {
+		c.out.signal()
 	}
 }
 
@@ -265,6 +294,7 @@ func (c *conn) wakeSubscribers() {
 
 func (c *conn) readFailed(err error) {
 	c.wakeSubscribers()
+	c.endBatch()
 	switch {
 	case c.draining.Load():
 		// Shutdown set a read deadline; the writer finishes the connection.
@@ -338,6 +368,9 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 // handlePublish checks a PUBLISH and routes it (PROTOCOL.md §5.3).
 func (c *conn) handlePublish(body []byte) {
 	c.publishSeq++
+	if c.confirm != nil && c.batch == nil {
+		c.batch = c.confirm.begin()
+	}
 	v, err := wire.ScanPublish(body)
 	if err == nil {
 		err = c.checkPublish(v)
@@ -464,15 +497,16 @@ func (c *conn) replyDropped(requestID uint64) {
 // writeFrames writes queued frames until the connection closes.
 func (c *conn) writeFrames() {
 	var frames chunkbuf.Buffer
-	var stamps []int64
+	var spare batch
 	for {
 		select {
 		case <-c.out.wake:
 		case <-c.done:
 			return
 		}
-		if rest := c.out.takeHandoff(); rest != nil {
-			_, err := rest.WriteTo(c.nc)
+		if rest, marks := c.out.takeHandoff(); rest != nil {
+			_, err := c.write(rest)
+			releaseMarks(marks)
 			if err != nil {
 				c.writeFailed(err)
 				return
@@ -480,20 +514,23 @@ func (c *conn) writeFrames() {
 			c.out.release()
 		}
 		for {
-			b, ok := c.out.acquire(&frames, stamps)
+			b, ok := c.out.acquire(&frames, spare)
 			if !ok {
 				break
 			}
 			if b.overflow && c.b.cfg.SlowSubscriberPolicy == SlowDisconnect {
 				c.slowConsumer(&frames)
+				releaseMarks(b.marks)
 				return
 			}
-			if _, err := frames.WriteTo(c.nc); err != nil {
+			_, err := c.write(&frames)
+			b.marks = releaseMarks(b.marks)
+			if err != nil {
 				c.writeFailed(err)
 				return
 			}
 			c.wrote(b)
-			stamps = b.stamps[:0]
+			spare = b.reuse()
 			if !c.out.release() {
 				break
 			}
@@ -505,6 +542,20 @@ func (c *conn) writeFrames() {
 	}
 }
 
+// write writes frames within write_timeout: a peer that takes nothing
+// for that long holds up the confirmations of every publisher whose
+// messages wait for it, so it is closed as a slow consumer (writeFailed).
+// Under the disconnect policy, slowOverflow's earlier deadline stands.
+func (c *conn) write(frames *chunkbuf.Buffer) (int64, error) {
+	if !c.slowWrite.Load() {
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
+		if c.slowWrite.Load() { // slowOverflow ran meanwhile: its deadline wins
+			c.nc.SetWriteDeadline(time.Now().Add(slowWriteDeadline))
+		}
+	}
+	return frames.WriteTo(c.nc)
+}
+
 // wrote accounts for a written batch.
 func (c *conn) wrote(b batch) {
 	c.delivered.Add(uint64(b.msgs))
@@ -513,6 +564,10 @@ func (c *conn) wrote(b batch) {
 	}
 }
 
+// slowWriteDeadline bounds a write to a subscriber over its queue under
+// the disconnect policy.
+const slowWriteDeadline = time.Second
+
 // slowOverflow is called on each drop under the disconnect policy. The
 // writer closes the connection when it next takes frames, but it may be
 // stuck in a write to a peer that stopped reading and never get there: the
@@ -520,14 +575,17 @@ func (c *conn) wrote(b batch) {
 // or not the peer reads again.
 func (c *conn) slowOverflow() {
 	if c.slowWrite.CompareAndSwap(false, true) {
-		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.nc.SetWriteDeadline(time.Now().Add(slowWriteDeadline))
 	}
 }
 
 // writeFailed closes the connection after a failed write, as a slow
 // consumer if slowOverflow's deadline ended the write.
 func (c *conn) writeFailed(err error) {
-	if c.slowWrite.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if !c.slowWrite.Load() {
+			c.b.limits.hit(limitWriteTimeout)
+		}
 		c.closeWith(CloseSlowConsumer, err)
 		return
 	}

@@ -23,7 +23,7 @@ func (c *conn) flushSubscriber(sc *conn) {
 		sc.out.signal()
 		return
 	}
-	b, ok := sc.out.acquire(&c.direct, c.directStamps)
+	b, ok := sc.out.acquire(&c.direct, c.directSpare)
 	if !ok {
 		return // the current writer will see the new frames when it releases
 	}
@@ -39,24 +39,29 @@ func (c *conn) flushSubscriber(sc *conn) {
 	case err != nil:
 		c.direct.Reset()
 		sc.out.release()
+		b.marks = releaseMarks(b.marks)
 		sc.closeWith(CloseWriteError, err)
 	case n < c.direct.Len():
 		c.direct.Discard(n)
 		c.handOff(sc, b)
+		return
 	default:
 		c.direct.Reset()
 		sc.wrote(b)
+		b.marks = releaseMarks(b.marks)
 		if sc.out.release() {
 			sc.out.signal()
 		}
 	}
-	c.directStamps = b.stamps[:0]
+	c.directSpare = b.reuse()
 }
 
-// handOff gives c.direct's frames and the write side to sc's writer.
+// handOff gives c.direct's frames, with their marks, and the write side to
+// sc's writer.
 func (c *conn) handOff(sc *conn, b batch) {
 	rest := c.direct
 	c.direct = chunkbuf.Buffer{}
 	sc.wrote(b)
-	sc.out.handOff(&rest)
+	sc.out.handOff(&rest, b.marks)
+	c.directSpare = batch{stamps: b.stamps[:0]} // the marks slice went with the frames
 }

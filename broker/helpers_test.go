@@ -112,6 +112,15 @@ func publish(t testing.TB, c *eventbus.Client, topicName string, payload []byte)
 	}
 }
 
+// ping proves the broker routed what c published, without waiting for
+// subscribers to take it as flush does.
+func ping(t testing.TB, c *eventbus.Client) {
+	t.Helper()
+	if _, err := c.Ping(testCtx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
 func flush(t testing.TB, cs ...*eventbus.Client) {
 	t.Helper()
 	for _, c := range cs {

@@ -27,6 +27,7 @@ const (
 	limitQueryMemory
 	limitPendingBytes
 	limitLogLines
+	limitWriteTimeout
 	numLimits
 )
 
@@ -34,6 +35,7 @@ var limitNames = [numLimits]string{
 	"max_connections", "max_connections_per_uid", "reserved_connections", "max_connections (handshake evicted)",
 	"handshake_timeout", "idle_timeout", "max_subscriptions", "max_subscriptions_per_uid", "max_correlation_bytes",
 	"max_waits", "max_waits_per_uid", "max_query_bytes", "max_query_memory", "max_pending_bytes", "log_lines_per_second",
+	"write_timeout",
 }
 
 // String returns the limit's config key.

@@ -37,16 +37,27 @@ type outQueue struct {
 	// reader holds the connection's write side; the other stays off it.
 	writing bool
 	// handoff is a direct write's unwritten rest, passed to the writer
-	// goroutine together with the write side.
-	handoff *chunkbuf.Buffer
+	// goroutine together with the write side and the marks of its frames.
+	handoff      *chunkbuf.Buffer
+	handoffMarks []*pubBatch
+	// marks are the publish batches (confirm.go) whose DELIVERs buf holds,
+	// each once per run of deliveries.
+	marks []*pubBatch
+	// The connection's own confirmations: a CONFIRM for confirmed goes
+	// out with the next write unless confirmSent says it did.
+	confirmed, confirmSent uint64
 }
 
 // batch describes frames taken for writing.
 type batch struct {
-	msgs     int     // DELIVER frames taken
-	stamps   []int64 // their receive times, when statistics are on
-	overflow bool    // a drop happened under the disconnect policy
+	msgs     int         // DELIVER frames taken
+	stamps   []int64     // their receive times, when statistics are on
+	marks    []*pubBatch // the publish batches they belong to, released once written
+	overflow bool        // a drop happened under the disconnect policy
 }
+
+// reuse returns b's emptied slices, for the next acquire.
+func (b batch) reuse() batch { return batch{stamps: b.stamps[:0], marks: b.marks[:0]} }
 
 func newOutQueue(maxMsgs, maxBytes int, timed bool) *outQueue {
 	return &outQueue{maxMsgs: maxMsgs, maxBytes: maxBytes, timed: timed, wake: make(chan struct{}, 1)}
@@ -92,8 +103,9 @@ const (
 )
 
 // deliver queues a DELIVER frame of d for s, with corr's metadata (nil:
-// none), or counts a drop if the queue is full (docs/PROTOCOL.md §7).
-func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef) enqueueResult {
+// none), as part of publish batch pb (nil: the publisher does not
+// confirm), or counts a drop if the queue is full (docs/PROTOCOL.md §7).
+func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef, pb *pubBatch) enqueueResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -123,6 +135,12 @@ func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef) enq
 		q.refs.Defined(corr, fields.Ref)
 	}
 	q.msgs++
+	if pb != nil {
+		if n := len(q.marks); n == 0 || q.marks[n-1] != pb {
+			pb.refs.Add(1)
+			q.marks = append(q.marks, pb)
+		}
+	}
 	if q.timed {
 		q.stamps = append(q.stamps, d.ReceivedAt)
 	}
@@ -193,23 +211,46 @@ func (q *outQueue) signal() {
 	}
 }
 
-// acquire takes the write side and moves the pending frames into into,
-// which must be empty; stamps is an emptied slice to reuse. It fails if
-// the write side is held or nothing is pending.
-func (q *outQueue) acquire(into *chunkbuf.Buffer, stamps []int64) (batch, bool) {
+// confirm records that the connection's first n publishes are finished
+// and reports whether a CONFIRM is now due, for the caller to get written.
+func (q *outQueue) confirm(n uint64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.writing || q.closed || (q.buf.Len() == 0 && len(q.missedSubs) == 0) {
+	if q.closed || n <= q.confirmed {
+		return false
+	}
+	q.confirmed = n
+	return true
+}
+
+// hasWorkLocked reports whether anything waits to be written.
+func (q *outQueue) hasWorkLocked() bool {
+	return q.buf.Len() > 0 || len(q.missedSubs) > 0 || q.confirmed != q.confirmSent
+}
+
+// acquire takes the write side and moves the pending frames into into,
+// which must be empty; spare holds emptied slices to reuse (batch.reuse).
+// It fails if the write side is held or nothing is pending.
+func (q *outQueue) acquire(into *chunkbuf.Buffer, spare batch) (batch, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writing || q.closed || !q.hasWorkLocked() {
 		return batch{}, false
 	}
 	q.writing = true
 	// Missed frames go out with this batch even over the byte bound: they
 	// are small, one per subscription, and a drop must never go unreported.
 	q.appendMissedLocked()
+	if q.confirmed != q.confirmSent {
+		// After every ERROR refusing a publish it covers: those were
+		// queued while their batch was handled, before it finished.
+		q.buf.Commit(wire.AppendConfirm(q.buf.Tail(wire.ConfirmSize), q.confirmed))
+		q.confirmSent = q.confirmed
+	}
 	*into, q.buf = q.buf, *into
 	q.inflight, q.credit = q.credit, 0
-	b := batch{msgs: q.msgs, stamps: q.stamps, overflow: q.overflow}
-	q.msgs, q.stamps, q.overflow = 0, stamps[:0], false
+	b := batch{msgs: q.msgs, stamps: q.stamps, marks: q.marks, overflow: q.overflow}
+	q.msgs, q.stamps, q.marks, q.overflow = 0, spare.stamps, spare.marks, false
 	return b, true
 }
 
@@ -220,26 +261,32 @@ func (q *outQueue) release() (more bool) {
 	q.writing = false
 	q.freeLocked(q.inflight)
 	q.inflight = 0
-	return q.buf.Len() > 0 || len(q.missedSubs) > 0
+	return q.hasWorkLocked()
 }
 
 // handOff passes the write side and rest, the unwritten part of a direct
-// write, to the writer goroutine, which must write rest first.
-func (q *outQueue) handOff(rest *chunkbuf.Buffer) {
+// write, with the marks of its frames, to the writer goroutine, which must
+// write rest first.
+func (q *outQueue) handOff(rest *chunkbuf.Buffer, marks []*pubBatch) {
 	q.mu.Lock()
-	q.handoff = rest
+	if q.closed { // close released what the queue held; these too
+		q.mu.Unlock()
+		releaseMarks(marks)
+		return
+	}
+	q.handoff, q.handoffMarks = rest, marks
 	q.mu.Unlock()
 	q.signal()
 }
 
-// takeHandoff returns a handed-off rest, if any; the caller then holds
-// the write side.
-func (q *outQueue) takeHandoff() *chunkbuf.Buffer {
+// takeHandoff returns a handed-off rest, if any, with its marks; the
+// caller then holds the write side.
+func (q *outQueue) takeHandoff() (*chunkbuf.Buffer, []*pubBatch) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	rest := q.handoff
-	q.handoff = nil
-	return rest
+	rest, marks := q.handoff, q.handoffMarks
+	q.handoff, q.handoffMarks = nil, nil
+	return rest, marks
 }
 
 // restoreOverflow puts back an overflow a direct write took but leaves to
@@ -250,7 +297,8 @@ func (q *outQueue) restoreOverflow() {
 	q.mu.Unlock()
 }
 
-// close stops the queue accepting frames and frees what it held.
+// close stops the queue accepting frames and frees what it held. The
+// publishes it held are finished for this subscriber, which is gone.
 func (q *outQueue) close() {
 	q.mu.Lock()
 	q.freeLocked(q.credit + q.inflight)
@@ -258,7 +306,12 @@ func (q *outQueue) close() {
 	q.closed = true
 	q.buf.Reset()
 	q.stamps, q.missedSubs = nil, nil
+	marks, handoffMarks := q.marks, q.handoffMarks
+	q.marks, q.handoffMarks = nil, nil
 	q.mu.Unlock()
+	// Outside the lock: a release may queue a CONFIRM on another queue.
+	releaseMarks(marks)
+	releaseMarks(handoffMarks)
 }
 
 // freeLocked gives n bytes of query memory back (atomics only: safe under
@@ -280,5 +333,5 @@ func (q *outQueue) pending() (msgs, bytes int) {
 func (q *outQueue) idle() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return !q.writing && q.handoff == nil && q.buf.Len() == 0 && len(q.missedSubs) == 0
+	return !q.writing && q.handoff == nil && !q.hasWorkLocked()
 }

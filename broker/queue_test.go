@@ -31,7 +31,7 @@ func TestQueueCorrelationRefs(t *testing.T) {
 	take := func() (ref, seq uint64, full bool) {
 		t.Helper()
 		var into chunkbuf.Buffer
-		if _, ok := q.acquire(&into, nil); !ok {
+		if _, ok := q.acquire(&into, batch{}); !ok {
 			t.Fatal("nothing queued")
 		}
 		q.release()
@@ -49,22 +49,22 @@ func TestQueueCorrelationRefs(t *testing.T) {
 		return v.CorrelationRef, v.CorrelationSeq, v.Correlation != nil
 	}
 
-	if q.deliver(s, d, x) != enqueuedFirst {
+	if q.deliver(s, d, x, nil) != enqueuedFirst {
 		t.Fatal("first delivery not queued")
 	}
-	if q.deliver(s, d, y) != dropped { // y's definition is dropped with it
+	if q.deliver(s, d, y, nil) != dropped { // y's definition is dropped with it
 		t.Fatal("delivery to a full queue not dropped")
 	}
 	if ref, _, full := take(); ref != 1 || !full {
 		t.Errorf("x's first DELIVER: ref %d, in full %v; want 1, true", ref, full)
 	}
 	y.meta.Sequence = 2
-	q.deliver(s, d, y)
+	q.deliver(s, d, y, nil)
 	if ref, _, full := take(); ref != 2 || !full {
 		t.Errorf("y's first DELIVER queued: ref %d, in full %v; want 2, true", ref, full)
 	}
 	x.meta.Sequence = 5
-	q.deliver(s, d, x)
+	q.deliver(s, d, x, nil)
 	if ref, seq, full := take(); ref != 1 || seq != 5 || full {
 		t.Errorf("x again: ref %d, sequence %d, in full %v; want 1, 5, false", ref, seq, full)
 	}

@@ -35,7 +35,7 @@ func newShutdownRig(t *testing.T, n int) *shutdownRig {
 	for i := range n {
 		publish(t, r.pub, "q.data", seqPayload(uint64(i), slowPayload))
 	}
-	flush(t, r.pub)
+	ping(t, r.pub) // flush would wait for the blocked subscriber
 	c, _ := findConn(b.Stats(), "slow")
 	r.queuedAt = c.QueuedMessages
 	return r

@@ -256,7 +256,9 @@ func TestOversizeRefusedConnectionUsable(t *testing.T) {
 
 // TestSlowSubscriberProcess stops one subscriber while 100,000 messages
 // go by. The publisher and the other subscriber are not slowed, and the
-// stopped one, once resumed, is told exactly how many it missed.
+// stopped one, once resumed, is told exactly how many it missed. The
+// publisher's final Flush waits for the stopped subscriber to take what
+// its queue holds: write_timeout is long enough for that here.
 func TestSlowSubscriberProcess(t *testing.T) {
 	const (
 		n         = 100000
@@ -264,7 +266,7 @@ func TestSlowSubscriberProcess(t *testing.T) {
 		marker    = "events.test.marker"
 	)
 	path := testutil.SocketPath(t)
-	startBroker(t, path, envBuffer+"=1000", envPolicy+"=drop")
+	startBroker(t, path, envBuffer+"=1000", envPolicy+"=drop", envWriteTimeout+"=1h")
 	// The fast subscriber paces the publisher (window 900 < buffer 1000),
 	// so it can never overflow; the slow one is not consulted.
 	fast := startSub(t, "fast", path, "-patterns", "events.process.#", "-count", strconv.Itoa(n),
@@ -280,8 +282,7 @@ func TestSlowSubscriberProcess(t *testing.T) {
 			slow.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	})
-	pub.waitExit(t, 60*time.Second)
-	fast.waitExit(t, 30*time.Second)
+	fast.waitExit(t, 60*time.Second) // so pub has published everything
 	checkStream(t, "fast", fast.snapshot().msgs, map[string]int64{topicName: n}, pub.pid())
 
 	st := brokerStats(t, path)
@@ -297,6 +298,7 @@ func TestSlowSubscriberProcess(t *testing.T) {
 
 	slow.Signal(t, syscall.SIGCONT)
 	stopped = false
+	pub.waitExit(t, 30*time.Second) // its Flush: confirmed once slow took its queue
 	// Markers until the slow subscriber gets one: one published while its
 	// queue is still full is dropped, and counted as missed like the rest.
 	markers := startPub(t, "markers", path, "-mode", "markers", "-topic", marker, "-interval", "50ms")

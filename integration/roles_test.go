@@ -32,8 +32,9 @@ import (
 // Environment of a helper process (proctest.RoleEnv picks the role): the
 // broker reads its configuration from it.
 const (
-	envBuffer = "EVENTBUS_BUFFER" // message_buffer_size
-	envPolicy = "EVENTBUS_POLICY" // slow_subscriber_policy
+	envBuffer       = "EVENTBUS_BUFFER"        // message_buffer_size
+	envPolicy       = "EVENTBUS_POLICY"        // slow_subscriber_policy
+	envWriteTimeout = "EVENTBUS_WRITE_TIMEOUT" // write_timeout
 )
 
 func TestMain(m *testing.M) {
@@ -168,6 +169,13 @@ func brokerMain(args []string) error {
 			return fmt.Errorf("%s: %w", envBuffer, err)
 		}
 		cfg.MessageBufferSize = n
+	}
+	if v := os.Getenv(envWriteTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", envWriteTimeout, err)
+		}
+		cfg.WriteTimeout = d
 	}
 	b, err := broker.New(cfg)
 	if err != nil {

@@ -147,6 +147,18 @@ func AppendPublish(dst []byte, env *Envelope, corr *CorrelationFields) []byte {
 	return corr.append(dst, fieldCorrRef, fieldCorrSeq)
 }
 
+// AppendRepublish appends a PUBLISH frame of body, an envelope that
+// ScanPublish accepted as v, with its correlation fields replaced by corr
+// (nil: none). A publish resent on a new connection names its correlation
+// by that connection's refs, not the old one's.
+func AppendRepublish(dst, body []byte, v *PublishView, corr *CorrelationFields) []byte {
+	head, tail, _ := v.Uncorrelated(body, nil)
+	dst = AppendHeader(dst, TypePublish, len(head)+len(tail)+corr.size(fieldCorrRef, fieldCorrSeq))
+	dst = append(dst, head...)
+	dst = append(dst, tail...)
+	return corr.append(dst, fieldCorrRef, fieldCorrSeq)
+}
+
 // PublishSize is the frame size AppendPublish produces for an envelope of
 // envLen bytes (Envelope.SizeVT).
 func PublishSize(envLen int, corr *CorrelationFields) int {

@@ -100,6 +100,24 @@ func TestAppendPublish(t *testing.T) {
 			if wantPlain, _ := plain.MarshalVT(); !bytes.Equal(append(head[:len(head):len(head)], tail...), wantPlain) {
 				t.Errorf("Uncorrelated = % x + % x; want % x", head, tail, wantPlain)
 			}
+			// Resent on a new connection, defining ref 9 there: the same
+			// message, whatever the first frame named.
+			var again *CorrelationFields
+			if corr != nil {
+				again = &CorrelationFields{Base: corr.Base, Seq: tc.seq, Ref: 9, Define: true}
+			}
+			frame2 := AppendRepublish(nil, body, &v, again)
+			var got2 Envelope
+			if err := got2.UnmarshalVT(frame2[HeaderSize:]); err != nil {
+				t.Fatal(err)
+			}
+			want2 := proto.Clone(env).(*Envelope)
+			if tc.corr != nil {
+				want2.Correlation, want2.CorrelationRef = withSeq(tc.corr, tc.seq), 9
+			}
+			if !proto.Equal(&got2, want2) {
+				t.Errorf("AppendRepublish decoded %v, want %v", &got2, want2)
+			}
 		})
 	}
 }
@@ -271,7 +289,7 @@ func FuzzCorrelationShape(f *testing.F) {
 // metadata in full, then names it by ref and sequence (PROTOCOL.md §5.4.1).
 func TestDeliverCorrelation(t *testing.T) {
 	c := sampleCorrelation()
-	d := &Delivery{Head: bytesField(fieldTopic, "a.b"), ReceivedAt: 5, Publisher: AppendPublisherFields(nil, 9, 0, "")}
+	d := &Delivery{Head: bytesField(fieldTopic, "a.b"), ReceivedAt: 5, Publisher: AppendPublisherFields(nil, 9, 0, "", 0)}
 	for _, tc := range []struct {
 		name     string
 		corr     *CorrelationFields

@@ -14,6 +14,7 @@ const (
 	fieldFinal       protowire.Number = 5
 	fieldCorrRef     protowire.Number = 6
 	fieldCorrSeq     protowire.Number = 7
+	fieldSequence    protowire.Number = 8
 
 	firstBrokerField   protowire.Number = 16
 	lastBrokerField    protowire.Number = 31
@@ -23,6 +24,7 @@ const (
 	fieldPublisherComp protowire.Number = 19
 	fieldDeliveryRef   protowire.Number = 20
 	fieldDeliverySeq   protowire.Number = 21
+	fieldPubSession    protowire.Number = 22
 
 	fieldDeliverSubID    protowire.Number = 1
 	fieldDeliverEnvelope protowire.Number = 2
@@ -46,6 +48,7 @@ type PublishView struct {
 	// CorrelationSeq is the sequence of a publish by reference.
 	CorrelationRef, CorrelationSeq uint64
 	Final                          bool
+	Sequence                       uint64 // the publisher's session sequence; 0: none
 
 	// The correlation fields (4, 6, 7) lie in body[corrStart:corrEnd];
 	// interleaved says other fields lie there too.
@@ -144,6 +147,8 @@ func ScanPublish(body []byte) (PublishView, error) {
 			v.CorrelationRef = u
 		case fieldCorrSeq:
 			v.CorrelationSeq = u
+		case fieldSequence:
+			v.Sequence = u
 		}
 		body = body[n:]
 		switch {
@@ -182,7 +187,7 @@ func publishFieldType(num protowire.Number) (protowire.Type, bool) {
 		return protowire.BytesType, true
 	case fieldPublishedAt:
 		return protowire.Fixed64Type, true
-	case fieldFinal, fieldCorrRef, fieldCorrSeq:
+	case fieldFinal, fieldCorrRef, fieldCorrSeq, fieldSequence:
 		return protowire.VarintType, true
 	}
 	return 0, false
@@ -193,9 +198,9 @@ func malformed(format string, args ...any) *Error {
 }
 
 // AppendPublisherFields appends the broker-owned identity fields of an
-// envelope. The result is constant per connection, so the broker builds it
-// once at hello.
-func AppendPublisherFields(dst []byte, pid int32, uid uint32, component string) []byte {
+// envelope, with the connection's session (0: none). The result is
+// constant per connection, so the broker builds it once at hello.
+func AppendPublisherFields(dst []byte, pid int32, uid uint32, component string, session uint64) []byte {
 	dst = protowire.AppendTag(dst, fieldPublisherPID, protowire.VarintType)
 	dst = protowire.AppendVarint(dst, uint64(pid))
 	dst = protowire.AppendTag(dst, fieldPublisherUID, protowire.VarintType)
@@ -203,6 +208,10 @@ func AppendPublisherFields(dst []byte, pid int32, uid uint32, component string) 
 	if component != "" {
 		dst = protowire.AppendTag(dst, fieldPublisherComp, protowire.BytesType)
 		dst = protowire.AppendString(dst, component)
+	}
+	if session != 0 {
+		dst = protowire.AppendTag(dst, fieldPubSession, protowire.Fixed64Type)
+		dst = protowire.AppendFixed64(dst, session)
 	}
 	return dst
 }
@@ -267,6 +276,9 @@ type DeliverView struct {
 	// reference, with CorrelationSeq the message's sequence (§5.4.1).
 	CorrelationRef, CorrelationSeq uint64
 	Final                          bool
+	// Sequence and Session identify the message within its publisher's
+	// session (PROTOCOL.md §5.3.2); 0: none.
+	Sequence, Session uint64
 }
 
 // DecodeDeliver decodes a DELIVER body without allocating: the hot path of
@@ -339,13 +351,17 @@ func (v *DeliverView) envelopeField(num protowire.Number, typ protowire.Type, va
 		v.CorrelationRef, _ = protowire.ConsumeVarint(val)
 	case fieldDeliverySeq:
 		v.CorrelationSeq, _ = protowire.ConsumeVarint(val)
+	case fieldSequence:
+		v.Sequence, _ = protowire.ConsumeVarint(val)
+	case fieldPubSession:
+		v.Session, _ = protowire.ConsumeFixed64(val)
 	}
 	return nil
 }
 
 func deliverFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
-	case fieldPublishedAt, fieldReceivedAt:
+	case fieldPublishedAt, fieldReceivedAt, fieldPubSession:
 		return protowire.Fixed64Type, true
 	case fieldPublisherPID, fieldPublisherUID, fieldDeliveryRef, fieldDeliverySeq:
 		return protowire.VarintType, true

@@ -206,7 +206,7 @@ func TestAppendDeliver(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			envBytes := mustMarshal(t, tt.env)
-			pub := AppendPublisherFields(nil, tt.pid, tt.uid, tt.component)
+			pub := AppendPublisherFields(nil, tt.pid, tt.uid, tt.component, 0)
 			prefix := []byte{0xde, 0xad}
 			frame := AppendDeliver(append([]byte(nil), prefix...), tt.subID, &Delivery{Head: envBytes, ReceivedAt: tt.receivedAt, Publisher: pub}, nil)
 			if !bytes.HasPrefix(frame, prefix) {
@@ -252,13 +252,13 @@ func TestAppendDeliverLastWins(t *testing.T) {
 		t.Fatalf("ScanPublish(forged identity) error = %v; want ErrMalformedFrame", err)
 	}
 
-	d := decodeDeliver(t, AppendDeliver(nil, 1, &Delivery{Head: forged, ReceivedAt: 99, Publisher: AppendPublisherFields(nil, 4242, 1000, "procmond")}, nil))
+	d := decodeDeliver(t, AppendDeliver(nil, 1, &Delivery{Head: forged, ReceivedAt: 99, Publisher: AppendPublisherFields(nil, 4242, 1000, "procmond", 0)}, nil))
 	if e := d.Envelope; e.ReceivedAt != 99 || e.PublisherPid != 4242 || e.PublisherUid != 1000 || e.PublisherComponent != "procmond" {
 		t.Errorf("forged identity decoded as received_at %d, pid %d, uid %d, %q; want 99, 4242, 1000, \"procmond\"",
 			e.ReceivedAt, e.PublisherPid, e.PublisherUid, e.PublisherComponent)
 	}
 
-	d = decodeDeliver(t, AppendDeliver(nil, 1, &Delivery{Head: forged, ReceivedAt: 99, Publisher: AppendPublisherFields(nil, 4242, 1000, "")}, nil))
+	d = decodeDeliver(t, AppendDeliver(nil, 1, &Delivery{Head: forged, ReceivedAt: 99, Publisher: AppendPublisherFields(nil, 4242, 1000, "", 0)}, nil))
 	if got := d.Envelope.PublisherComponent; got != "agent" {
 		t.Errorf("anonymous publisher's forged component decoded as %q; this test documents that it survives (want \"agent\")", got)
 	}
@@ -271,11 +271,11 @@ func TestDecodeDeliver(t *testing.T) {
 		body []byte
 		want DeliverView
 	}{
-		{"broker output", AppendDeliver(nil, 7, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, -1, goldenUID, goldenComponent)}, nil)[HeaderSize:],
+		{"broker output", AppendDeliver(nil, 7, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, -1, goldenUID, goldenComponent, 0)}, nil)[HeaderSize:],
 			DeliverView{SubscriptionID: 7, Topic: []byte(goldenEnvelope().Topic), Payload: goldenEnvelope().Payload,
 				PublishedAt: goldenPublishedAt, ReceivedAt: goldenReceivedAt, PublisherPID: -1, PublisherUID: goldenUID,
 				Component: []byte(goldenComponent)}},
-		{"anonymous publisher", AppendDeliver(nil, 1, &Delivery{Head: bytesField(fieldTopic, "a.b"), ReceivedAt: 5, Publisher: AppendPublisherFields(nil, 9, 0, "")}, nil)[HeaderSize:],
+		{"anonymous publisher", AppendDeliver(nil, 1, &Delivery{Head: bytesField(fieldTopic, "a.b"), ReceivedAt: 5, Publisher: AppendPublisherFields(nil, 9, 0, "", 0)}, nil)[HeaderSize:],
 			DeliverView{SubscriptionID: 1, Topic: []byte("a.b"), ReceivedAt: 5, PublisherPID: 9}},
 		{"fields from a newer broker skipped", cat(varintField(fieldDeliverSubID, 3), varintField(9, 1),
 			bytesField(fieldDeliverEnvelope, string(cat(bytesField(fieldTopic, "a.b"), varintField(30, 1), bytesField(9, "x"))))),
@@ -331,7 +331,7 @@ func TestDecodeDeliverMalformed(t *testing.T) {
 }
 
 func TestDecodeDeliverAllocs(t *testing.T) {
-	body := AppendDeliver(nil, 1, &Delivery{Head: mustMarshal(t, goldenEnvelope()), ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)}, nil)[HeaderSize:]
+	body := AppendDeliver(nil, 1, &Delivery{Head: mustMarshal(t, goldenEnvelope()), ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent, 0)}, nil)[HeaderSize:]
 	var v DeliverView
 	if n := testing.AllocsPerRun(100, func() { DecodeDeliver(body, &v) }); n != 0 {
 		t.Errorf("DecodeDeliver allocates %v times per call; want 0", n)
@@ -349,7 +349,7 @@ func TestAppendPublisherFields(t *testing.T) {
 		{4242, 1000, "procmond", cat([]byte{0x88, 0x01, 0x92, 0x21, 0x90, 0x01, 0xe8, 0x07, 0x9a, 0x01, 0x08}, []byte("procmond"))},
 	}
 	for _, tt := range tests {
-		if got := AppendPublisherFields(nil, tt.pid, tt.uid, tt.component); !bytes.Equal(got, tt.want) {
+		if got := AppendPublisherFields(nil, tt.pid, tt.uid, tt.component, 0); !bytes.Equal(got, tt.want) {
 			t.Errorf("AppendPublisherFields(%d, %d, %q) = % x; want % x", tt.pid, tt.uid, tt.component, got, tt.want)
 		}
 	}
@@ -357,7 +357,7 @@ func TestAppendPublisherFields(t *testing.T) {
 
 func TestAppendDeliverAllocs(t *testing.T) {
 	env := mustMarshal(t, goldenEnvelope())
-	pub := AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)
+	pub := AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent, 0)
 	dst := make([]byte, 0, 4*DeliverSize(1, &Delivery{Head: env, Publisher: pub}, nil))
 	allocs := testing.AllocsPerRun(100, func() {
 		dst = dst[:0]
@@ -383,7 +383,7 @@ func BenchmarkScanPublish(b *testing.B) {
 
 func BenchmarkDecodeDeliver(b *testing.B) {
 	env := mustMarshal(b, &Envelope{Topic: "events.process.lifecycle", Payload: make([]byte, 256), PublishedAt: goldenPublishedAt})
-	body := AppendDeliver(nil, 1, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)}, nil)[HeaderSize:]
+	body := AppendDeliver(nil, 1, &Delivery{Head: env, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent, 0)}, nil)[HeaderSize:]
 	var v DeliverView
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
@@ -396,7 +396,7 @@ func BenchmarkDecodeDeliver(b *testing.B) {
 
 func BenchmarkAppendDeliver(b *testing.B) {
 	env := mustMarshal(b, &Envelope{Topic: "events.process.lifecycle", Payload: make([]byte, 256), PublishedAt: goldenPublishedAt})
-	pub := AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)
+	pub := AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent, 0)
 	size := DeliverSize(1, &Delivery{Head: env, Publisher: pub}, nil)
 	dst := make([]byte, 0, 64*size)
 	b.ReportAllocs()

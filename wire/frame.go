@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Version is the protocol version this package speaks (PROTOCOL.md §2).
@@ -52,6 +54,7 @@ const (
 	TypeStatsResponse Type = 13
 	TypeQuery         Type = 14
 	TypeQueryResult   Type = 15
+	TypeConfirm       Type = 16
 )
 
 var typeNames = [...]string{
@@ -59,7 +62,7 @@ var typeNames = [...]string{
 	TypeSubscribe: "SUBSCRIBE", TypeUnsubscribe: "UNSUBSCRIBE", TypeDeliver: "DELIVER",
 	TypeMissed: "MISSED", TypeOK: "OK", TypeError: "ERROR", TypePing: "PING",
 	TypePong: "PONG", TypeStatsRequest: "STATS_REQUEST", TypeStatsResponse: "STATS_RESPONSE",
-	TypeQuery: "QUERY", TypeQueryResult: "QUERY_RESULT",
+	TypeQuery: "QUERY", TypeQueryResult: "QUERY_RESULT", TypeConfirm: "CONFIRM",
 }
 
 // String returns the name used in messages and output.
@@ -198,4 +201,16 @@ func unexpectedEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// ConfirmSize is the largest frame AppendConfirm produces.
+const ConfirmSize = HeaderSize + 1 + binary.MaxVarintLen64
+
+// AppendConfirm appends a CONFIRM frame for the first publishSeq PUBLISH
+// frames (PROTOCOL.md §5.3.2), publishSeq ≥ 1, without allocating: the broker sends one
+// per write to a confirming publisher.
+func AppendConfirm(dst []byte, publishSeq uint64) []byte {
+	dst = AppendHeader(dst, TypeConfirm, 1+protowire.SizeVarint(publishSeq))
+	dst = protowire.AppendTag(dst, 1, protowire.VarintType)
+	return protowire.AppendVarint(dst, publishSeq)
 }

@@ -134,8 +134,8 @@ func TestTypeString(t *testing.T) {
 		{TypeSubscribe, "SUBSCRIBE"}, {TypeUnsubscribe, "UNSUBSCRIBE"}, {TypeDeliver, "DELIVER"},
 		{TypeMissed, "MISSED"}, {TypeOK, "OK"}, {TypeError, "ERROR"}, {TypePing, "PING"},
 		{TypePong, "PONG"}, {TypeStatsRequest, "STATS_REQUEST"}, {TypeStatsResponse, "STATS_RESPONSE"},
-		{TypeQuery, "QUERY"}, {TypeQueryResult, "QUERY_RESULT"},
-		{0, "TYPE(0)"}, {16, "TYPE(16)"}, {255, "TYPE(255)"},
+		{TypeQuery, "QUERY"}, {TypeQueryResult, "QUERY_RESULT"}, {TypeConfirm, "CONFIRM"},
+		{0, "TYPE(0)"}, {17, "TYPE(17)"}, {255, "TYPE(255)"},
 	}
 	for _, tt := range tests {
 		if got := tt.t.String(); got != tt.want {
@@ -501,5 +501,17 @@ func TestReadFrameZeroLengthAtOnce(t *testing.T) {
 	r := NewReader(bufio.NewReader(pr), 1000)
 	if _, _, err := r.ReadFrame(); !errors.Is(err, ErrMalformedFrame) {
 		t.Fatalf("ReadFrame(length 0) = %v; want ErrMalformedFrame", err)
+	}
+}
+
+func TestAppendConfirm(t *testing.T) {
+	for _, n := range []uint64{1, 127, 128, 1<<64 - 1} { // never 0: the broker confirms something or nothing
+		frame := AppendConfirm(nil, n)
+		if len(frame) > ConfirmSize {
+			t.Errorf("AppendConfirm(%d): %d bytes, more than ConfirmSize %d", n, len(frame), ConfirmSize)
+		}
+		if want := AppendFrame(nil, TypeConfirm, &Confirm{PublishSeq: n}); !bytes.Equal(frame, want) {
+			t.Errorf("AppendConfirm(%d) = % x; want % x", n, frame, want)
+		}
 	}
 }

@@ -168,7 +168,7 @@ func FuzzScanPublish(f *testing.F) {
 			t.Fatalf("Uncorrelated(% x) decodes to %v; want %v", body, &p, &e)
 		}
 
-		pub := AppendPublisherFields(nil, -7, 1000, "")
+		pub := AppendPublisherFields(nil, -7, 1000, "", 0)
 		dl := &Delivery{Head: head, Tail: tail, ReceivedAt: 5, Publisher: pub}
 		var corr *CorrelationFields
 		if v.HasCorrelation() {

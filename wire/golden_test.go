@@ -21,6 +21,7 @@ const (
 	goldenPID         = 4242
 	goldenUID         = 1000
 	goldenComponent   = "procmond"
+	goldenSession     = 0x1122334455667788
 )
 
 // goldenEnvelope is the PUBLISH body of the golden frames: publisher
@@ -30,6 +31,7 @@ func goldenEnvelope() *Envelope {
 		Topic:       "events.process.lifecycle",
 		Payload:     []byte(`{"pid":4242,"event":"start"}`),
 		PublishedAt: goldenPublishedAt,
+		Sequence:    7,
 	}
 }
 
@@ -43,7 +45,7 @@ type sampleFrame struct {
 // values. The golden files in testdata/ are these frames, encoded.
 func sampleFrames() []sampleFrame {
 	return []sampleFrame{
-		{"hello", TypeHello, &Hello{ClientName: "procmond-1", Component: "procmond"}},
+		{"hello", TypeHello, &Hello{ClientName: "procmond-1", Component: "procmond", SessionId: goldenSession}},
 		{"hello_ok", TypeHelloOK, &HelloOK{ConnectionId: 1, BrokerVersion: "0.1.0",
 			MaxMessageSize: 1 << 20, MaxFrameSize: 1<<20 + FrameOverhead, MaxSubscriptions: 10000}},
 		{"publish", TypePublish, goldenEnvelope()},
@@ -56,6 +58,7 @@ func sampleFrames() []sampleFrame {
 		{"error", TypeError, &ErrorFrame{Code: ErrorCode_ERROR_CODE_RESERVED_TOPIC,
 			Message: `topic "$sys.stats" is reserved for the broker`, Topic: "$sys.stats", PublishSeq: 2}},
 		{"ping", TypePing, &Ping{Id: 3}},
+		{"confirm", TypeConfirm, &Confirm{PublishSeq: 2}},
 		{"pong", TypePong, &Pong{Id: 3}},
 		{"stats_request", TypeStatsRequest, &StatsRequest{RequestId: 4}},
 		{"stats_response", TypeStatsResponse, &StatsResponse{RequestId: 4, Stats: &Stats{
@@ -79,6 +82,7 @@ func sampleFrames() []sampleFrame {
 func goldenDeliver() *Deliver {
 	e := goldenEnvelope()
 	e.ReceivedAt, e.PublisherPid, e.PublisherUid, e.PublisherComponent = goldenReceivedAt, goldenPID, goldenUID, goldenComponent
+	e.PublisherSession = goldenSession
 	return &Deliver{SubscriptionId: 1, Envelope: e}
 }
 
@@ -92,7 +96,7 @@ func encodeGolden(f sampleFrame) []byte {
 	if err != nil {
 		panic(err)
 	}
-	return AppendDeliver(nil, 1, &Delivery{Head: pub, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent)}, nil)
+	return AppendDeliver(nil, 1, &Delivery{Head: pub, ReceivedAt: goldenReceivedAt, Publisher: AppendPublisherFields(nil, goldenPID, goldenUID, goldenComponent, goldenSession)}, nil)
 }
 
 func newMessage(t Type) Message {
@@ -127,6 +131,8 @@ func newMessage(t Type) Message {
 		return new(Query)
 	case TypeQueryResult:
 		return new(QueryResult)
+	case TypeConfirm:
+		return new(Confirm)
 	}
 	return nil
 }
@@ -198,7 +204,7 @@ func TestGoldenCoversEveryType(t *testing.T) {
 	for _, f := range sampleFrames() {
 		have[f.t] = true
 	}
-	for typ := TypeHello; typ <= TypeQueryResult; typ++ {
+	for typ := TypeHello; typ <= TypeConfirm; typ++ {
 		if !have[typ] {
 			t.Errorf("no golden frame for %v", typ)
 		}

@@ -188,11 +188,22 @@ func TestSubMissed(t *testing.T) {
 	sub.Signal(t, syscall.SIGSTOP)
 	// 100 messages of 64 KiB overflow the socket buffers and the broker's
 	// one-message queue while sub is stopped.
+	// pub waits for the broker's confirmation, which needs sub to take what
+	// its queue still holds: it finishes once sub runs again.
 	payload := strings.Repeat("p", 64<<10)
-	if r := runCLI(t, "", "pub", "--socket", sock, "--count", "100", "events.a", payload); r.code != 0 {
-		t.Fatalf("pub = %d, %q", r.code, r.stderr)
+	pub := startCLI(t, "pub", "--socket", sock, "--count", "100", "events.a", payload)
+	dropped := poll(sub, func() bool {
+		s := brokerStats(t, sock)
+		i := slices.IndexFunc(s.ConnectionList, func(c stats.Connection) bool { return c.PID == sub.Pid() })
+		return i >= 0 && s.ConnectionList[i].Dropped > 0
+	})
+	if !dropped {
+		t.Fatalf("the broker dropped nothing for the stopped sub")
 	}
 	sub.Signal(t, syscall.SIGCONT)
+	if code := pub.Wait(t, waitLimit); code != 0 {
+		t.Fatalf("pub = %d, %q", code, pub.Stderr.String())
+	}
 	// The broker announces no drained queue: poll its stats.
 	drained := poll(sub, func() bool {
 		s := brokerStats(t, sock)
