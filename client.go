@@ -132,6 +132,9 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 		seq:      correlation.NewSequencer(0),
 		session:  rand.Uint64() | 1, // never 0, which asks for no confirmations
 	}
+	if o.noConfirm {
+		c.session, c.opts.resendBuffer = 0, 0
+	}
 	c.space = sync.NewCond(&c.mu)
 	cc, err := c.connect(ctx)
 	if err != nil {
@@ -395,6 +398,9 @@ func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelatio
 		t = wire.AppendPublish(t, &c.env, corr)
 		c.pending.Commit(t)
 		c.retainLocked(t[n:], pc, cseq)
+		if c.session == 0 { // no confirmations will come
+			c.doneSeq = c.lastSeq
+		}
 	})
 }
 

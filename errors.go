@@ -14,8 +14,8 @@ var (
 	// ErrDisconnected: the client has no connection right now and is
 	// reconnecting; the operation was not performed.
 	ErrDisconnected = errors.New("eventbus: not connected to the broker")
-	// ErrPublishLost: publishes were buffered when the connection failed and
-	// may not have reached the broker.
+	// ErrPublishLost matches a *LostError: publishes the broker had not
+	// confirmed when the connection failed, and that were not resent.
 	ErrPublishLost = errors.New("eventbus: publishes lost with the connection")
 )
 

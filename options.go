@@ -28,6 +28,7 @@ type clientOptions struct {
 	token        []byte
 	channelSize  int
 	resendBuffer int
+	noConfirm    bool // benchmarks only: the baseline of a HELLO without a session
 	reconnect    bool
 	minBackoff   time.Duration
 	maxBackoff   time.Duration

@@ -38,28 +38,41 @@ func (b *pubBatch) release() bool {
 	return b.owner.finish(b)
 }
 
-// releaseMarks releases marks, waking the writers of the owners whose
-// CONFIRM they queued, and returns the emptied slice for reuse.
+// releaseMarks releases marks, getting written the CONFIRMs they queued,
+// and returns the emptied slice for reuse.
 func releaseMarks(marks []*pubBatch) []*pubBatch {
 	for i, b := range marks {
 		if owner := b.owner; b.release() {
-			owner.out.signal()
+			owner.c.confirmQueued()
 		}
 		marks[i] = nil
 	}
 	return marks[:0]
 }
 
+// confirmQueued gets a CONFIRM that another goroutine queued on c
+// written. A reader busy with a read batch writes it itself at the
+// batch's end, sparing a wakeup of c's writer per confirmation under
+// load; only a reader waiting for the peer needs the writer woken. The
+// reader sets readIdle before it checks for a CONFIRM due, and this checks
+// readIdle after queueing one, so one of the two always sees the other.
+func (c *conn) confirmQueued() {
+	if c.readIdle.Load() {
+		c.out.signal()
+	}
+}
+
 // confirmer numbers one connection's finished publishes.
 type confirmer struct {
-	out *outQueue // the publisher's own queue, which carries its CONFIRMs
+	c   *conn
+	out *outQueue // c's queue, which carries its CONFIRMs
 
 	mu   sync.Mutex
 	open []*pubBatch // begun and not yet confirmed, oldest first
 	free []*pubBatch
 }
 
-func newConfirmer(out *outQueue) *confirmer { return &confirmer{out: out} }
+func newConfirmer(c *conn) *confirmer { return &confirmer{c: c, out: c.out} }
 
 // begin starts a batch, held by the reader until it sets last and
 // releases it.

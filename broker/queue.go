@@ -223,6 +223,13 @@ func (q *outQueue) confirm(n uint64) bool {
 	return true
 }
 
+// confirmDue reports whether a CONFIRM waits to be written.
+func (q *outQueue) confirmDue() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.confirmed != q.confirmSent
+}
+
 // hasWorkLocked reports whether anything waits to be written.
 func (q *outQueue) hasWorkLocked() bool {
 	return q.buf.Len() > 0 || len(q.missedSubs) > 0 || q.confirmed != q.confirmSent

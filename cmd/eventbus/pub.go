@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,10 +39,14 @@ func newPubCmd() *cobra.Command {
 (or of standard input) as one message. --count publishes each message
 that many times.
 
-pub waits until the broker has processed every message and fails if it
-refused any, for example a topic the access policy does not grant (exit 1).
+pub waits until the broker has confirmed every message (written it to
+every matching subscriber, or counted it as dropped for one) and fails if
+it refused any, for example a topic the access policy does not grant
+(exit 1). If the broker dies or --timeout passes first, pub prints how many
+messages were not confirmed, "N of M messages not confirmed", and exits 1:
+each of those may or may not have been delivered; every other message was.
 --timeout bounds connecting, publishing and that wait (not the reading of
-standard input): past it pub fails (exit 1).
+standard input).
 
 --as COMPONENT claims a component of the broker's policy; the broker admits
 the claim only if the kernel's view of this process fits it. --as agent
@@ -121,12 +126,35 @@ func runPub(cmd *cobra.Command, f *pubFlags, args []string) error {
 	} else {
 		err = p.publishLines(cmd.InOrStdin(), f.file)
 	}
-	if err != nil {
-		return err
-	}
+	// err may be a local refusal, such as a message over the size limit:
+	// what was published before it is still confirmed, or counted.
 	// A refused publish (e.g. FORBIDDEN: the policy does not grant the
 	// topic) is reported here; its message names the topic and the reason.
-	return c.Flush(ctx)
+	ferr := c.Flush(ctx)
+	return p.unconfirmed(cmp.Or(err, ferr), ferr, c.Close())
+}
+
+// unconfirmed returns the error of a run that ended with cause, counting
+// the messages not confirmed: those flushErr and closeErr report lost, and
+// the one Publish did not take. nil cause: the run succeeded.
+func (p *publisher) unconfirmed(cause, flushErr, closeErr error) error {
+	var n uint64
+	for _, err := range []error{flushErr, closeErr} {
+		var lost *eventbus.LostError
+		if errors.As(err, &lost) {
+			n += lost.Count
+		}
+	}
+	if p.untaken {
+		n++
+	}
+	switch {
+	case n > 0:
+		return fmt.Errorf("%d of %d messages not confirmed: %w", n, p.tried, cause)
+	case cause != nil:
+		return cause
+	}
+	return closeErr
 }
 
 // publisher publishes each message count times.
@@ -137,6 +165,10 @@ type publisher struct {
 	count int
 	// opts returns the options of one publish; nil for none.
 	opts func() []eventbus.PublishOption
+	// tried counts the Publish calls; untaken says the last one failed
+	// because the connection did, so the message was not taken.
+	tried   uint64
+	untaken bool
 }
 
 func (p *publisher) publish(payload []byte) error {
@@ -145,7 +177,10 @@ func (p *publisher) publish(payload []byte) error {
 		if p.opts != nil {
 			opts = p.opts()
 		}
+		p.tried++
 		if err := p.c.Publish(p.ctx, p.topic, payload, opts...); err != nil {
+			p.untaken = errors.Is(err, eventbus.ErrClientClosed) || errors.Is(err, eventbus.ErrDisconnected) ||
+				errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,4 +244,44 @@ func TestPubTimeout(t *testing.T) {
 	if r := runCLI(t, "", "pub", "--socket", sock, "--timeout", "-1s", "events.a", "x"); r.code != 2 {
 		t.Errorf("pub --timeout -1s = %d; want 2 (usage)", r.code)
 	}
+}
+
+// TestPubBrokerKilled: kill -9 the broker while pub streams; pub says how
+// many of its messages were not confirmed, and every other one reached
+// the subscriber.
+func TestPubBrokerKilled(t *testing.T) {
+	t.Parallel()
+	b, sock := startOpenBroker(t)
+	sub := startCLI(t, "sub", "--socket", sock, "--no-reconnect", "events.#")
+	waitForSubscribers(t, sock, "events.#", 1, sub)
+	const total = 5_000_000 // far more than pub sends before the kill
+	pub := startCLI(t, "pub", "--socket", sock, "--count", strconv.Itoa(total), "events.a", "x")
+	sub.Stdout.WaitFor(t, strings.Repeat("events.a x\n", 1000), waitLimit)
+	b.Signal(t, syscall.SIGKILL)
+	if code := pub.Wait(t, waitLimit); code != 1 {
+		t.Fatalf("pub after kill -9 of the broker = %d; want 1; stderr %q", code, pub.Stderr.String())
+	}
+	m := regexp.MustCompile(`^eventbus: (\d+) of (\d+) messages not confirmed: .+\n$`).FindStringSubmatch(pub.Stderr.String())
+	if m == nil {
+		t.Fatalf("pub stderr %q; want \"N of M messages not confirmed: ...\"", pub.Stderr.String())
+	}
+	lost, tried := atoi(t, m[1]), atoi(t, m[2])
+	if lost < 1 || tried > total || lost > tried {
+		t.Errorf("pub: %d of %d not confirmed; want 1 <= N <= M <= %d", lost, tried, total)
+	}
+	sub.Wait(t, waitLimit)
+	got := strings.Count(sub.Stdout.String(), "events.a x\n")
+	if got < tried-lost || got > tried {
+		t.Errorf("sub received %d messages; pub had %d of %d confirmed: want at least the confirmed, at most those tried", got, tried-lost, tried)
+	}
+	t.Logf("pub: %d of %d not confirmed; sub received %d", lost, tried, got)
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
