@@ -13,7 +13,9 @@ import (
 type Gap struct {
 	// BrokerRestarted is true when the broker is a new one (another
 	// epoch, Client.BrokerEpoch): messages published while no broker ran
-	// were delivered to no one. False: the same broker lived on, and
+	// were delivered to no one, and so were those publishers resent or
+	// published to the new broker before this subscription was restored
+	// there (they are confirmed: the broker had no subscriber for them). False: the same broker lived on, and
 	// delivered messages published meanwhile to the subscribers it had.
 	BrokerRestarted  bool
 	PrevEpoch, Epoch uint64
