@@ -275,9 +275,8 @@ func (c *Client) Flush(ctx context.Context) error {
 	connected := c.conn != nil
 	c.mu.Unlock()
 	if connected {
-		_, err := c.Ping(ctx)
-		if ctx.Err() != nil {
-			return fmt.Errorf("eventbus: flush: %w", err)
+		if _, err := c.Ping(ctx); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("eventbus: flush: %w", ctx.Err())
 		}
 		// Any other failure is the connection's, reported with what it lost.
 	}
