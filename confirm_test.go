@@ -227,11 +227,17 @@ func TestDuplicate(t *testing.T) {
 	if s.Duplicates() != 3 {
 		t.Errorf("Duplicates = %d; want 3", s.Duplicates())
 	}
-	for i := range maxSeenPublishers + 10 { // bounded
+	// Bounded, forgetting the session silent longest: one that keeps
+	// publishing among many new ones is remembered.
+	for i := range 2 * maxSeenPublishers { // random eviction would likely hit it
 		s.duplicate(int32(100+i), 1, 1)
+		s.duplicate(1, 10, uint64(6+i))
 	}
 	if len(s.seen) > maxSeenPublishers {
 		t.Errorf("%d publishers remembered; want at most %d", len(s.seen), maxSeenPublishers)
+	}
+	if !s.duplicate(1, 10, 6) {
+		t.Error("the active session was forgotten among new ones: its resent copy got through")
 	}
 }
 

@@ -34,9 +34,10 @@ type Subscription struct {
 
 	// The highest sequence delivered from each publisher session, to drop
 	// resent duplicates (duplicate); used by the reader goroutine only.
-	seen       map[publisherKey]*uint64
+	seen       map[publisherKey]*seenSession
 	lastKey    publisherKey
-	lastSeen   *uint64
+	lastSeen   *seenSession
+	deliveries uint64 // deliveries checked, the clock of seenSession.used
 	duplicates atomic.Uint64
 	gaps       chan Gap
 	onGap      func(Gap)
@@ -50,8 +51,16 @@ type publisherKey struct {
 	session uint64
 }
 
+// seenSession is what a subscription remembers of one publisher session.
+type seenSession struct {
+	seq  uint64 // the highest sequence delivered
+	used uint64 // when, in deliveries, it last delivered
+}
+
 // maxSeenPublishers bounds the publisher sessions a subscription
-// remembers for duplicate suppression; past it, one is forgotten.
+// remembers for duplicate suppression; past it, the one silent longest is
+// forgotten, so a peer opening many sessions cannot push out a session
+// that is still publishing.
 const maxSeenPublishers = 4096
 
 // duplicate reports whether a delivery numbered seq from the publisher
@@ -59,30 +68,47 @@ const maxSeenPublishers = 4096
 // reach a subscription in sequence order, so anything not above the
 // highest seen is a copy resent after a reconnect.
 func (s *Subscription) duplicate(pid int32, session, seq uint64) bool {
+	s.deliveries++
 	k := publisherKey{pid, session}
 	if s.lastSeen == nil || k != s.lastKey {
 		p := s.seen[k]
 		if p == nil {
 			if s.seen == nil {
-				s.seen = make(map[publisherKey]*uint64)
+				s.seen = make(map[publisherKey]*seenSession)
 			}
 			if len(s.seen) >= maxSeenPublishers {
-				for old := range s.seen {
-					delete(s.seen, old)
-					break
-				}
+				s.forgetOldest()
 			}
-			p = new(uint64)
+			p = new(seenSession)
 			s.seen[k] = p
 		}
 		s.lastKey, s.lastSeen = k, p
 	}
-	if seq <= *s.lastSeen {
+	p := s.lastSeen
+	p.used = s.deliveries
+	if seq <= p.seq {
 		s.duplicates.Add(1)
 		return true
 	}
-	*s.lastSeen = seq
+	p.seq = seq
 	return false
+}
+
+// forgetOldest forgets the session silent longest: a scan, paid only when
+// a new session arrives with the table full.
+func (s *Subscription) forgetOldest() {
+	var oldest publisherKey
+	var at uint64
+	first := true
+	for k, p := range s.seen {
+		if first || p.used < at {
+			oldest, at, first = k, p.used, false
+		}
+	}
+	delete(s.seen, oldest)
+	if oldest == s.lastKey {
+		s.lastSeen = nil
+	}
 }
 
 // Duplicates returns how many resent copies of messages it had already

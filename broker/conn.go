@@ -236,7 +236,9 @@ func (c *conn) readFrames() {
 			}
 		}
 		t, body, err := c.r.ReadFrame()
-		c.readIdle.Store(false)
+		if fresh && c.confirm != nil {
+			c.readIdle.Store(false)
+		}
 		if err != nil {
 			c.readFailed(err)
 			return
