@@ -153,7 +153,7 @@ func TestSubReconnects(t *testing.T) {
 	open := fmt.Sprintf("default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n", os.Getuid()) // as startOpenBroker's
 	b2 := startCLI(t, "broker", "--socket", sock, "--policy", writeFile(t, "open.yaml", open, 0o600))
 	waitForBroker(t, b2, sock)
-	sub.Stderr.WaitFor(t, "reconnected to a restarted broker: messages published while no broker ran were not delivered", waitLimit)
+	sub.Stderr.WaitMatch(t, regexp.MustCompile(`eventbus: reconnected: broker restarted \(epoch [0-9a-f]{16}, was [0-9a-f]{16}\) after \S+ without a connection: messages published while no broker ran were not delivered\n`), waitLimit)
 	waitForSubscribers(t, sock, "events.#", 1, sub)
 	if r := runCLI(t, "", "pub", "--socket", sock, "events.again", "after the restart"); r.code != 0 {
 		t.Fatalf("pub to the new broker = %d, %q", r.code, r.stderr)

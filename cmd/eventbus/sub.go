@@ -48,10 +48,12 @@ allowed and restricted topics: an anonymous sub '#' receives only public
 topics.
 
 If the connection to the broker is lost, sub says so on standard error,
-reconnects with backoff and subscribes again; when the broker it finds is a
-new one (another epoch: the broker restarted), it says that messages
-published while no broker ran were not delivered. --no-reconnect makes a
-lost connection exit 1 instead.
+reconnects with backoff and subscribes again, and says what it missed: when
+the broker it finds is a new one (another epoch: the broker restarted),
+messages published while no broker ran were not delivered; when it is the
+same broker, messages published while sub had no connection were not
+delivered to it. Neither is counted anywhere. --no-reconnect makes a lost
+connection exit 1 instead.
 
 sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 --timeout passes first.`,
@@ -88,17 +90,17 @@ func runSub(cmd *cobra.Command, f *subFlags, patterns []string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errOut := &lockedWriter{w: cmd.ErrOrStderr()} // the client's handlers write too
-	var rc reconnectNotices
 	if !f.noReconnect {
-		opts = append(opts, rc.options(errOut)...)
+		opts = append(opts, reconnectNotices(errOut)...)
 	}
 	c, err := dial(ctx, cmd, opts...)
 	if err != nil {
 		return interrupted(ctx, err, f.count == 0)
 	}
 	defer c.Close()
-	rc.connected(c)
-	s, err := c.Subscribe(ctx, patterns...)
+	s, err := c.SubscribeWith(ctx, eventbus.SubscribeOptions{Patterns: patterns, OnGap: func(g eventbus.Gap) {
+		fmt.Fprintln(errOut, "eventbus: reconnected: "+g.String())
+	}})
 	if err != nil {
 		return interrupted(ctx, err, f.count == 0)
 	}
@@ -176,16 +178,10 @@ func closeReason(err error) string {
 	return err.Error()
 }
 
-// reconnectNotices tells the person at the terminal what a reconnecting
-// sub does: the connection lost, then back, and whether the broker it is
-// back with restarted meanwhile (another epoch).
-type reconnectNotices struct {
-	mu     sync.Mutex
-	client *eventbus.Client
-	epoch  uint64
-}
-
-func (r *reconnectNotices) options(w io.Writer) []eventbus.ClientOption {
+// reconnectNotices makes a client reconnect and tell the person at the
+// terminal when its connection is lost; the subscription's gap notice
+// says when it is back, and whether the broker restarted meanwhile.
+func reconnectNotices(w io.Writer) []eventbus.ClientOption {
 	return []eventbus.ClientOption{
 		eventbus.WithReconnect(true),
 		eventbus.WithDisconnectHandler(func(err error) {
@@ -194,28 +190,7 @@ func (r *reconnectNotices) options(w io.Writer) []eventbus.ClientOption {
 		eventbus.WithErrorHandler(func(err error) { // a subscription the new broker refused
 			fmt.Fprintln(w, safeMessage(err.Error()))
 		}),
-		eventbus.WithReconnectHandler(func() {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			if r.client == nil {
-				return
-			}
-			epoch := r.client.BrokerEpoch()
-			if epoch != r.epoch {
-				fmt.Fprintln(w, "eventbus: reconnected to a restarted broker: messages published while no broker ran were not delivered")
-			} else {
-				fmt.Fprintln(w, "eventbus: reconnected")
-			}
-			r.epoch = epoch
-		}),
 	}
-}
-
-// connected records the client and the epoch of its first broker.
-func (r *reconnectNotices) connected(c *eventbus.Client) {
-	r.mu.Lock()
-	r.client, r.epoch = c, c.BrokerEpoch()
-	r.mu.Unlock()
 }
 
 // lockedWriter serializes writes from several goroutines.
