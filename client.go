@@ -535,11 +535,10 @@ func WithFinal() PublishOption { return PublishOption{final: true} }
 // Confirm makes Publish wait until the broker confirms the message: it
 // was written to every matching subscriber or counted as dropped for it
 // (docs/PROTOCOL.md §5.3.2). Publish then returns nil, a *LostError if the
-// message will not be confirmed, or ctx's error. A ctx error while
-// waiting for the confirmation ("not confirmed yet") means the message was
-// taken: it is still confirmed or reported lost later (Flush), so
-// publishing it again makes a copy subscribers cannot recognize. Flush
-// confirms many messages for the price of one wait.
+// message will not be confirmed, or ctx's error: matching ErrUnconfirmed
+// too if the message was taken and ctx ended during the wait for its
+// confirmation (see ErrUnconfirmed). Flush confirms many messages for the
+// price of one wait.
 func Confirm() PublishOption { return PublishOption{confirm: true} }
 
 // Publish sends payload on topicName. It returns once the message is

@@ -254,8 +254,8 @@ func TestPublishHonoursContext(t *testing.T) {
 			t.Fatal("Publish never blocked: the buffer did not fill")
 		}
 	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Publish with a full buffer = %v; want its context's deadline", err)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnconfirmed) {
+		t.Fatalf("Publish with a full buffer = %v; want its context's deadline, and not %v: it was not taken", err, ErrUnconfirmed)
 	}
 	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
 	defer cancel()

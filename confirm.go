@@ -258,7 +258,7 @@ func (c *Client) waitConfirmed(ctx context.Context, seq uint64) error {
 			}
 		}
 		c.mu.Unlock()
-		return fmt.Errorf("publish %d not confirmed yet: %w", seq, ctx.Err())
+		return fmt.Errorf("%w: publish %d: %w", ErrUnconfirmed, seq, ctx.Err())
 	}
 }
 
@@ -298,7 +298,7 @@ func (c *Client) Flush(ctx context.Context) error {
 		if target > c.doneSeq {
 			n := target - c.doneSeq
 			c.mu.Unlock()
-			return fmt.Errorf("eventbus: flush: %d publishes not confirmed yet: %w", n, ctx.Err())
+			return fmt.Errorf("eventbus: flush: %w: %d publishes: %w", ErrUnconfirmed, n, ctx.Err())
 		}
 	}
 	var errs []error

@@ -180,13 +180,13 @@ func TestConfirmWaits(t *testing.T) {
 	r.publishAll(t)
 	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
 	defer cancel()
-	if err := r.pub.Publish(ctx, "r.x", []byte("one"), Confirm()); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Publish(Confirm) while a subscriber holds the queue = %v; want %v", err, context.DeadlineExceeded)
+	if err := r.pub.Publish(ctx, "r.x", []byte("one"), Confirm()); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnconfirmed) {
+		t.Fatalf("Publish(Confirm) while a subscriber holds the queue = %v; want %v and %v", err, context.DeadlineExceeded, ErrUnconfirmed)
 	}
 	ctx2, cancel2 := context.WithTimeout(testCtx(t), 200*time.Millisecond)
 	defer cancel2()
-	if err := r.pub.Flush(ctx2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Flush while a subscriber holds the queue = %v; want %v", err, context.DeadlineExceeded)
+	if err := r.pub.Flush(ctx2); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnconfirmed) {
+		t.Fatalf("Flush while a subscriber holds the queue = %v; want %v and %v", err, context.DeadlineExceeded, ErrUnconfirmed)
 	}
 	r.release()
 	if err := r.pub.Publish(testCtx(t), "r.x", []byte("two"), Confirm()); err != nil {

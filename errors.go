@@ -17,6 +17,12 @@ var (
 	// ErrPublishLost matches a *LostError: publishes the broker had not
 	// confirmed when the connection failed, and that were not resent.
 	ErrPublishLost = errors.New("eventbus: publishes lost with the connection")
+	// ErrUnconfirmed: ctx ended while Flush, or Publish with Confirm,
+	// waited for the broker's confirmation. The publishes were taken: they
+	// are still confirmed, resent or reported lost later, so publishing
+	// them again makes copies subscribers cannot recognize. ctx's error is
+	// wrapped too.
+	ErrUnconfirmed = errors.New("not confirmed yet")
 )
 
 // Errors the broker reports, matched with errors.Is on what any call or
