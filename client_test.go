@@ -281,3 +281,42 @@ func TestBrokerEpoch(t *testing.T) {
 		t.Errorf("Stats().Epoch = %d; want the handshake's %d", s.Epoch, e1)
 	}
 }
+
+// TestCallsHonourContext: against a broker that answers nothing, every
+// blocking call returns ctx's error within 50 ms of its deadline.
+func TestCallsHonourContext(t *testing.T) {
+	c := dial(t, stuckBroker(t), WithReconnect(false))
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Subscribe", func(ctx context.Context) error { _, err := c.Subscribe(ctx, "a.#"); return err }},
+		{"Ping", func(ctx context.Context) error { _, err := c.Ping(ctx); return err }},
+		{"Flush", c.Flush},
+		{"Stats", func(ctx context.Context) error { _, err := c.Stats(ctx); return err }},
+		{"History", func(ctx context.Context) error { _, err := c.History(ctx, HistoryQuery{}); return err }},
+		{"Timeline", func(ctx context.Context) error { _, err := c.Timeline(ctx, "root"); return err }},
+		{"Workflows", func(ctx context.Context) error { _, err := c.Workflows(ctx); return err }},
+		{"Wait", func(ctx context.Context) error {
+			_, err := c.Wait(ctx, "c1", correlation.EventCount(1))
+			return err
+		}},
+		{"Publish(Confirm)", func(ctx context.Context) error { return c.Publish(ctx, "a.b", nil, Confirm()) }},
+	}
+	const deadline = 200 * time.Millisecond
+	for _, tt := range calls {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(testCtx(t), deadline)
+			defer cancel()
+			start := time.Now()
+			err := tt.call(ctx)
+			late := time.Since(start) - deadline
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s = %v; want %v", tt.name, err, context.DeadlineExceeded)
+			}
+			if late > 50*time.Millisecond {
+				t.Errorf("%s returned %v after its deadline; want within 50ms", tt.name, late)
+			}
+		})
+	}
+}

@@ -94,16 +94,27 @@ var ErrWaitUnmet = errors.New("eventbus: wait condition not met")
 // answer, which carries the results collected.
 const waitGrace = 2 * time.Second
 
+// waitMargin is how long before ctx's deadline the broker is asked to
+// answer a wait, so that its partial answer arrives while ctx lasts: the
+// client then never waits past ctx for it.
+const waitMargin = 20 * time.Millisecond
+
 // Wait blocks until the broker has recorded what until asks for on
 // correlationID (final results from N publishers, N messages, or a quiet
 // period), or ctx ends, and returns the messages recorded for it that
-// this client may read. The broker stops waiting at ctx's deadline (30s
-// without one); if the condition did not hold, the partial results come
-// with an error wrapping ErrWaitUnmet that says what was seen.
+// this client may read. The broker stops waiting just before ctx's
+// deadline (30s without one); if the condition did not hold, the partial
+// results come with an error wrapping ErrWaitUnmet that says what was
+// seen. Wait never outlasts ctx: without the broker's answer by then, it
+// returns ctx's error.
 func (c *Client) Wait(ctx context.Context, correlationID string, until correlation.Condition) ([]*Message, error) {
 	timeout := wire.DefaultWaitTimeout
-	if dl, ok := ctx.Deadline(); ok {
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline {
 		timeout = min(time.Until(dl), wire.MaxWaitTimeout)
+		if timeout > 2*waitMargin {
+			timeout -= waitMargin
+		}
 	}
 	if timeout <= 0 || ctx.Err() != nil {
 		// Nothing to wait for, and the broker must not hold a wait for a
@@ -114,16 +125,12 @@ func (c *Client) Wait(ctx context.Context, correlationID string, until correlati
 	if err != nil {
 		return nil, err
 	}
-	// The broker answers at the deadline with what it saw: wait a little
-	// past it for that answer, unless ctx is canceled outright.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+waitGrace)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			cancel()
-		}
-	})
-	defer stop()
+	rctx := ctx
+	if !hasDeadline { // the broker answers at our own default: wait a little past it
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, timeout+waitGrace)
+		defer cancel()
+	}
 	res, err := c.query(rctx, &wire.Query{Kind: &wire.Query_Wait{Wait: wq}})
 	if err != nil {
 		if ctx.Err() != nil {
