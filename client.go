@@ -19,7 +19,6 @@ import (
 	"daemoneye.dev/eventbus/internal/nbwrite"
 	"daemoneye.dev/eventbus/internal/wireconv"
 	"daemoneye.dev/eventbus/stats"
-	"daemoneye.dev/eventbus/topic"
 	"daemoneye.dev/eventbus/transport"
 	"daemoneye.dev/eventbus/wire"
 )
@@ -82,9 +81,13 @@ type clientConn struct {
 	raw   syscall.RawConn // for direct writes; nil for pipes
 	// The correlations this connection's publishes named (PROTOCOL.md
 	// §5.3.1); guarded by Client.mu.
-	pubRefs  wire.RefEncoder[*publishCorrelation]
-	pubSeq   uint64 // PUBLISH frames sent, as the broker numbers them (publish_seq)
-	firstSeq uint64 // the session sequence of the first: publish_seq k is firstSeq+k-1
+	pubRefs wire.RefEncoder[*publishCorrelation]
+	pubSeq  uint64 // PUBLISH frames sent, as the broker numbers them (publish_seq)
+	// The session sequences of the PUBLISH frames sent: those resent at
+	// connect (requests are not resent, so they need not be consecutive),
+	// then firstNew, firstNew+1, ...
+	resent   []uint64
+	firstNew uint64
 	// The most recent definitions, by publish_seq: a refused one is
 	// forgotten, so the next publish defines the ref again.
 	pubDefs [maxTrackedDefs]pubDef
@@ -210,7 +213,7 @@ func (c *Client) install(cc *clientConn) {
 	for _, s := range c.subs {
 		c.nextID++
 		c.requests[c.nextID] = &request{ch: make(chan response, 1)}
-		c.appendLocked(wire.TypeSubscribe, &wire.Subscribe{RequestId: c.nextID, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter})
+		c.appendLocked(wire.TypeSubscribe, s.wire(c.nextID))
 	}
 	c.resendLocked(cc)
 	if c.pending.Len() > 0 {
@@ -380,8 +383,9 @@ func (c *Client) enqueueLocked(ctx context.Context, t wire.Type, m wire.Message,
 
 // enqueuePublishLocked is enqueueLocked for c.env with pc's metadata, if
 // not nil, numbered cseq, as the session's next publish, kept for
-// resending until confirmed.
-func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelation, cseq uint64, direct bool) error {
+// resending until confirmed if keep (a request is never resent: its
+// requester failed with the connection).
+func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelation, cseq uint64, direct, keep bool) error {
 	return c.enqueueWith(ctx, direct, func() {
 		c.conn.pubSeq++
 		c.lastSeq++
@@ -397,7 +401,9 @@ func (c *Client) enqueuePublishLocked(ctx context.Context, pc *publishCorrelatio
 		n := len(t)
 		t = wire.AppendPublish(t, &c.env, corr)
 		c.pending.Commit(t)
-		c.retainLocked(t[n:], pc, cseq)
+		if keep {
+			c.retainLocked(t[n:], pc, cseq)
+		}
 		if c.session == 0 { // no confirmations will come
 			c.doneSeq = c.lastSeq
 		}
@@ -490,110 +496,6 @@ func (c *Client) usableLocked() error {
 		return c.closeErr
 	case c.conn == nil:
 		return ErrDisconnected
-	}
-	return nil
-}
-
-// PublishOption adds to one publish: WithCorrelation, WithFinal, Confirm.
-// A plain value, so that publishing with options does not allocate.
-type PublishOption struct {
-	corr    *publishCorrelation
-	final   bool
-	confirm bool
-}
-
-// publishCorrelation is metadata validated and encoded once, by
-// WithCorrelation, for every publish that uses the option.
-type publishCorrelation struct {
-	id   string // for the client's Sequencer
-	base []byte // wire.AppendCorrelationBase
-	err  error  // why the metadata is invalid
-}
-
-// WithCorrelation publishes with correlation metadata (package
-// correlation). The
-// client sets Sequence, numbering its own messages within m's correlation
-// so a subscriber sees gaps; replying with a received message's metadata
-// therefore numbers the reply as this publisher's. m is validated and
-// encoded here, once for every publish that uses the option, so building
-// it once and reusing it is cheapest; invalid metadata fails the publish
-// (limits are errors, never truncation).
-func WithCorrelation(m correlation.Metadata) PublishOption {
-	pc := &publishCorrelation{id: m.CorrelationID}
-	if err := m.Validate(); err != nil {
-		pc.err = wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_CORRELATION, "%v", err)
-	} else {
-		pc.base = wire.AppendCorrelationBase(nil, wireconv.MetadataToWire(&m))
-	}
-	return PublishOption{corr: pc}
-}
-
-// WithFinal marks the message as this publisher's last result for its
-// correlation, for the broker's wait-for-results (correlation.FinalPublishers).
-func WithFinal() PublishOption { return PublishOption{final: true} }
-
-// Confirm makes Publish wait until the broker confirms the message: it
-// was written to every matching subscriber or counted as dropped for it
-// (docs/PROTOCOL.md §5.3.2). Publish then returns nil, a *LostError if the
-// message will not be confirmed, or ctx's error: matching ErrUnconfirmed
-// too if the message was taken and ctx ended during the wait for its
-// confirmation (see ErrUnconfirmed). Flush confirms many messages for the
-// price of one wait.
-func Confirm() PublishOption { return PublishOption{confirm: true} }
-
-// Publish sends payload on topicName. It returns once the message is
-// buffered, unless Confirm is given; while the buffer is full (1 MiB the
-// broker has not taken) it waits, until ctx ends. The message gets the
-// session's next sequence number; the broker confirms it once finished
-// with it, and until then it is kept and resent after a reconnect (see
-// WithResendBuffer). A refusal by the broker, or a loss, is reported by
-// Flush and the error handler. Local checks (topic syntax, size, metadata)
-// fail at once.
-func (c *Client) Publish(ctx context.Context, topicName string, payload []byte, opts ...PublishOption) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
-	}
-	if err := topic.Validate(topicName); err != nil {
-		return fmt.Errorf("eventbus: publish: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_INVALID_TOPIC, "%v", err))
-	}
-	if topic.IsReserved(topicName) {
-		return fmt.Errorf("eventbus: publish: %w", wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", topicName))
-	}
-	c.mu.Lock()
-	if c.limits != nil && len(payload) > int(c.limits.MaxMessageSize) {
-		c.mu.Unlock()
-		return fmt.Errorf("eventbus: publish %s: %w", topicName, wire.Errorf(wire.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE,
-			"message too large: %d bytes, limit %d", len(payload), c.limits.MaxMessageSize))
-	}
-	now := time.Now().UnixNano()
-	direct := now-c.lastPublish > int64(directSpacing)
-	c.lastPublish = now
-	c.env.Topic, c.env.Payload, c.env.PublishedAt = topicName, payload, now
-	var o PublishOption
-	for _, opt := range opts {
-		o.corr = cmp.Or(opt.corr, o.corr)
-		o.final = o.final || opt.final
-		o.confirm = o.confirm || opt.confirm
-	}
-	c.env.Final = o.final
-	var cseq uint64
-	if o.corr != nil {
-		if o.corr.err != nil {
-			c.env.Topic, c.env.Payload = "", nil
-			c.mu.Unlock()
-			return fmt.Errorf("eventbus: publish %s: %w", topicName, o.corr.err)
-		}
-		cseq = c.seq.Next(o.corr.id)
-	}
-	err := c.enqueuePublishLocked(ctx, o.corr, cseq, direct)
-	c.env.Topic, c.env.Payload, c.env.Final, c.env.Sequence = "", nil, false, 0
-	seq := c.lastSeq
-	c.mu.Unlock()
-	if err == nil && o.confirm {
-		err = c.waitConfirmed(ctx, seq)
-	}
-	if err != nil {
-		return fmt.Errorf("eventbus: publish %s: %w", topicName, err)
 	}
 	return nil
 }

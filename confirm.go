@@ -155,7 +155,10 @@ func (c *Client) confirmedLocked(cc *clientConn, n uint64) error {
 	if c.conn != cc || n == 0 {
 		return nil
 	}
-	seq := cc.firstSeq + n - 1
+	seq := cc.firstNew + (n - uint64(len(cc.resent))) - 1
+	if n <= uint64(len(cc.resent)) {
+		seq = cc.resent[n-1]
+	}
 	if seq <= c.doneSeq {
 		return nil
 	}
@@ -213,9 +216,10 @@ func (c *Client) wakeLocked() {
 // resendLocked queues the kept publishes on cc, the new connection, each
 // naming its correlation by cc's refs.
 func (c *Client) resendLocked(cc *clientConn) {
-	cc.firstSeq = c.retain.first(c.lastSeq + 1)
+	cc.firstNew = c.lastSeq + 1
 	for _, r := range c.retain.live() {
 		cc.pubSeq++
+		cc.resent = append(cc.resent, r.seq)
 		if r.pc == nil {
 			t := c.pending.Tail(len(r.frame))
 			c.pending.Commit(append(t, r.frame...))

@@ -41,4 +41,7 @@ const (
 	ErrSlowConsumer         = wire.ErrSlowConsumer
 	ErrShuttingDown         = wire.ErrShuttingDown
 	ErrUnsupportedVersion   = wire.ErrUnsupportedVersion
+	ErrNoResponders         = wire.ErrNoResponders
+	ErrRequestTimeout       = wire.ErrRequestTimeout
+	ErrTooManyRequests      = wire.ErrTooManyRequests
 )

@@ -35,6 +35,17 @@ type Message struct {
 	// full) or by this client (the subscription's channel was full).
 	Missed uint64
 
+	// RequestID is the requester's id when the message is a request
+	// (Client.Request); 0 otherwise. Deadline is the requester's, if any.
+	RequestID uint64
+	Deadline  time.Time
+
+	// A request's reply token, for a responder subscription, and the
+	// connection it arrived on (Reply).
+	replyToken uint64
+	client     *Client
+	conn       *clientConn
+
 	// The correlation metadata but the sequence number, shared by the
 	// messages that repeat it and never handed out; nil: none.
 	corrBase *correlation.Metadata

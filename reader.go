@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -66,6 +67,12 @@ func (c *Client) handle(cc *clientConn, t wire.Type, body []byte) error {
 			return fmt.Errorf("eventbus: malformed QUERY_RESULT from broker: %w", err)
 		}
 		c.resolve(m.RequestId, response{reply: m})
+	case wire.TypeResponse:
+		m := new(wire.Response)
+		if err := m.UnmarshalVT(body); err != nil {
+			return fmt.Errorf("eventbus: malformed RESPONSE from broker: %w", err)
+		}
+		c.resolve(m.RequestId, response{reply: m})
 	case wire.TypeConfirm:
 		var m wire.Confirm
 		if err := m.UnmarshalVT(body); err != nil {
@@ -106,6 +113,13 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 		Final:              v.Final,
 		Sequence:           v.Sequence,
 		PublisherSession:   v.Session,
+		RequestID:          v.RequestID,
+	}
+	if v.Deadline != 0 {
+		m.Deadline = time.Unix(0, v.Deadline)
+	}
+	if v.ReplyToken != 0 {
+		m.replyToken, m.client, m.conn = v.ReplyToken, c, cc
 	}
 	if v.Correlation != nil || v.CorrelationRef != 0 {
 		base, seq, err := cc.correlation(v)
@@ -180,9 +194,12 @@ func (c *Client) resolve(id uint64, resp response) {
 	r := c.requests[id]
 	delete(c.requests, id)
 	c.mu.Unlock()
-	if r != nil {
+	switch {
+	case r != nil:
 		r.ch <- resp
-	} else if resp.err != nil {
+	case errors.Is(resp.err, ErrRequestTimeout), errors.Is(resp.err, ErrNoResponders), errors.Is(resp.err, ErrTooManyRequests):
+		// The fate of a request whose Request already returned at ctx's end.
+	case resp.err != nil:
 		c.reportAsync(resp.err) // a restored subscription the broker refused
 	}
 }

@@ -20,6 +20,11 @@ type Subscription struct {
 	patterns []string
 	filter   *wire.CorrelationFilter // nil: none
 	handler  func(*Message)
+	// Its queue group, the group's strategy, and whether it answers
+	// requests (SubscribeOptions).
+	group     string
+	strategy  GroupStrategy
+	responder bool
 
 	// C delivers messages for channel subscriptions; it is closed by
 	// Unsubscribe and Close. Nil for handler subscriptions.
@@ -158,12 +163,40 @@ type SubscribeOptions struct {
 	// OnGap, if set, receives the gap notices (Gap) on the client's
 	// goroutine, as Handler does; otherwise they arrive on Gaps.
 	OnGap func(Gap)
+	// Group, if set, makes the subscription a member of that queue group:
+	// each message the group's members match goes to one of them, chosen
+	// by Strategy, which the group's first member sets (a member asking
+	// for another one is refused).
+	Group    string
+	Strategy GroupStrategy
+	// Responder makes the subscription answer requests (Client.Request):
+	// the requests it receives can be answered with Message.Reply, and it
+	// counts as a responder, so a request it matches does not fail with
+	// ErrNoResponders. Other subscriptions see requests as plain messages.
+	Responder bool
 }
+
+// GroupStrategy chooses which member of a queue group gets a message.
+type GroupStrategy int32
+
+// Queue group strategies.
+const (
+	// RoundRobin takes the members in turn (the default).
+	RoundRobin = GroupStrategy(wire.GroupStrategy_GROUP_STRATEGY_ROUND_ROBIN)
+	// LeastLoaded takes the member with the fewest requests in flight,
+	// then the fewest messages queued.
+	LeastLoaded = GroupStrategy(wire.GroupStrategy_GROUP_STRATEGY_LEAST_LOADED)
+	// FirstAvailable takes the first member whose queue has room.
+	FirstAvailable = GroupStrategy(wire.GroupStrategy_GROUP_STRATEGY_FIRST_AVAILABLE)
+	// Random takes a member at random.
+	Random = GroupStrategy(wire.GroupStrategy_GROUP_STRATEGY_RANDOM)
+)
 
 // SubscribeWith subscribes as Subscribe or SubscribeFunc does, with a
 // correlation filter.
 func (c *Client) SubscribeWith(ctx context.Context, o SubscribeOptions) (*Subscription, error) {
-	s := &Subscription{c: c, patterns: o.Patterns, handler: o.Handler, onGap: o.OnGap, gaps: make(chan Gap, gapBuffer)}
+	s := &Subscription{c: c, patterns: o.Patterns, handler: o.Handler, onGap: o.OnGap, gaps: make(chan Gap, gapBuffer),
+		group: o.Group, strategy: o.Strategy, responder: o.Responder}
 	if o.Handler == nil {
 		ch := make(chan *Message, c.opts.channelSize)
 		s.ch, s.C = ch, ch
@@ -195,9 +228,7 @@ func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
 	s.id = c.nextID
 	c.subs[s.id] = s
 	c.mu.Unlock()
-	_, err := c.roundTrip(ctx, wire.TypeSubscribe, func(id uint64) wire.Message {
-		return &wire.Subscribe{RequestId: id, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter}
-	})
+	_, err := c.roundTrip(ctx, wire.TypeSubscribe, func(id uint64) wire.Message { return s.wire(id) })
 	if err != nil {
 		c.mu.Lock()
 		delete(c.subs, s.id)
@@ -206,6 +237,12 @@ func (c *Client) subscribe(ctx context.Context, s *Subscription) error {
 		return fmt.Errorf("eventbus: subscribe %v: %w", s.patterns, err)
 	}
 	return nil
+}
+
+// wire is the SUBSCRIBE frame of s, as request requestID.
+func (s *Subscription) wire(requestID uint64) *wire.Subscribe {
+	return &wire.Subscribe{RequestId: requestID, SubscriptionId: s.id, Patterns: s.patterns, Filter: s.filter,
+		Group: s.group, Strategy: wire.GroupStrategy(s.strategy), Responder: s.responder}
 }
 
 // Unsubscribe ends the subscription and closes C. Messages the broker had
@@ -278,4 +315,25 @@ func (c *Client) closeSubs() {
 	for _, s := range subs {
 		s.close()
 	}
+}
+
+var strategyNames = map[GroupStrategy]string{RoundRobin: "round-robin", LeastLoaded: "least-loaded", FirstAvailable: "first-available", Random: "random"}
+
+// String is the strategy's name: round-robin, least-loaded,
+// first-available or random.
+func (s GroupStrategy) String() string {
+	if n, ok := strategyNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("GroupStrategy(%d)", int32(s))
+}
+
+// ParseGroupStrategy returns the strategy String names.
+func ParseGroupStrategy(name string) (GroupStrategy, error) {
+	for s, n := range strategyNames {
+		if n == name {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("eventbus: unknown group strategy %q (round-robin, least-loaded, first-available, random)", name)
 }

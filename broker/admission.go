@@ -136,7 +136,8 @@ func (b *Broker) refuse(c *conn, err *wire.Error) {
 // reports suppressed log lines.
 const janitorTick = time.Second
 
-// janitor closes idle connections and flushes the connection log's
+// janitor closes idle connections, fails requests past their deadline and
+// flushes the connection log's
 // suppression counts, until the broker closes.
 func (b *Broker) janitor() {
 	t := time.NewTicker(min(janitorTick, b.cfg.IdleTimeout/4))
@@ -148,6 +149,7 @@ func (b *Broker) janitor() {
 		case now := <-t.C:
 			b.connLog.flush()
 			b.closeIdle(now)
+			b.expireRequests(now)
 		}
 	}
 }

@@ -40,9 +40,15 @@ type Broker struct {
 	connsRefused   atomic.Uint64
 	protocolErrors atomic.Uint64
 	limits         limitCounts
-	queryHeld      atomic.Int64 // query memory reserved (max_query_memory)
-	queryHeldAnon  atomic.Int64 // the part anonymous peers reserved
-	connLog        *lineLimiter // connection lines, per uid
+	queryHeld      atomic.Int64  // query memory reserved (max_query_memory)
+	queryHeldAnon  atomic.Int64  // the part anonymous peers reserved
+	connLog        *lineLimiter  // connection lines, per uid
+	requests       requests      // pending requests (request.go)
+	groups         groups        // queue groups (group.go)
+	replies        atomic.Uint64 // replies routed to their requester
+	repliesDropped atomic.Uint64 // replies to no request the replier held
+	noResponders   atomic.Uint64 // requests no responder took
+	redelivered    atomic.Uint64 // requests given to another group member
 	janitorOnce    sync.Once
 	self           string // uidKey of the broker's own user
 
@@ -328,12 +334,19 @@ func (b *Broker) cut() {
 // It runs on the publisher's reader goroutine and never blocks on a
 // subscriber: a full queue drops (docs/PROTOCOL.md §7). Subscribers whose queue was
 // empty are appended to from.wake so the caller can wake them in a batch.
-func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *correlation.Metadata, named *corrDef) {
-	b.deliverAll(from, b.routes.main.MatchBytes(topicName), d, meta, named)
+//
+// pr, if not nil, is the request d is: responders get it with its reply
+// token and become its holders. Queue group members are collected and
+// given d one per group, after every index is consulted (deliverGroups).
+func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *correlation.Metadata, named *corrDef, pr *pendingRequest) {
+	b.deliverAll(from, b.routes.main.MatchBytes(topicName), d, meta, named, pr)
 	for _, cr := range *b.routes.classes.Load() {
 		if cr.access.CheckBytes(acl.Subscribe, topicName) == nil {
-			b.deliverAll(from, cr.index.MatchBytes(topicName), d, meta, named)
+			b.deliverAll(from, cr.index.MatchBytes(topicName), d, meta, named, pr)
 		}
+	}
+	if len(from.groupCands) > 0 {
+		b.deliverGroups(from, d, topicName, meta, named, pr)
 	}
 	from.published.Add(1)
 	if b.topics != nil {
@@ -342,27 +355,59 @@ func (b *Broker) route(from *conn, d *wire.Delivery, topicName []byte, meta *cor
 }
 
 // deliverAll queues d for each of subs whose correlation filter, if any,
-// meta matches.
-func (b *Broker) deliverAll(from *conn, subs []*subscription, d *wire.Delivery, meta *correlation.Metadata, named *corrDef) {
+// meta matches; members of queue groups are left to deliverGroups.
+func (b *Broker) deliverAll(from *conn, subs []*subscription, d *wire.Delivery, meta *correlation.Metadata, named *corrDef, pr *pendingRequest) {
 	for _, s := range subs {
-		if s.filter != nil && !s.filter.Match(meta) {
+		switch {
+		case s.filter != nil && !s.filter.Match(meta):
 			continue // correlation filter: never crosses the socket
+		case s.group != nil:
+			from.groupCands = append(from.groupCands, s)
+			continue
 		}
-		sc := s.c
-		switch sc.out.deliver(s, d, named, from.batch) {
-		case enqueuedFirst:
-			from.toWake = append(from.toWake, sc)
-		case dropped:
-			// Wake the writer so the MISSED report (or, under the
-			// disconnect policy, the close) happens even if nothing more
-			// is published to this subscriber.
-			sc.dropped.Add(1)
-			sc.out.signal()
-			if b.cfg.SlowSubscriberPolicy == SlowDisconnect {
-				sc.slowOverflow()
-			}
-		}
+		b.deliverOne(from, s, d, named, pr, true)
 	}
+}
+
+// deliverOne queues d for s. A request's reply token goes only to a
+// responder, which becomes a holder of the request. from, the publisher
+// whose reader routes (nil when redelivering), wakes the subscriber at the
+// end of its read batch; a drop, if countDrop, is counted for s.
+func (b *Broker) deliverOne(from *conn, s *subscription, d *wire.Delivery, named *corrDef, pr *pendingRequest, countDrop bool) enqueueResult {
+	if d.ReplyToken != 0 && !s.responder {
+		plain := *d
+		plain.ReplyToken = 0
+		d = &plain
+	}
+	var pb *pubBatch
+	if from != nil {
+		pb = from.batch
+	}
+	sc := s.c
+	r := sc.out.deliver(s, d, named, pb, countDrop)
+	switch r {
+	case enqueuedFirst:
+		if from != nil {
+			from.toWake = append(from.toWake, sc)
+		}
+	case dropped:
+		if !countDrop {
+			return r
+		}
+		// Wake the writer so the MISSED report (or, under the
+		// disconnect policy, the close) happens even if nothing more
+		// is published to this subscriber.
+		sc.dropped.Add(1)
+		sc.out.signal()
+		if b.cfg.SlowSubscriberPolicy == SlowDisconnect {
+			sc.slowOverflow()
+		}
+		return r
+	}
+	if pr != nil && s.responder && r != discarded {
+		pr.held(b, sc)
+	}
+	return r
 }
 
 // Stats returns a snapshot of the broker's statistics.

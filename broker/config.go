@@ -48,8 +48,15 @@ const (
 	DefaultMaxQueryMemory = 128 << 20
 	// DefaultMaxWaits and DefaultMaxWaitsPerUID bound the waits in
 	// progress per connection and per user.
-	DefaultMaxWaits       = 16
-	DefaultMaxWaitsPerUID = 64
+	DefaultMaxWaits = 16
+	// DefaultMaxPendingRequests bounds one connection's requests in
+	// flight; DefaultMaxRequestTimeout a request's life without a reply;
+	// DefaultMaxRequestBytes what the broker keeps, in all, to give
+	// requests to another queue group member.
+	DefaultMaxPendingRequests = 1024
+	DefaultMaxRequestTimeout  = 30 * time.Second
+	DefaultMaxRequestBytes    = 64 << 20
+	DefaultMaxWaitsPerUID     = 64
 	// maxMaxQueryBytes keeps a query's reply well within the frame a
 	// client reads.
 	maxMaxQueryBytes = 32 << 20
@@ -159,6 +166,14 @@ type Config struct {
 	// MaxWaitsPerUID bounds the waits in progress of one user (SID on
 	// Windows) across its connections; default 64.
 	MaxWaitsPerUID int `yaml:"max_waits_per_uid"`
+	// MaxPendingRequests bounds the requests one connection has waiting
+	// for a reply (docs/PROTOCOL.md §5.9); default 1024.
+	MaxPendingRequests int `yaml:"max_pending_requests"`
+	// MaxRequestTimeout bounds a request's deadline; default 30s.
+	MaxRequestTimeout time.Duration `yaml:"max_request_timeout"`
+	// MaxRequestBytes bounds the copies of requests kept to give to
+	// another queue group member if the one holding it goes; default 64 MiB.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
 	// HistoryMaxEvents bounds the correlation history (docs/CORRELATION.md), oldest
 	// evicted first; default 10000.
 	HistoryMaxEvents int `yaml:"history_max_events"`
@@ -255,6 +270,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxCorrelationBytes, DefaultMaxCorrelationBytes)
 	setDefault(&c.MaxSubscriptionsPerUID, 10*c.MaxSubscriptions)
 	setDefault(&c.MaxWaits, DefaultMaxWaits)
+	setDefault(&c.MaxPendingRequests, DefaultMaxPendingRequests)
+	setDefault(&c.MaxRequestTimeout, DefaultMaxRequestTimeout)
+	setDefault(&c.MaxRequestBytes, DefaultMaxRequestBytes)
 	setDefault(&c.MaxWaitsPerUID, DefaultMaxWaitsPerUID)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -302,6 +320,8 @@ func (c Config) Validate() error {
 		{"max_subscriptions_per_uid", c.MaxSubscriptionsPerUID},
 		{"max_waits", c.MaxWaits},
 		{"max_waits_per_uid", c.MaxWaitsPerUID},
+		{"max_pending_requests", c.MaxPendingRequests},
+		{"max_request_bytes", c.MaxRequestBytes},
 	}
 	for _, p := range positive {
 		if p.v < 0 {
@@ -332,6 +352,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.IdleTimeout)}
 	case c.HandshakeTimeout < 0:
 		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
+	case c.MaxRequestTimeout < 0:
+		return &ConfigError{Field: "max_request_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.MaxRequestTimeout)}
 	case c.WriteTimeout < 0:
 		return &ConfigError{Field: "write_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.WriteTimeout)}
 	case c.HistoryMaxBytes != 0 && int64(c.HistoryMaxBytes) < minHistoryBytes(c.MaxMessageSize),

@@ -73,6 +73,15 @@ type conn struct {
 	batch   *pubBatch
 	// readIdle: the reader may be waiting for the peer (confirmQueued).
 	readIdle atomic.Bool
+	// groupCands collects a publish's queue group members (route).
+	groupCands []*subscription
+
+	// Requests (request.go), guarded by Broker.requests.mu: those this
+	// connection made, and those it holds as a responder (inflight
+	// counts them, for least-loaded groups).
+	requests map[uint64]*pendingRequest
+	holding  map[uint64]*pendingRequest
+	inflight atomic.Int32
 
 	strs intern.Table // topics and correlation strings
 	corr publisherCorrelation
@@ -110,6 +119,9 @@ type subscription struct {
 	class    acl.Class             // the subscriber's access class
 	filter   *correlation.Compiled // deliveries must match it; nil: no filter
 	missed   uint64                // drops not yet reported; guarded by c.out.mu
+	group    *group                // its queue group; nil: none
+	// responder: requests delivered to it carry their reply token.
+	responder bool
 }
 
 func newConn(b *Broker, nc net.Conn, peer transport.Peer, inProcess bool) *conn {
@@ -356,6 +368,8 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 			return wire.Errorf(wire.ErrorCode_ERROR_CODE_MALFORMED_FRAME, "malformed UNSUBSCRIBE: %v", err)
 		}
 		c.reply(m.RequestId, c.unsubscribe(m.SubscriptionId))
+	case wire.TypeReply:
+		return c.handleReply(body)
 	case wire.TypePing:
 		var m wire.Ping
 		if err := m.UnmarshalVT(body); err != nil {
@@ -413,10 +427,21 @@ func (c *conn) handlePublish(body []byte) {
 			d.Head, d.Tail, c.corr.strip = v.Uncorrelated(body, c.corr.strip)
 		}
 	}
+	var pr *pendingRequest
+	if v.RequestID != 0 {
+		if pr, err = c.beginRequest(v.RequestID, v.Deadline); err != nil {
+			c.reply(v.RequestID, err)
+			return
+		}
+		d.ReplyToken = pr.token
+	}
 	if corr != nil {
 		c.recordCorrelation(corr, &v)
 	}
-	c.b.route(c, &d, v.Topic, meta, named)
+	c.b.route(c, &d, v.Topic, meta, named, pr)
+	if pr != nil {
+		c.endRouting(pr)
+	}
 }
 
 // checkPublish applies the size limit and the access check to v. The
@@ -536,6 +561,7 @@ func (c *conn) closeWith(reason CloseReason, err error) {
 		c.subsDone = true
 		component := c.component
 		c.subsMu.Unlock()
+		c.closeRequests()
 		c.b.removeConn(c)
 		level := slog.LevelInfo
 		if errors.Is(err, io.EOF) && CloseReason(c.reason.Load()) == CloseHandshakeFailed {

@@ -28,6 +28,8 @@ const (
 	limitPendingBytes
 	limitLogLines
 	limitWriteTimeout
+	limitPendingRequests
+	limitRequestBytes
 	numLimits
 )
 
@@ -35,7 +37,7 @@ var limitNames = [numLimits]string{
 	"max_connections", "max_connections_per_uid", "reserved_connections", "max_connections (handshake evicted)",
 	"handshake_timeout", "idle_timeout", "max_subscriptions", "max_subscriptions_per_uid", "max_correlation_bytes",
 	"max_waits", "max_waits_per_uid", "max_query_bytes", "max_query_memory", "max_pending_bytes", "log_lines_per_second",
-	"write_timeout",
+	"write_timeout", "max_pending_requests", "max_request_bytes",
 }
 
 // String returns the limit's config key.

@@ -104,8 +104,10 @@ const (
 
 // deliver queues a DELIVER frame of d for s, with corr's metadata (nil:
 // none), as part of publish batch pb (nil: the publisher does not
-// confirm), or counts a drop if the queue is full (docs/PROTOCOL.md §7).
-func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef, pb *pubBatch) enqueueResult {
+// confirm). If the queue is full it reports dropped, and counts the drop
+// for s unless another queue may take the message instead (!countDrop, a
+// queue group's member).
+func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef, pb *pubBatch, countDrop bool) enqueueResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -121,6 +123,9 @@ func (q *outQueue) deliver(s *subscription, d *wire.Delivery, corr *corrDef, pb 
 	}
 	size := wire.DeliverSize(s.id, d, cf)
 	if q.msgs >= q.maxMsgs || q.buf.Len()+size > q.maxBytes {
+		if !countDrop {
+			return dropped
+		}
 		if s.missed == 0 {
 			q.missedSubs = append(q.missedSubs, s)
 		}
@@ -327,6 +332,14 @@ func (q *outQueue) freeLocked(n int64) {
 	if n > 0 && q.free != nil {
 		q.free(n)
 	}
+}
+
+// queued reports the queued deliveries, for a queue group's least-loaded
+// choice.
+func (q *outQueue) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.msgs
 }
 
 // pending reports the queued deliveries and bytes, for stats.

@@ -49,22 +49,22 @@ func TestQueueCorrelationRefs(t *testing.T) {
 		return v.CorrelationRef, v.CorrelationSeq, v.Correlation != nil
 	}
 
-	if q.deliver(s, d, x, nil) != enqueuedFirst {
+	if q.deliver(s, d, x, nil, true) != enqueuedFirst {
 		t.Fatal("first delivery not queued")
 	}
-	if q.deliver(s, d, y, nil) != dropped { // y's definition is dropped with it
+	if q.deliver(s, d, y, nil, true) != dropped { // y's definition is dropped with it
 		t.Fatal("delivery to a full queue not dropped")
 	}
 	if ref, _, full := take(); ref != 1 || !full {
 		t.Errorf("x's first DELIVER: ref %d, in full %v; want 1, true", ref, full)
 	}
 	y.meta.Sequence = 2
-	q.deliver(s, d, y, nil)
+	q.deliver(s, d, y, nil, true)
 	if ref, _, full := take(); ref != 2 || !full {
 		t.Errorf("y's first DELIVER queued: ref %d, in full %v; want 2, true", ref, full)
 	}
 	x.meta.Sequence = 5
-	q.deliver(s, d, x, nil)
+	q.deliver(s, d, x, nil, true)
 	if ref, seq, full := take(); ref != 1 || seq != 5 || full {
 		t.Errorf("x again: ref %d, sequence %d, in full %v; want 1, 5, false", ref, seq, full)
 	}

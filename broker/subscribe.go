@@ -34,10 +34,20 @@ func (c *conn) subscribe(m *wire.Subscribe) error {
 		return wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_SUBSCRIPTIONS, "too many subscriptions: %d patterns, limit %d (max_subscriptions)",
 			c.patterns+len(patterns), c.b.cfg.MaxSubscriptions)
 	}
+	var g *group
+	if m.Group != "" {
+		if g, err = c.b.groups.join(m.Group, m.Strategy); err != nil {
+			return err
+		}
+	}
 	if err := c.b.addPatterns(c, len(patterns)); err != nil {
+		if g != nil {
+			c.b.groups.leave(g)
+		}
 		return err
 	}
-	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, class: c.identity.Class(), filter: filter}
+	s := &subscription{c: c, id: m.SubscriptionId, patterns: patterns, filtered: filtered, class: c.identity.Class(), filter: filter,
+		group: g, responder: m.Responder}
 	c.b.routes.add(s)
 	c.subs[s.id] = s
 	c.patterns += len(patterns)
@@ -90,6 +100,9 @@ func (c *conn) unsubscribe(id uint64) error {
 }
 
 func (c *conn) removeSubLocked(s *subscription) {
+	if s.group != nil {
+		c.b.groups.leave(s.group)
+	}
 	c.b.routes.remove(s)
 	c.b.removePatterns(c, len(s.patterns))
 	delete(c.subs, s.id)

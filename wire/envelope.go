@@ -15,6 +15,8 @@ const (
 	fieldCorrRef     protowire.Number = 6
 	fieldCorrSeq     protowire.Number = 7
 	fieldSequence    protowire.Number = 8
+	fieldRequestID   protowire.Number = 9
+	fieldDeadline    protowire.Number = 10
 
 	firstBrokerField   protowire.Number = 16
 	lastBrokerField    protowire.Number = 31
@@ -25,6 +27,7 @@ const (
 	fieldDeliveryRef   protowire.Number = 20
 	fieldDeliverySeq   protowire.Number = 21
 	fieldPubSession    protowire.Number = 22
+	fieldReplyToken    protowire.Number = 23
 
 	fieldDeliverSubID    protowire.Number = 1
 	fieldDeliverEnvelope protowire.Number = 2
@@ -49,6 +52,10 @@ type PublishView struct {
 	CorrelationRef, CorrelationSeq uint64
 	Final                          bool
 	Sequence                       uint64 // the publisher's session sequence; 0: none
+	// RequestID, if not 0, makes the publish a request, with its deadline
+	// (Unix ns, 0: none given).
+	RequestID uint64
+	Deadline  int64
 
 	// The correlation fields (4, 6, 7) lie in body[corrStart:corrEnd];
 	// interleaved says other fields lie there too.
@@ -149,6 +156,10 @@ func ScanPublish(body []byte) (PublishView, error) {
 			v.CorrelationSeq = u
 		case fieldSequence:
 			v.Sequence = u
+		case fieldRequestID:
+			v.RequestID = u
+		case fieldDeadline:
+			v.Deadline = int64(u)
 		}
 		body = body[n:]
 		switch {
@@ -185,9 +196,9 @@ func publishFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
 	case fieldTopic, fieldPayload, fieldCorrelation:
 		return protowire.BytesType, true
-	case fieldPublishedAt:
+	case fieldPublishedAt, fieldDeadline:
 		return protowire.Fixed64Type, true
-	case fieldFinal, fieldCorrRef, fieldCorrSeq, fieldSequence:
+	case fieldFinal, fieldCorrRef, fieldCorrSeq, fieldSequence, fieldRequestID:
 		return protowire.VarintType, true
 	}
 	return 0, false
@@ -226,6 +237,9 @@ type Delivery struct {
 	Head, Tail []byte
 	ReceivedAt int64
 	Publisher  []byte
+	// ReplyToken, if not 0, is appended as reply_token: a request
+	// delivered to a responder (PROTOCOL.md §5.9).
+	ReplyToken uint64
 }
 
 // AppendDeliver appends a DELIVER frame of d for one subscription: the
@@ -246,11 +260,22 @@ func AppendDeliver(dst []byte, subID uint64, d *Delivery, corr *CorrelationField
 	dst = protowire.AppendTag(dst, fieldReceivedAt, protowire.Fixed64Type)
 	dst = protowire.AppendFixed64(dst, uint64(d.ReceivedAt))
 	dst = append(dst, d.Publisher...)
+	if d.ReplyToken != 0 {
+		dst = protowire.AppendTag(dst, fieldReplyToken, protowire.Fixed64Type)
+		dst = protowire.AppendFixed64(dst, d.ReplyToken)
+	}
 	return corr.append(dst, fieldDeliveryRef, fieldDeliverySeq)
 }
 
+// replyTokenSize is the encoded size of the reply_token field.
+const replyTokenSize = 2 + 8
+
 func (d *Delivery) envelopeSize(corr *CorrelationFields) int {
-	return len(d.Head) + len(d.Tail) + receivedAtSize + len(d.Publisher) + corr.size(fieldDeliveryRef, fieldDeliverySeq)
+	n := len(d.Head) + len(d.Tail) + receivedAtSize + len(d.Publisher) + corr.size(fieldDeliveryRef, fieldDeliverySeq)
+	if d.ReplyToken != 0 {
+		n += replyTokenSize
+	}
+	return n
 }
 
 // DeliverSize is the frame size AppendDeliver produces, for queue accounting.
@@ -279,6 +304,11 @@ type DeliverView struct {
 	// Sequence and Session identify the message within its publisher's
 	// session (PROTOCOL.md §5.3.2); 0: none.
 	Sequence, Session uint64
+	// A request's id and deadline, and the token to reply with (0: this
+	// subscription may not reply).
+	RequestID  uint64
+	Deadline   int64
+	ReplyToken uint64
 }
 
 // DecodeDeliver decodes a DELIVER body without allocating: the hot path of
@@ -355,13 +385,20 @@ func (v *DeliverView) envelopeField(num protowire.Number, typ protowire.Type, va
 		v.Sequence, _ = protowire.ConsumeVarint(val)
 	case fieldPubSession:
 		v.Session, _ = protowire.ConsumeFixed64(val)
+	case fieldRequestID:
+		v.RequestID, _ = protowire.ConsumeVarint(val)
+	case fieldDeadline:
+		u, _ := protowire.ConsumeFixed64(val)
+		v.Deadline = int64(u)
+	case fieldReplyToken:
+		v.ReplyToken, _ = protowire.ConsumeFixed64(val)
 	}
 	return nil
 }
 
 func deliverFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
-	case fieldPublishedAt, fieldReceivedAt, fieldPubSession:
+	case fieldPublishedAt, fieldReceivedAt, fieldPubSession, fieldReplyToken:
 		return protowire.Fixed64Type, true
 	case fieldPublisherPID, fieldPublisherUID, fieldDeliveryRef, fieldDeliverySeq:
 		return protowire.VarintType, true

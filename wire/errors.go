@@ -65,6 +65,9 @@ const (
 	ErrShuttingDown        = Sentinel(ErrorCode_ERROR_CODE_SHUTTING_DOWN)
 	ErrUnexpectedFrame     = Sentinel(ErrorCode_ERROR_CODE_UNEXPECTED_FRAME)
 	ErrInvalidCorrelation  = Sentinel(ErrorCode_ERROR_CODE_INVALID_CORRELATION)
+	ErrNoResponders        = Sentinel(ErrorCode_ERROR_CODE_NO_RESPONDERS)
+	ErrRequestTimeout      = Sentinel(ErrorCode_ERROR_CODE_REQUEST_TIMEOUT)
+	ErrTooManyRequests     = Sentinel(ErrorCode_ERROR_CODE_TOO_MANY_REQUESTS)
 )
 
 // AsError returns err as a new *Error for sending, which the caller may

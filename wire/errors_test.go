@@ -32,6 +32,9 @@ var sentinels = []struct {
 	{ErrShuttingDown, ErrorCode_ERROR_CODE_SHUTTING_DOWN},
 	{ErrUnexpectedFrame, ErrorCode_ERROR_CODE_UNEXPECTED_FRAME},
 	{ErrInvalidCorrelation, ErrorCode_ERROR_CODE_INVALID_CORRELATION},
+	{ErrNoResponders, ErrorCode_ERROR_CODE_NO_RESPONDERS},
+	{ErrRequestTimeout, ErrorCode_ERROR_CODE_REQUEST_TIMEOUT},
+	{ErrTooManyRequests, ErrorCode_ERROR_CODE_TOO_MANY_REQUESTS},
 }
 
 func TestErrorIsMatchesByCode(t *testing.T) {

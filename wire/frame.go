@@ -55,6 +55,8 @@ const (
 	TypeQuery         Type = 14
 	TypeQueryResult   Type = 15
 	TypeConfirm       Type = 16
+	TypeReply         Type = 17
+	TypeResponse      Type = 18
 )
 
 var typeNames = [...]string{
@@ -63,6 +65,7 @@ var typeNames = [...]string{
 	TypeMissed: "MISSED", TypeOK: "OK", TypeError: "ERROR", TypePing: "PING",
 	TypePong: "PONG", TypeStatsRequest: "STATS_REQUEST", TypeStatsResponse: "STATS_RESPONSE",
 	TypeQuery: "QUERY", TypeQueryResult: "QUERY_RESULT", TypeConfirm: "CONFIRM",
+	TypeReply: "REPLY", TypeResponse: "RESPONSE",
 }
 
 // String returns the name used in messages and output.

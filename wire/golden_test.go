@@ -59,6 +59,9 @@ func sampleFrames() []sampleFrame {
 			Message: `topic "$sys.stats" is reserved for the broker`, Topic: "$sys.stats", PublishSeq: 2}},
 		{"ping", TypePing, &Ping{Id: 3}},
 		{"confirm", TypeConfirm, &Confirm{PublishSeq: 2}},
+		{"reply", TypeReply, &Reply{ReplyToken: 0x0102030405060708, Payload: []byte(`{"pid":4242}`)}},
+		{"response", TypeResponse, &Response{RequestId: 6, Error: &ReplyError{Code: "not_found", Message: "no such process", Category: "client"},
+			ResponderPid: goldenPID, ResponderUid: goldenUID, ResponderComponent: goldenComponent}},
 		{"pong", TypePong, &Pong{Id: 3}},
 		{"stats_request", TypeStatsRequest, &StatsRequest{RequestId: 4}},
 		{"stats_response", TypeStatsResponse, &StatsResponse{RequestId: 4, Stats: &Stats{
@@ -133,6 +136,10 @@ func newMessage(t Type) Message {
 		return new(QueryResult)
 	case TypeConfirm:
 		return new(Confirm)
+	case TypeReply:
+		return new(Reply)
+	case TypeResponse:
+		return new(Response)
 	}
 	return nil
 }
@@ -204,7 +211,7 @@ func TestGoldenCoversEveryType(t *testing.T) {
 	for _, f := range sampleFrames() {
 		have[f.t] = true
 	}
-	for typ := TypeHello; typ <= TypeConfirm; typ++ {
+	for typ := TypeHello; typ <= TypeResponse; typ++ {
 		if !have[typ] {
 			t.Errorf("no golden frame for %v", typ)
 		}

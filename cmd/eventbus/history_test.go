@@ -402,8 +402,10 @@ func TestWait(t *testing.T) {
 	if m := historyLine.FindStringSubmatch(strings.TrimSuffix(r.stdout, "\n")); m == nil || m[4] != "U" || m[6] != "final" || m[7] != "u1" || len(lines(r.stdout)) != 1 {
 		t.Errorf("wait with a short timeout printed %q; want the one final result u1", r.stdout)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Errorf("wait --timeout 300ms returned after %v", d)
+	// The broker answers just before the deadline (20 ms), so the
+	// partial result arrives in time.
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("wait --timeout 300ms returned after %v; want the broker to have waited until just before the deadline", d)
 	}
 }
 
