@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,8 @@ type subFlags struct {
 	timeout     time.Duration
 	json        bool
 	noReconnect bool
+	group       string
+	strategy    string
 	id          identityFlags
 }
 
@@ -55,6 +58,10 @@ same broker, messages published while sub had no connection were not
 delivered to it. Neither is counted anywhere. --no-reconnect makes a lost
 connection exit 1 instead.
 
+--group NAME makes sub one member of a queue group: each message the
+group's members match goes to one of them, chosen by --strategy, which the
+group's first member sets.
+
 sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 --timeout passes first.`,
 		Args: rangeArgs(1, -1, "PATTERN..."),
@@ -67,6 +74,8 @@ sub exits 0 after --count messages (or on Ctrl-C without --count), and 1 if
 	fl.DurationVar(&f.timeout, "timeout", 0, "fail if the messages have not arrived within `DURATION` (0: wait forever)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per message")
 	fl.BoolVar(&f.noReconnect, "no-reconnect", false, "exit 1 when the connection to the broker is lost, instead of reconnecting")
+	fl.StringVar(&f.group, "group", "", "join queue group `NAME`: each message goes to one of its members")
+	fl.StringVar(&f.strategy, "strategy", "round-robin", "the group's `STRATEGY`: round-robin, least-loaded, first-available or random")
 	f.id.add(fl)
 	return cmd
 }
@@ -77,6 +86,10 @@ func runSub(cmd *cobra.Command, f *subFlags, patterns []string) error {
 		return usageErrorf("--count must not be negative, got %d", f.count)
 	case f.timeout < 0:
 		return usageErrorf("--timeout must not be negative, got %v", f.timeout)
+	}
+	strategy, err := eventbus.ParseGroupStrategy(f.strategy)
+	if err != nil {
+		return usageErrorf("--strategy: %v", strings.TrimPrefix(err.Error(), "eventbus: "))
 	}
 	for _, p := range patterns {
 		if err := topic.ValidatePattern(p); err != nil {
@@ -98,7 +111,7 @@ func runSub(cmd *cobra.Command, f *subFlags, patterns []string) error {
 		return interrupted(ctx, err, f.count == 0)
 	}
 	defer c.Close()
-	s, err := c.SubscribeWith(ctx, eventbus.SubscribeOptions{Patterns: patterns, OnGap: func(g eventbus.Gap) {
+	s, err := c.SubscribeWith(ctx, eventbus.SubscribeOptions{Patterns: patterns, Group: f.group, Strategy: strategy, OnGap: func(g eventbus.Gap) {
 		fmt.Fprintln(errOut, "eventbus: reconnected: "+g.String())
 	}})
 	if err != nil {
