@@ -171,19 +171,19 @@ func (c *Client) handleError(cc *clientConn, body []byte) error {
 		return fmt.Errorf("eventbus: malformed ERROR from broker: %w", err)
 	}
 	e := wire.FromProto(&f)
+	if f.PublishSeq != 0 && !f.Fatal {
+		c.mu.Lock()
+		if c.conn == cc {
+			cc.refused(f.PublishSeq)
+		}
+		c.mu.Unlock()
+	}
 	switch {
-	case f.RequestId != 0:
+	case f.RequestId != 0: // a request's answer; for a refused request, its publish's too
 		c.resolve(f.RequestId, response{err: e})
 	case f.Fatal:
 		return e
 	default:
-		if f.PublishSeq != 0 {
-			c.mu.Lock()
-			if c.conn == cc {
-				cc.refused(f.PublishSeq)
-			}
-			c.mu.Unlock()
-		}
 		c.reportAsync(fmt.Errorf("eventbus: publish #%d to %s refused: %w", f.PublishSeq, f.Topic, e))
 	}
 	return nil

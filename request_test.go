@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/internal/testutil"
 )
@@ -40,7 +42,7 @@ func serve(t *testing.T, c *Client, group string, strategy GroupStrategy, handle
 }
 
 func TestRequestReply(t *testing.T) {
-	_, path := startBroker(t, broker.Config{})
+	b, path := startBroker(t, broker.Config{})
 	responder := dial(t, path, WithName("responder"))
 	serve(t, responder, "", RoundRobin, func(m *Message) ([]byte, *ReplyError) {
 		if string(m.Payload) == "bad" {
@@ -95,6 +97,9 @@ func TestRequestReply(t *testing.T) {
 	}
 	if err := c.Flush(testCtx(t)); err != nil {
 		t.Errorf("Flush after the requests = %v; want nil", err)
+	}
+	if r := b.Stats().Requests; r.Replies != 2 || r.NoResponders != 1 || r.Pending != 1 {
+		t.Errorf("request stats %+v; want 2 replies, 1 without responders, 1 pending (the silent one's)", r)
 	}
 }
 
@@ -211,5 +216,23 @@ func TestGroupStrategyConflict(t *testing.T) {
 	}
 	if _, err := b.SubscribeWith(testCtx(t), SubscribeOptions{Patterns: []string{"x.#"}, Group: "g", Strategy: LeastLoaded}); !errors.Is(err, ErrInvalidPattern) {
 		t.Errorf("joining a random group as least-loaded = %v; want %v", err, ErrInvalidPattern)
+	}
+}
+
+// TestRefusedRequest: a request the broker refuses (here: the policy does
+// not let an anonymous peer publish the topic) fails at once with the
+// refusal, not at its deadline.
+func TestRefusedRequest(t *testing.T) {
+	_, path := startBroker(t, broker.Config{Policy: acl.Default(uint32(os.Geteuid()))})
+	c := dial(t, path)
+	start := time.Now()
+	if _, err := c.Request(testCtx(t), "control.collector.task.process", nil); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("anonymous request on a restricted topic = %v; want %v", err, ErrForbidden)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the refusal took %v", d)
+	}
+	if err := c.Flush(testCtx(t)); err != nil {
+		t.Errorf("Flush = %v; want nil: the refusal was the request's answer", err)
 	}
 }

@@ -446,6 +446,11 @@ func (b *Broker) Stats() stats.Snapshot {
 	s.Limits = b.limits.snapshot()
 	s.RSSBytes, s.HeapBytes = rssBytes(), heapBytes()
 	s.Epoch = b.epoch
+	b.requests.mu.Lock()
+	s.Requests.Pending = uint64(len(b.requests.byToken))
+	b.requests.mu.Unlock()
+	s.Requests.Replies, s.Requests.RepliesDropped = b.replies.Load(), b.repliesDropped.Load()
+	s.Requests.NoResponders, s.Requests.Redelivered = b.noResponders.Load(), b.redelivered.Load()
 	sortConnections(s.ConnectionList)
 	if b.topics != nil {
 		s.Topics, s.PublishedUntracked = b.topics.Snapshot()

@@ -414,7 +414,7 @@ func (c *conn) handlePublish(body []byte) {
 		if v.Correlation != nil && v.CorrelationRef != 0 {
 			c.undefine(v.CorrelationRef)
 		}
-		c.refusePublish(v.Topic, err)
+		c.refusePublish(v.Topic, v.RequestID, err)
 		return
 	}
 	d := wire.Delivery{Head: body, ReceivedAt: c.readAt, Publisher: c.publisherFields}
@@ -477,13 +477,16 @@ func reservedTopic(topicName []byte) error {
 	return wire.Errorf(wire.ErrorCode_ERROR_CODE_RESERVED_TOPIC, "topic %q is reserved for the broker", topicName)
 }
 
-func (c *conn) refusePublish(topicName []byte, err error) {
+// refusePublish answers a refused publish with an ERROR naming its
+// publish_seq and, for a request, its request_id, so that the requester's
+// wait ends too.
+func (c *conn) refusePublish(topicName []byte, requestID uint64, err error) {
 	we := wire.AsError(err)
 	if len(topicName) <= topic.MaxTopicBytes && utf8.Valid(topicName) { // never echo what a decoder would refuse
 		we.Topic = string(topicName)
 	}
 	c.b.connLog.log(slog.LevelDebug, uidKey(c.peer), "publish refused", "conn", c.id, "pid", c.peer.PID, "err", we)
-	if !c.out.control(wire.TypeError, we.ToProto(0, c.publishSeq)) {
+	if !c.out.control(wire.TypeError, we.ToProto(requestID, c.publishSeq)) {
 		c.b.limits.hit(limitPendingBytes)
 	}
 }

@@ -31,6 +31,21 @@ type Snapshot struct {
 	// Epoch is the broker's epoch, drawn at random when it started: a
 	// different epoch is a restarted broker.
 	Epoch uint64 `json:"epoch"`
+	// Requests counts requests and replies.
+	Requests RequestCounts `json:"requests"`
+}
+
+// RequestCounts counts requests (docs/PROTOCOL.md §5.9): those waiting for
+// a reply now, replies routed to their requester, replies dropped (late,
+// a second one, or from a connection that did not hold the request),
+// requests no responder took, and requests given to another queue group
+// member after the one holding them went away.
+type RequestCounts struct {
+	Pending        uint64 `json:"pending"`
+	Replies        uint64 `json:"replies"`
+	RepliesDropped uint64 `json:"replies_dropped"`
+	NoResponders   uint64 `json:"no_responders"`
+	Redelivered    uint64 `json:"redelivered"`
 }
 
 // LimitCount is how often one resource limit was enforced: a peer refused,
