@@ -60,15 +60,18 @@ type Client struct {
 	asyncErrs   []error
 	// Confirmations (confirm.go): every publish up to doneSeq, of the
 	// session's lastSeq, is confirmed, refused or lost.
-	session  uint64
-	lastSeq  uint64
-	doneSeq  uint64
-	retain   retention
-	waits    []*confirmWait
-	lost     *LostError // losses since the last Flush
-	nextID   uint64
-	closed   bool
-	closeErr error // why operations fail once closed
+	session uint64
+	lastSeq uint64
+	doneSeq uint64
+	retain  retention
+	waits   []*confirmWait
+	lost    *LostError // losses since the last Flush
+	// A registered collector's status and diagnostics, for its heartbeats.
+	status      CollectorStatus
+	diagnostics map[string]string
+	nextID      uint64
+	closed      bool
+	closeErr    error // why operations fail once closed
 }
 
 // clientConn is one connection's state; a reconnect makes a new one.
@@ -134,6 +137,7 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 		requests: make(map[uint64]*request),
 		seq:      correlation.NewSequencer(0),
 		session:  rand.Uint64() | 1, // never 0, which asks for no confirmations
+		status:   StatusStarting,
 	}
 	if o.noConfirm {
 		c.session, c.opts.resendBuffer = 0, 0
@@ -186,7 +190,8 @@ func (c *Client) connect(ctx context.Context) (*clientConn, error) {
 }
 
 func (c *Client) handshake(nc net.Conn) (*clientConn, error) {
-	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component, Token: c.opts.token, SessionId: c.session}
+	hello := &wire.Hello{ClientName: c.opts.name, Component: c.opts.component, Token: c.opts.token, SessionId: c.session,
+		Capabilities: c.opts.capabilities}
 	// A broker refusing the connection (max_connections, shutting down)
 	// may close it before our hello arrives, failing this write; its
 	// reason is still waiting to be read, so read before giving up.
@@ -236,6 +241,10 @@ func (c *Client) run(cc *clientConn) {
 	for {
 		c.wg.Add(1)
 		go c.writeLoop(cc)
+		if cc.hello.HeartbeatIntervalMs > 0 {
+			c.wg.Add(1)
+			go c.heartbeats(cc)
+		}
 		err := c.readLoop(cc)
 		c.teardown(cc, err)
 		if !c.opts.reconnect || c.isClosed() {

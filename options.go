@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"daemoneye.dev/eventbus/transport"
+	"daemoneye.dev/eventbus/wire"
 )
 
 // Client defaults.
@@ -29,6 +30,7 @@ type clientOptions struct {
 	channelSize  int
 	resendBuffer int
 	noConfirm    bool // benchmarks only: the baseline of a HELLO without a session
+	capabilities *wire.Capabilities
 	reconnect    bool
 	minBackoff   time.Duration
 	maxBackoff   time.Duration

@@ -140,7 +140,7 @@ const janitorTick = time.Second
 // flushes the connection log's
 // suppression counts, until the broker closes.
 func (b *Broker) janitor() {
-	t := time.NewTicker(min(janitorTick, b.cfg.IdleTimeout/4))
+	t := time.NewTicker(min(janitorTick, b.cfg.IdleTimeout/4, b.cfg.HeartbeatInterval/2))
 	defer t.Stop()
 	for {
 		select {
@@ -150,6 +150,7 @@ func (b *Broker) janitor() {
 			b.connLog.flush()
 			b.closeIdle(now)
 			b.expireRequests(now)
+			b.checkHeartbeats(now)
 		}
 	}
 }

@@ -40,11 +40,13 @@ type Broker struct {
 	connsRefused   atomic.Uint64
 	protocolErrors atomic.Uint64
 	limits         limitCounts
-	queryHeld      atomic.Int64  // query memory reserved (max_query_memory)
-	queryHeldAnon  atomic.Int64  // the part anonymous peers reserved
-	connLog        *lineLimiter  // connection lines, per uid
-	requests       requests      // pending requests (request.go)
-	groups         groups        // queue groups (group.go)
+	queryHeld      atomic.Int64 // query memory reserved (max_query_memory)
+	queryHeldAnon  atomic.Int64 // the part anonymous peers reserved
+	connLog        *lineLimiter // connection lines, per uid
+	requests       requests     // pending requests (request.go)
+	groups         groups       // queue groups (group.go)
+	registry       registry     // registered collectors (registry.go)
+	internal       internalPublisher
 	replies        atomic.Uint64 // replies routed to their requester
 	repliesDropped atomic.Uint64 // replies to no request the replier held
 	noResponders   atomic.Uint64 // requests no responder took

@@ -56,7 +56,13 @@ const (
 	DefaultMaxPendingRequests = 1024
 	DefaultMaxRequestTimeout  = 30 * time.Second
 	DefaultMaxRequestBytes    = 64 << 20
-	DefaultMaxWaitsPerUID     = 64
+	// A registered collector heartbeats every DefaultHeartbeatInterval; it
+	// is unhealthy after DefaultUnhealthyAfter missed beats and expired
+	// after DefaultExpireAfter.
+	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultUnhealthyAfter    = 3
+	DefaultExpireAfter       = 10
+	DefaultMaxWaitsPerUID    = 64
 	// maxMaxQueryBytes keeps a query's reply well within the frame a
 	// client reads.
 	maxMaxQueryBytes = 32 << 20
@@ -174,6 +180,14 @@ type Config struct {
 	// MaxRequestBytes bounds the copies of requests kept to give to
 	// another queue group member if the one holding it goes; default 64 MiB.
 	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// HeartbeatInterval is how often registered collectors heartbeat
+	// (docs/PROTOCOL.md §5.10); default 5s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// UnhealthyAfter and ExpireAfter count missed heartbeats: a collector
+	// is marked unhealthy after the first, and expired (its connection
+	// closed) after the second; defaults 3 and 10.
+	UnhealthyAfter int `yaml:"heartbeat_unhealthy_after"`
+	ExpireAfter    int `yaml:"heartbeat_expire_after"`
 	// HistoryMaxEvents bounds the correlation history (docs/CORRELATION.md), oldest
 	// evicted first; default 10000.
 	HistoryMaxEvents int `yaml:"history_max_events"`
@@ -273,6 +287,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxPendingRequests, DefaultMaxPendingRequests)
 	setDefault(&c.MaxRequestTimeout, DefaultMaxRequestTimeout)
 	setDefault(&c.MaxRequestBytes, DefaultMaxRequestBytes)
+	setDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	setDefault(&c.UnhealthyAfter, DefaultUnhealthyAfter)
+	setDefault(&c.ExpireAfter, DefaultExpireAfter)
 	setDefault(&c.MaxWaitsPerUID, DefaultMaxWaitsPerUID)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -322,6 +339,8 @@ func (c Config) Validate() error {
 		{"max_waits_per_uid", c.MaxWaitsPerUID},
 		{"max_pending_requests", c.MaxPendingRequests},
 		{"max_request_bytes", c.MaxRequestBytes},
+		{"heartbeat_unhealthy_after", c.UnhealthyAfter},
+		{"heartbeat_expire_after", c.ExpireAfter},
 	}
 	for _, p := range positive {
 		if p.v < 0 {
@@ -352,6 +371,10 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "idle_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.IdleTimeout)}
 	case c.HandshakeTimeout < 0:
 		return &ConfigError{Field: "handshake_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HandshakeTimeout)}
+	case c.HeartbeatInterval < 0:
+		return &ConfigError{Field: "heartbeat_interval", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.HeartbeatInterval)}
+	case c.ExpireAfter > 0 && c.UnhealthyAfter > 0 && c.ExpireAfter <= c.UnhealthyAfter:
+		return &ConfigError{Field: "heartbeat_expire_after", Msg: fmt.Sprintf("%d must be more than heartbeat_unhealthy_after %d", c.ExpireAfter, c.UnhealthyAfter)}
 	case c.MaxRequestTimeout < 0:
 		return &ConfigError{Field: "max_request_timeout", Msg: fmt.Sprintf("must not be negative, got %v (0 means the default)", c.MaxRequestTimeout)}
 	case c.WriteTimeout < 0:

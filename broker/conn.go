@@ -173,6 +173,11 @@ func (c *conn) acceptHello() error {
 	if err == nil {
 		id, err = c.admit(hello)
 	}
+	if err == nil && hello.Capabilities != nil {
+		if err = checkCapabilities(hello.Capabilities); err == nil && (!id.Registered || id.Agent) {
+			err = wire.Errorf(wire.ErrorCode_ERROR_CODE_FORBIDDEN, "only a collector component the policy admits may register capabilities (claimed %q)", hello.Component)
+		}
+	}
 	if err == nil {
 		err = c.b.admitted(c, !id.Registered && !id.Agent)
 	}
@@ -202,8 +207,16 @@ func (c *conn) acceptHello() error {
 		MaxSubscriptions: uint32(c.b.cfg.MaxSubscriptions),
 		BrokerEpoch:      c.b.epoch,
 	}
-	_, err = c.nc.Write(wire.AppendOpening(nil, wire.TypeHelloOK, ok))
-	return err
+	if hello.Capabilities != nil {
+		ok.HeartbeatIntervalMs = uint32(c.b.cfg.HeartbeatInterval / time.Millisecond)
+	}
+	if _, err = c.nc.Write(wire.AppendOpening(nil, wire.TypeHelloOK, ok)); err != nil {
+		return err
+	}
+	if hello.Capabilities != nil {
+		c.b.register(c, hello.Capabilities)
+	}
+	return nil
 }
 
 func checkHello(h *wire.Hello) error {
@@ -370,6 +383,8 @@ func (c *conn) handleFrame(t wire.Type, body []byte) error {
 		c.reply(m.RequestId, c.unsubscribe(m.SubscriptionId))
 	case wire.TypeReply:
 		return c.handleReply(body)
+	case wire.TypeHeartbeat:
+		return c.heartbeat(body)
 	case wire.TypePing:
 		var m wire.Ping
 		if err := m.UnmarshalVT(body); err != nil {
@@ -565,6 +580,7 @@ func (c *conn) closeWith(reason CloseReason, err error) {
 		component := c.component
 		c.subsMu.Unlock()
 		c.closeRequests()
+		c.b.deregister(c, "deregistered")
 		c.b.removeConn(c)
 		level := slog.LevelInfo
 		if errors.Is(err, io.EOF) && CloseReason(c.reason.Load()) == CloseHandshakeFailed {

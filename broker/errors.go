@@ -34,12 +34,16 @@ const (
 	CloseEvicted
 	// CloseIdle: the connection did nothing for idle_timeout.
 	CloseIdle
+	// CloseExpired: a registered collector sent no heartbeat for
+	// heartbeat_expire_after intervals.
+	CloseExpired
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"none", "client closed", "protocol error", "slow consumer", "handshake failed",
 	"too many connections", "write error", "broker shutdown", "evicted in handshake", "idle",
+	"expired",
 }
 
 // String returns the reason as the logs spell it.

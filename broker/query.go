@@ -55,6 +55,12 @@ func (c *conn) handleQuery(body []byte) error {
 		if w, ok := t.Workflow(k.Workflow); ok {
 			res.Workflow, res.Found = wireconv.WorkflowToWire(&w), true
 		}
+	case *wire.Query_Registry:
+		if err := c.mayReadWorkflows(); err != nil {
+			c.reply(q.RequestId, err)
+			return nil
+		}
+		res.Collectors = c.b.collectors()
 	case *wire.Query_Workflows:
 		if err := c.mayReadWorkflows(); err != nil {
 			c.reply(q.RequestId, err)

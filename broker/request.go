@@ -171,6 +171,7 @@ func (c *conn) handleReply(body []byte) error {
 		return nil
 	}
 	c.b.replies.Add(1)
+	c.b.replied(c, m.Error != nil)
 	pr.from.sendReply(pr.id, wire.TypeResponse, &wire.Response{RequestId: pr.id, Payload: m.Payload, Error: m.Error,
 		ResponderPid: int32(c.peer.PID), ResponderUid: c.peer.UID, ResponderComponent: c.component})
 	return nil

@@ -57,6 +57,7 @@ const (
 	TypeConfirm       Type = 16
 	TypeReply         Type = 17
 	TypeResponse      Type = 18
+	TypeHeartbeat     Type = 19
 )
 
 var typeNames = [...]string{
@@ -65,7 +66,7 @@ var typeNames = [...]string{
 	TypeMissed: "MISSED", TypeOK: "OK", TypeError: "ERROR", TypePing: "PING",
 	TypePong: "PONG", TypeStatsRequest: "STATS_REQUEST", TypeStatsResponse: "STATS_RESPONSE",
 	TypeQuery: "QUERY", TypeQueryResult: "QUERY_RESULT", TypeConfirm: "CONFIRM",
-	TypeReply: "REPLY", TypeResponse: "RESPONSE",
+	TypeReply: "REPLY", TypeResponse: "RESPONSE", TypeHeartbeat: "HEARTBEAT",
 }
 
 // String returns the name used in messages and output.

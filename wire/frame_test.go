@@ -135,8 +135,8 @@ func TestTypeString(t *testing.T) {
 		{TypeMissed, "MISSED"}, {TypeOK, "OK"}, {TypeError, "ERROR"}, {TypePing, "PING"},
 		{TypePong, "PONG"}, {TypeStatsRequest, "STATS_REQUEST"}, {TypeStatsResponse, "STATS_RESPONSE"},
 		{TypeQuery, "QUERY"}, {TypeQueryResult, "QUERY_RESULT"}, {TypeConfirm, "CONFIRM"},
-		{TypeReply, "REPLY"}, {TypeResponse, "RESPONSE"},
-		{0, "TYPE(0)"}, {19, "TYPE(19)"}, {255, "TYPE(255)"},
+		{TypeReply, "REPLY"}, {TypeResponse, "RESPONSE"}, {TypeHeartbeat, "HEARTBEAT"},
+		{0, "TYPE(0)"}, {20, "TYPE(20)"}, {255, "TYPE(255)"},
 	}
 	for _, tt := range tests {
 		if got := tt.t.String(); got != tt.want {

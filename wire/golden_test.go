@@ -59,6 +59,7 @@ func sampleFrames() []sampleFrame {
 			Message: `topic "$sys.stats" is reserved for the broker`, Topic: "$sys.stats", PublishSeq: 2}},
 		{"ping", TypePing, &Ping{Id: 3}},
 		{"confirm", TypeConfirm, &Confirm{PublishSeq: 2}},
+		{"heartbeat", TypeHeartbeat, &Heartbeat{Status: CollectorStatus_COLLECTOR_STATUS_READY, InFlight: 2, Done: 40}},
 		{"reply", TypeReply, &Reply{ReplyToken: 0x0102030405060708, Payload: []byte(`{"pid":4242}`)}},
 		{"response", TypeResponse, &Response{RequestId: 6, Error: &ReplyError{Code: "not_found", Message: "no such process", Category: "client"},
 			ResponderPid: goldenPID, ResponderUid: goldenUID, ResponderComponent: goldenComponent}},
@@ -140,6 +141,8 @@ func newMessage(t Type) Message {
 		return new(Reply)
 	case TypeResponse:
 		return new(Response)
+	case TypeHeartbeat:
+		return new(Heartbeat)
 	}
 	return nil
 }
@@ -211,7 +214,7 @@ func TestGoldenCoversEveryType(t *testing.T) {
 	for _, f := range sampleFrames() {
 		have[f.t] = true
 	}
-	for typ := TypeHello; typ <= TypeResponse; typ++ {
+	for typ := TypeHello; typ <= TypeHeartbeat; typ++ {
 		if !have[typ] {
 			t.Errorf("no golden frame for %v", typ)
 		}

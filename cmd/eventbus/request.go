@@ -95,6 +95,7 @@ func runRequest(cmd *cobra.Command, f *requestFlags, args []string) error {
 
 type replyFlags struct {
 	exec     string
+	register bool
 	group    string
 	strategy string
 	id       identityFlags
@@ -113,7 +114,9 @@ or runs past the request's deadline, answers with an error reply: code
 to standard error.
 
 --group NAME shares the requests with the group's other members, chosen by
---strategy. reply runs until interrupted; it reconnects when the broker goes
+--strategy. --register (with --as COMPONENT) registers reply as a collector
+whose operations are the patterns: eventbus collectors lists it, and it
+heartbeats while it runs. reply runs until interrupted; it reconnects when the broker goes
 away, and says so on standard error.`,
 		Example: `  eventbus reply --exec 'tr a-z A-Z' svc.upper
   eventbus reply --group hashers --strategy least-loaded --exec 'sha256sum' svc.hash`,
@@ -124,6 +127,7 @@ away, and says so on standard error.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.exec, "exec", "", "answer each request with the output of `CMD`")
+	fl.BoolVar(&f.register, "register", false, "register as a collector serving the patterns (needs --as)")
 	fl.StringVar(&f.group, "group", "", "join queue group `NAME`")
 	fl.StringVar(&f.strategy, "strategy", "round-robin", "the group's `STRATEGY`: round-robin, least-loaded, first-available or random")
 	f.id.add(fl)
@@ -147,6 +151,12 @@ func runReply(cmd *cobra.Command, f *replyFlags, patterns []string) error {
 	if err != nil {
 		return err
 	}
+	if f.register {
+		if f.id.as == "" {
+			return usageErrorf("--register needs --as COMPONENT")
+		}
+		opts = append(opts, eventbus.WithCapabilities(eventbus.Capabilities{Operations: patterns, MaxConcurrentTasks: 1}))
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errOut := &lockedWriter{w: cmd.ErrOrStderr()}
@@ -159,6 +169,11 @@ func runReply(cmd *cobra.Command, f *replyFlags, patterns []string) error {
 		OnGap: func(g eventbus.Gap) { fmt.Fprintln(errOut, "eventbus: reconnected: "+g.String()) }})
 	if err != nil {
 		return interrupted(ctx, err, true)
+	}
+	if f.register {
+		if err := c.SetStatus(ctx, eventbus.StatusReady, nil); err != nil {
+			return err
+		}
 	}
 	for {
 		select {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -65,5 +67,35 @@ func TestSubGroup(t *testing.T) {
 	}
 	if got := strings.Count(a.Stdout.String()+b.Stdout.String(), "events.a x\n"); got != 10 {
 		t.Errorf("the group printed %d messages; want 10", got)
+	}
+}
+
+// TestCollectorsCLI: reply --register is listed by collectors, as text
+// and as JSON, and leaves the list when it ends.
+func TestCollectorsCLI(t *testing.T) {
+	t.Parallel()
+	_, sock := startOpenBroker(t)
+	if r := runCLI(t, "", "collectors", "--socket", sock, "--as", "procmond"); r.code != 0 || r.stdout != "no registered collectors\n" {
+		t.Errorf("collectors with none = %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	col := startCLI(t, "reply", "--socket", sock, "--as", "procmond", "--register", "--exec", "cat", "svc.scan")
+	waitForSubscribers(t, sock, "svc.scan", 1, col)
+	r := runCLI(t, "", "collectors", "--socket", sock, "--as", "procmond", "--json")
+	var got jsonCollector
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 {
+		t.Fatalf("collectors --json = %d, %q (%v)", r.code, r.stdout, err)
+	}
+	if got.Component != "procmond" || got.PID != col.Pid() || got.Status != "ready" || !got.Healthy || !slices.Equal(got.Operations, []string{"svc.scan"}) {
+		t.Errorf("collectors --json: %+v; want the reply process, ready and healthy, serving svc.scan", got)
+	}
+	text := runCLI(t, "", "collectors", "--socket", sock, "--as", "procmond")
+	if !strings.HasPrefix(text.stdout, "COMPONENT") || !strings.Contains(text.stdout, "procmond") || !strings.Contains(text.stdout, "ops=svc.scan") {
+		t.Errorf("collectors:\n%s", text.stdout)
+	}
+	if r := runCLI(t, "", "collectors", "--socket", sock); r.code == 0 {
+		t.Errorf("an anonymous collectors = 0; want refused")
+	}
+	if r := runCLI(t, "", "reply", "--socket", sock, "--register", "--exec", "cat", "svc.x"); r.code != 2 {
+		t.Errorf("reply --register without --as = %d; want 2", r.code)
 	}
 }
