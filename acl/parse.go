@@ -263,6 +263,8 @@ func (ps *parser) components(n *yaml.Node, field string) error {
 			return ps.errf(k, f, "invalid component name: want 1-64 bytes of a-z 0-9 - _")
 		case seen[name]:
 			return ps.errf(k, f, "given twice")
+		case name == BrokerComponent:
+			return ps.errf(k, f, "the component %q is the broker's own: no peer may claim it", BrokerComponent)
 		}
 		seen[name] = true
 		cs, err := ps.component(name, v, f)

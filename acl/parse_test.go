@@ -159,6 +159,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "duplicate key", yaml: "default_access: public\ndefault_access: restricted\n", line: 2, field: "default_access",
 			mentions: []string{"given twice"}},
 		{name: "duplicate component", yaml: "components:\n  c: {}\n  c: {}\n", line: 3, field: "components.c"},
+		{name: "the broker's component", yaml: "components:\n  broker:\n    uids: [0]\n", line: 2, field: "components.broker",
+			mentions: []string{"the broker's own"}},
 		{name: "relative token file", yaml: "agent:\n  token_file: agent.token\n", line: 2, field: "agent.token_file"},
 		{name: "not a mapping", yaml: "- a\n- b\n", line: 1},
 		{name: "alias", yaml: "components:\n  a: &x {uids: [0]}\n  b: *x\n", line: 3, mentions: []string{"aliases"}},

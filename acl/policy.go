@@ -14,6 +14,11 @@ import (
 // in-process client, or a peer that presents the agent token.
 const AgentComponent = "agent"
 
+// BrokerComponent is the component the broker publishes its own messages
+// as (the collector registry's); no policy may define it, so no peer can
+// pass for the broker.
+const BrokerComponent = "broker"
+
 // indexCacheSize bounds the result cache of each of a policy's topic
 // indexes (topic rules, and each component's grants per action).
 const indexCacheSize = 1024

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/wire"
 )
 
@@ -30,7 +31,7 @@ func (b *Broker) publishInternal(topicName string, payload []byte) {
 	defer ip.mu.Unlock()
 	if ip.from == nil {
 		ip.from = &conn{b: b}
-		ip.fields = wire.AppendPublisherFields(nil, int32(os.Getpid()), uint32(os.Geteuid()), "broker", 0)
+		ip.fields = wire.AppendPublisherFields(nil, int32(os.Getpid()), uint32(os.Geteuid()), acl.BrokerComponent, 0)
 	}
 	d := wire.Delivery{Head: head, ReceivedAt: now, Publisher: ip.fields}
 	b.route(ip.from, &d, []byte(topicName), nil, nil, nil)
