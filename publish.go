@@ -18,6 +18,7 @@ type PublishOption struct {
 	corr    *publishCorrelation
 	final   bool
 	confirm bool
+	to      string
 }
 
 // publishCorrelation is metadata validated and encoded once, by
@@ -59,6 +60,11 @@ func WithFinal() PublishOption { return PublishOption{final: true} }
 // price of one wait.
 func Confirm() PublishOption { return PublishOption{confirm: true} }
 
+// To directs a request (Request) to the responders of one component:
+// responders of other components do not receive it as a request. Ignored
+// by Publish.
+func To(component string) PublishOption { return PublishOption{to: component} }
+
 // Publish sends payload on topicName. It returns once the message is
 // buffered, unless Confirm is given; while the buffer is full (1 MiB the
 // broker has not taken) it waits, until ctx ends. The message gets the
@@ -98,6 +104,7 @@ func (c *Client) publish(ctx context.Context, topicName string, payload []byte, 
 		o.corr = cmp.Or(opt.corr, o.corr)
 		o.final = o.final || opt.final
 		o.confirm = o.confirm || opt.confirm
+		o.to = cmp.Or(opt.to, o.to)
 	}
 	c.env.Final = o.final
 	var cseq uint64
@@ -110,7 +117,7 @@ func (c *Client) publish(ctx context.Context, topicName string, payload []byte, 
 		cseq = c.seq.Next(o.corr.id)
 	}
 	if r != nil {
-		c.env.RequestId = requestID
+		c.env.RequestId, c.env.Recipient = requestID, o.to
 		if dl, ok := ctx.Deadline(); ok {
 			c.env.RequestDeadline = dl.UnixNano()
 		}
@@ -119,7 +126,7 @@ func (c *Client) publish(ctx context.Context, topicName string, payload []byte, 
 	if err == nil && r != nil {
 		c.requests[requestID] = r
 	}
-	c.env.Topic, c.env.Payload, c.env.Final, c.env.Sequence, c.env.RequestId, c.env.RequestDeadline = "", nil, false, 0, 0, 0
+	c.env.Topic, c.env.Payload, c.env.Final, c.env.Sequence, c.env.RequestId, c.env.RequestDeadline, c.env.Recipient = "", nil, false, 0, 0, 0, ""
 	seq := c.lastSeq
 	c.mu.Unlock()
 	if err == nil && o.confirm {

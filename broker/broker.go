@@ -376,6 +376,9 @@ func (b *Broker) deliverAll(from *conn, subs []*subscription, d *wire.Delivery, 
 // whose reader routes (nil when redelivering), wakes the subscriber at the
 // end of its read batch; a drop, if countDrop, is counted for s.
 func (b *Broker) deliverOne(from *conn, s *subscription, d *wire.Delivery, named *corrDef, pr *pendingRequest, countDrop bool) enqueueResult {
+	if pr != nil && pr.recipient != "" && s.responder && s.c.component != pr.recipient {
+		return discarded // a directed request, for another component's responders
+	}
 	if d.ReplyToken != 0 && !s.responder {
 		plain := *d
 		plain.ReplyToken = 0

@@ -444,7 +444,7 @@ func (c *conn) handlePublish(body []byte) {
 	}
 	var pr *pendingRequest
 	if v.RequestID != 0 {
-		if pr, err = c.beginRequest(v.RequestID, v.Deadline); err != nil {
+		if pr, err = c.beginRequest(v.RequestID, v.Deadline, v.Recipient); err != nil {
 			c.reply(v.RequestID, err)
 			return
 		}

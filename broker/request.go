@@ -21,6 +21,9 @@ type pendingRequest struct {
 	token    uint64
 	from     *conn  // the requester
 	id       uint64 // the requester's request_id
+	// recipient, if not "", is the only component whose responders may
+	// hold it (a directed request).
+	recipient string
 	deadline int64  // Unix ns, the broker's clock
 	holders  []*conn
 	// For a request given to a queue group: what to deliver to another
@@ -48,7 +51,7 @@ const maxRedeliveries = 3
 // beginRequest registers the request v.RequestID of c, before it is
 // routed (a responder may answer before route returns). It fails when c
 // has max_pending_requests in flight.
-func (c *conn) beginRequest(requestID uint64, deadline int64) (*pendingRequest, error) {
+func (c *conn) beginRequest(requestID uint64, deadline int64, recipient []byte) (*pendingRequest, error) {
 	b := c.b
 	now := time.Now().UnixNano()
 	limit := now + int64(b.cfg.MaxRequestTimeout)
@@ -63,7 +66,7 @@ func (c *conn) beginRequest(requestID uint64, deadline int64) (*pendingRequest, 
 		return nil, wire.Errorf(wire.ErrorCode_ERROR_CODE_TOO_MANY_REQUESTS, "too many requests in flight: %d, limit %d (max_pending_requests)",
 			len(c.requests), b.cfg.MaxPendingRequests)
 	}
-	pr := &pendingRequest{from: c, id: requestID, deadline: deadline}
+	pr := &pendingRequest{from: c, id: requestID, deadline: deadline, recipient: string(recipient)}
 	for pr.token == 0 || rs.byToken[pr.token] != nil {
 		pr.token = rand.Uint64()
 	}

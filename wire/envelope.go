@@ -17,6 +17,7 @@ const (
 	fieldSequence    protowire.Number = 8
 	fieldRequestID   protowire.Number = 9
 	fieldDeadline    protowire.Number = 10
+	fieldRecipient   protowire.Number = 11
 
 	firstBrokerField   protowire.Number = 16
 	lastBrokerField    protowire.Number = 31
@@ -56,6 +57,7 @@ type PublishView struct {
 	// (Unix ns, 0: none given).
 	RequestID uint64
 	Deadline  int64
+	Recipient []byte // a directed request's component; nil: any
 
 	// The correlation fields (4, 6, 7) lie in body[corrStart:corrEnd];
 	// interleaved says other fields lie there too.
@@ -160,6 +162,8 @@ func ScanPublish(body []byte) (PublishView, error) {
 			v.RequestID = u
 		case fieldDeadline:
 			v.Deadline = int64(u)
+		case fieldRecipient:
+			v.Recipient = b
 		}
 		body = body[n:]
 		switch {
@@ -194,7 +198,7 @@ func checkCorrelationRef(v *PublishView, seen uint32) error {
 
 func publishFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
-	case fieldTopic, fieldPayload, fieldCorrelation:
+	case fieldTopic, fieldPayload, fieldCorrelation, fieldRecipient:
 		return protowire.BytesType, true
 	case fieldPublishedAt, fieldDeadline:
 		return protowire.Fixed64Type, true

@@ -115,8 +115,9 @@ to standard error.
 
 --group NAME shares the requests with the group's other members, chosen by
 --strategy. --register (with --as COMPONENT) registers reply as a collector
-whose operations are the patterns: eventbus collectors lists it, and it
-heartbeats while it runs. reply runs until interrupted; it reconnects when the broker goes
+whose operations are the patterns: eventbus collectors lists it, it
+heartbeats while it runs, and it answers eventbus control's health-check and
+get-capabilities. reply runs until interrupted; it reconnects when the broker goes
 away, and says so on standard error.`,
 		Example: `  eventbus reply --exec 'tr a-z A-Z' svc.upper
   eventbus reply --group hashers --strategy least-loaded --exec 'sha256sum' svc.hash`,
@@ -171,6 +172,13 @@ func runReply(cmd *cobra.Command, f *replyFlags, patterns []string) error {
 		return interrupted(ctx, err, true)
 	}
 	if f.register {
+		// Lifecycle requests get the library's answers: health-check and
+		// get-capabilities; other operations are unsupported.
+		if _, err := c.ServeLifecycle(ctx, func(context.Context, eventbus.LifecycleOp, []byte) ([]byte, error) {
+			return nil, eventbus.ErrUnsupportedOperation
+		}); err != nil {
+			return err
+		}
 		if err := c.SetStatus(ctx, eventbus.StatusReady, nil); err != nil {
 			return err
 		}

@@ -92,6 +92,15 @@ func TestCollectorsCLI(t *testing.T) {
 	if !strings.HasPrefix(text.stdout, "COMPONENT") || !strings.Contains(text.stdout, "procmond") || !strings.Contains(text.stdout, "ops=svc.scan") {
 		t.Errorf("collectors:\n%s", text.stdout)
 	}
+	if r := runCLI(t, "", "control", "--socket", sock, "--as", "agent", "procmond", "health-check"); r.code != 0 || r.stdout != `{"status":"ready"}`+"\n" {
+		t.Errorf("control health-check = %d, %q, %q; want the collector's status", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, "", "control", "--socket", sock, "--as", "agent", "procmond", "pause"); r.code != 1 || !strings.Contains(r.stderr, "unsupported") {
+		t.Errorf("control pause = %d, %q; want 1, unsupported", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "control", "--socket", sock, "--as", "agent", "procmond", "explode"); r.code != 2 {
+		t.Errorf("control explode = %d; want 2 (usage)", r.code)
+	}
 	if r := runCLI(t, "", "collectors", "--socket", sock); r.code == 0 {
 		t.Errorf("an anonymous collectors = 0; want refused")
 	}
