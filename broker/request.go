@@ -18,14 +18,14 @@ import (
 
 // pendingRequest is a request waiting for its reply.
 type pendingRequest struct {
-	token    uint64
-	from     *conn  // the requester
-	id       uint64 // the requester's request_id
+	token uint64
+	from  *conn  // the requester
+	id    uint64 // the requester's request_id
 	// recipient, if not "", is the only component whose responders may
 	// hold it (a directed request).
 	recipient string
-	deadline int64  // Unix ns, the broker's clock
-	holders  []*conn
+	deadline  int64 // Unix ns, the broker's clock
+	holders   []*conn
 	// For a request given to a queue group: what to deliver to another
 	// member if the one holding it goes (redeliver).
 	group    *group
