@@ -127,6 +127,9 @@ func TestCollectorStopped(t *testing.T) {
 		return fmt.Sprintf(`^%s \{"event":"%s",.*%s`, regexp.QuoteMeta(topicName), name, regexp.QuoteMeta(pid))
 	}
 	watch.Stdout.WaitMatch(t, regexp.MustCompile("(?m)"+event("control.collector.registration", "registered")), waitLimit)
+	// Ready (its last setup step): stopping it now stops nothing but its
+	// heartbeats.
+	watch.Stdout.WaitMatch(t, regexp.MustCompile("(?m)"+event("control.health.status", "status")+`.*"status":"ready"`), waitLimit)
 	col.Signal(t, syscall.SIGSTOP)
 	t.Cleanup(func() { col.Cmd.Process.Signal(syscall.SIGCONT) })
 	watch.Stdout.WaitMatch(t, regexp.MustCompile("(?m)"+event("control.health.status", "unhealthy")), waitLimit)
@@ -136,6 +139,11 @@ func TestCollectorStopped(t *testing.T) {
 		t.Errorf("health events out of order:\n%s", out)
 	}
 	col.Signal(t, syscall.SIGCONT)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("collector stderr:\n%s", col.Stderr.String())
+		}
+	})
 	// Its connection was closed at expiry: it reconnects and registers again.
 	watch.Stdout.WaitMatch(t, regexp.MustCompile(`(?s)"event":"expired".*`+regexp.QuoteMeta(`control.collector.registration {"event":"registered"`)+`[^\n]*`+regexp.QuoteMeta(pid)), waitLimit)
 }
