@@ -389,7 +389,14 @@ func (b *Broker) deliverOne(from *conn, s *subscription, d *wire.Delivery, named
 		pb = from.batch
 	}
 	sc := s.c
+	holds := pr != nil && s.responder
+	if holds {
+		pr.hold(b, sc)
+	}
 	r := sc.out.deliver(s, d, named, pb, countDrop)
+	if holds && (r == dropped || r == discarded) {
+		pr.unhold(b, sc)
+	}
 	switch r {
 	case enqueuedFirst:
 		if from != nil {
@@ -408,9 +415,6 @@ func (b *Broker) deliverOne(from *conn, s *subscription, d *wire.Delivery, named
 			sc.slowOverflow()
 		}
 		return r
-	}
-	if pr != nil && s.responder && r != discarded {
-		pr.held(b, sc)
 	}
 	return r
 }

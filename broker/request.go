@@ -81,8 +81,10 @@ func (c *conn) beginRequest(requestID uint64, deadline int64, recipient []byte) 
 	return pr, nil
 }
 
-// held records that sc received pr and may reply.
-func (pr *pendingRequest) held(b *Broker, sc *conn) {
+// hold records that sc may reply to pr. It is called before the request
+// is queued for sc, so that a reply can never arrive before its holder is
+// known; unhold undoes it if the request was not queued after all.
+func (pr *pendingRequest) hold(b *Broker, sc *conn) {
 	rs := &b.requests
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -97,6 +99,24 @@ func (pr *pendingRequest) held(b *Broker, sc *conn) {
 	sc.inflight.Add(1)
 }
 
+// unhold undoes hold.
+func (pr *pendingRequest) unhold(b *Broker, sc *conn) {
+	rs := &b.requests
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if sc.holding[pr.token] != pr {
+		return
+	}
+	delete(sc.holding, pr.token)
+	sc.inflight.Add(-1)
+	for i, h := range pr.holders {
+		if h == sc {
+			pr.holders = append(pr.holders[:i], pr.holders[i+1:]...)
+			break
+		}
+	}
+}
+
 // keepForRedelivery copies what is needed to give pr to another member of
 // g, within max_request_bytes; without room, pr is not redelivered.
 func (pr *pendingRequest) keepForRedelivery(b *Broker, g *group, topicName []byte, d *wire.Delivery, named *corrDef, meta *correlation.Metadata) {
@@ -104,6 +124,9 @@ func (pr *pendingRequest) keepForRedelivery(b *Broker, g *group, topicName []byt
 	rs := &b.requests
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if rs.byToken[pr.token] != pr || pr.group != nil {
+		return // answered already, or kept before
+	}
 	if rs.bytes+n > int64(b.cfg.MaxRequestBytes) {
 		b.limits.hit(limitRequestBytes)
 		return
