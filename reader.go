@@ -99,7 +99,7 @@ func (c *Client) handleDeliver(cc *clientConn, body []byte) error {
 	if s == nil {
 		return nil // unsubscribed; the broker had already queued it
 	}
-	if v.Session != 0 && s.duplicate(v.PublisherPID, v.Session, v.Sequence) {
+	if v.Session != 0 && !v.Redelivered && s.duplicate(v.PublisherPID, v.Session, v.Sequence) {
 		return nil
 	}
 	m := &Message{

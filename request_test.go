@@ -236,3 +236,70 @@ func TestRefusedRequest(t *testing.T) {
 		t.Errorf("Flush = %v; want nil: the refusal was the request's answer", err)
 	}
 }
+
+// TestGroupResendOnce: publishes resent after their publisher reconnected
+// reach the queue group once in all: a resent copy goes to no member,
+// even one that never saw the original (its client could not tell).
+func TestGroupResendOnce(t *testing.T) {
+	b, path := startBroker(t, broker.Config{WriteTimeout: time.Hour})
+	var mu sync.Mutex
+	got := map[string]int{}
+	total := make(chan struct{}, 1<<16)
+	for range 2 {
+		m := dial(t, path)
+		if _, err := m.SubscribeWith(testCtx(t), SubscribeOptions{Patterns: []string{"r.#"}, Group: "g", Handler: func(msg *Message) {
+			mu.Lock()
+			got[string(msg.Payload)]++
+			mu.Unlock()
+			total <- struct{}{}
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stuck subscriber holds the confirmations back, so the publisher
+	// has unconfirmed publishes to resend.
+	stuck := dial(t, path)
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	if _, err := stuck.SubscribeFunc(testCtx(t), func(*Message) { <-block }, "r.#"); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, path)
+	gaps := subscribe(t, pub, "unrelated.#")
+	payload := make([]byte, 1<<10)
+	for i := range rigMessages {
+		copy(payload, strconv.Itoa(i)+":")
+		publish(t, pub, "r.x", payload)
+	}
+	for range rigMessages {
+		select {
+		case <-total:
+		case <-time.After(testutil.Timeout):
+			t.Fatal("the group did not receive every message")
+		}
+	}
+	pub.mu.Lock()
+	resent := pub.lastSeq - pub.doneSeq
+	pub.conn.nc.Close()
+	pub.mu.Unlock()
+	if resent == 0 {
+		t.Fatal("nothing unconfirmed: the test cannot show a resend")
+	}
+	<-gaps.Gaps()
+	if _, err := pub.Ping(testCtx(t)); err != nil { // the resends are routed
+		t.Fatal(err)
+	}
+	if d := b.Stats().Requests.GroupDuplicates; d != resent {
+		t.Errorf("group duplicates %d; want the %d resent", d, resent)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for k, n := range got {
+		if n != 1 {
+			t.Errorf("message %q reached the group %d times", k[:8], n)
+		}
+	}
+	if len(got) != rigMessages {
+		t.Errorf("the group got %d distinct messages; want %d", len(got), rigMessages)
+	}
+}

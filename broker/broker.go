@@ -51,8 +51,11 @@ type Broker struct {
 	repliesDropped atomic.Uint64 // replies to no request the replier held
 	noResponders   atomic.Uint64 // requests no responder took
 	redelivered    atomic.Uint64 // requests given to another group member
-	janitorOnce    sync.Once
-	self           string // uidKey of the broker's own user
+	// groupDuplicates counts resent publishes a queue group had given to
+	// a member already.
+	groupDuplicates atomic.Uint64
+	janitorOnce     sync.Once
+	self            string // uidKey of the broker's own user
 
 	mu             sync.Mutex
 	listeners      map[net.Listener]struct{}
@@ -460,6 +463,7 @@ func (b *Broker) Stats() stats.Snapshot {
 	b.requests.mu.Unlock()
 	s.Requests.Replies, s.Requests.RepliesDropped = b.replies.Load(), b.repliesDropped.Load()
 	s.Requests.NoResponders, s.Requests.Redelivered = b.noResponders.Load(), b.redelivered.Load()
+	s.Requests.GroupDuplicates = b.groupDuplicates.Load()
 	sortConnections(s.ConnectionList)
 	if b.topics != nil {
 		s.Topics, s.PublishedUntracked = b.topics.Snapshot()

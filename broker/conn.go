@@ -71,6 +71,7 @@ type conn struct {
 	// read batch's publishes.
 	confirm *confirmer
 	batch   *pubBatch
+	session uint64 // the HELLO's session_id; read-only after the handshake
 	// readIdle: the reader may be waiting for the peer (confirmQueued).
 	readIdle atomic.Bool
 	// groupCands collects a publish's queue group members (route).
@@ -199,6 +200,7 @@ func (c *conn) acceptHello() error {
 	if hello.SessionId != 0 {
 		c.confirm = newConfirmer(c)
 	}
+	c.session = hello.SessionId
 	ok := &wire.HelloOK{
 		ConnectionId:     c.id,
 		BrokerVersion:    Version,
@@ -432,7 +434,7 @@ func (c *conn) handlePublish(body []byte) {
 		c.refusePublish(v.Topic, v.RequestID, err)
 		return
 	}
-	d := wire.Delivery{Head: body, ReceivedAt: c.readAt, Publisher: c.publisherFields}
+	d := wire.Delivery{Head: body, ReceivedAt: c.readAt, Publisher: c.publisherFields, Session: c.session, Sequence: v.Sequence}
 	var meta *correlation.Metadata
 	var named *corrDef // to name by a ref of each subscriber's
 	if corr != nil {

@@ -20,6 +20,44 @@ type group struct {
 	strategy wire.GroupStrategy
 	members  int           // subscriptions in it; guarded by groups.mu
 	next     atomic.Uint64 // round-robin position
+
+	// The highest sequence given to a member from each publisher session:
+	// a publish resent after its publisher reconnected, and already given
+	// to one member, is not given to another (its subscriber's client
+	// cannot tell, since that member never saw it).
+	mu   sync.Mutex
+	seen map[sessionKey]uint64
+}
+
+// sessionKey is one publisher session: its kernel pid and its session.
+type sessionKey struct {
+	pid     int
+	session uint64
+}
+
+// maxGroupSessions bounds the publisher sessions a group remembers.
+const maxGroupSessions = 4096
+
+// given reports whether the publish seq of session k was given to a
+// member already, and records it if not.
+func (g *group) given(k sessionKey, seq uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	last, ok := g.seen[k]
+	if ok && seq <= last {
+		return true
+	}
+	if !ok && len(g.seen) >= maxGroupSessions {
+		for old := range g.seen { // any: a session that old is long done
+			delete(g.seen, old)
+			break
+		}
+	}
+	if g.seen == nil {
+		g.seen = make(map[sessionKey]uint64)
+	}
+	g.seen[k] = seq
+	return false
 }
 
 // groups is the broker's queue groups by name.
@@ -118,6 +156,10 @@ func (b *Broker) deliverGroups(from *conn, d *wire.Delivery, topicName []byte, m
 		}
 		members := cands[:n]
 		cands = cands[n:]
+		if d.Session != 0 && d.Sequence != 0 && g.given(sessionKey{from.peer.PID, d.Session}, d.Sequence) {
+			b.groupDuplicates.Add(1)
+			continue
+		}
 		if pr != nil {
 			members = responders(members)
 			if len(members) == 0 {

@@ -140,7 +140,7 @@ func (pr *pendingRequest) keepForRedelivery(b *Broker, g *group, topicName []byt
 	}
 	pr.topic = append([]byte(nil), topicName...)
 	pr.delivery = wire.Delivery{Head: append(append([]byte(nil), d.Head...), d.Tail...), ReceivedAt: d.ReceivedAt,
-		Publisher: d.Publisher, ReplyToken: pr.token}
+		Publisher: d.Publisher, ReplyToken: pr.token, Redelivered: true}
 }
 
 // endRouting finishes routing pr: a request no responder took is answered

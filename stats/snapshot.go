@@ -46,6 +46,10 @@ type RequestCounts struct {
 	RepliesDropped uint64 `json:"replies_dropped"`
 	NoResponders   uint64 `json:"no_responders"`
 	Redelivered    uint64 `json:"redelivered"`
+	// GroupDuplicates counts publishes resent after their publisher
+	// reconnected that a queue group had given to a member already, and
+	// so gave to no other.
+	GroupDuplicates uint64 `json:"group_duplicates"`
 }
 
 // LimitCount is how often one resource limit was enforced: a peer refused,

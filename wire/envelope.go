@@ -29,6 +29,7 @@ const (
 	fieldDeliverySeq   protowire.Number = 21
 	fieldPubSession    protowire.Number = 22
 	fieldReplyToken    protowire.Number = 23
+	fieldRedelivered   protowire.Number = 24
 
 	fieldDeliverSubID    protowire.Number = 1
 	fieldDeliverEnvelope protowire.Number = 2
@@ -242,8 +243,13 @@ type Delivery struct {
 	ReceivedAt int64
 	Publisher  []byte
 	// ReplyToken, if not 0, is appended as reply_token: a request
-	// delivered to a responder (PROTOCOL.md §5.9).
-	ReplyToken uint64
+	// delivered to a responder (PROTOCOL.md §5.9); Redelivered marks its
+	// redelivery to another queue group member.
+	ReplyToken  uint64
+	Redelivered bool
+	// Session and Sequence identify the publish for a queue group's
+	// duplicate check; they are not encoded (the envelope has them).
+	Session, Sequence uint64
 }
 
 // AppendDeliver appends a DELIVER frame of d for one subscription: the
@@ -268,16 +274,27 @@ func AppendDeliver(dst []byte, subID uint64, d *Delivery, corr *CorrelationField
 		dst = protowire.AppendTag(dst, fieldReplyToken, protowire.Fixed64Type)
 		dst = protowire.AppendFixed64(dst, d.ReplyToken)
 	}
+	if d.Redelivered {
+		dst = protowire.AppendTag(dst, fieldRedelivered, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, 1)
+	}
 	return corr.append(dst, fieldDeliveryRef, fieldDeliverySeq)
 }
 
-// replyTokenSize is the encoded size of the reply_token field.
-const replyTokenSize = 2 + 8
+// replyTokenSize and redeliveredSize are the encoded sizes of the
+// reply_token and redelivered fields.
+const (
+	replyTokenSize  = 2 + 8
+	redeliveredSize = 2 + 1
+)
 
 func (d *Delivery) envelopeSize(corr *CorrelationFields) int {
 	n := len(d.Head) + len(d.Tail) + receivedAtSize + len(d.Publisher) + corr.size(fieldDeliveryRef, fieldDeliverySeq)
 	if d.ReplyToken != 0 {
 		n += replyTokenSize
+	}
+	if d.Redelivered {
+		n += redeliveredSize
 	}
 	return n
 }
@@ -310,9 +327,10 @@ type DeliverView struct {
 	Sequence, Session uint64
 	// A request's id and deadline, and the token to reply with (0: this
 	// subscription may not reply).
-	RequestID  uint64
-	Deadline   int64
-	ReplyToken uint64
+	RequestID   uint64
+	Deadline    int64
+	ReplyToken  uint64
+	Redelivered bool
 }
 
 // DecodeDeliver decodes a DELIVER body without allocating: the hot path of
@@ -396,6 +414,9 @@ func (v *DeliverView) envelopeField(num protowire.Number, typ protowire.Type, va
 		v.Deadline = int64(u)
 	case fieldReplyToken:
 		v.ReplyToken, _ = protowire.ConsumeFixed64(val)
+	case fieldRedelivered:
+		u, _ := protowire.ConsumeVarint(val)
+		v.Redelivered = u != 0
 	}
 	return nil
 }
@@ -404,7 +425,7 @@ func deliverFieldType(num protowire.Number) (protowire.Type, bool) {
 	switch num {
 	case fieldPublishedAt, fieldReceivedAt, fieldPubSession, fieldReplyToken:
 		return protowire.Fixed64Type, true
-	case fieldPublisherPID, fieldPublisherUID, fieldDeliveryRef, fieldDeliverySeq:
+	case fieldPublisherPID, fieldPublisherUID, fieldDeliveryRef, fieldDeliverySeq, fieldRedelivered:
 		return protowire.VarintType, true
 	case fieldPublisherComp:
 		return protowire.BytesType, true

@@ -494,6 +494,18 @@ func (m *Envelope) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.Redelivered {
+		i--
+		if m.Redelivered {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x1
+		i--
+		dAtA[i] = 0xc0
+	}
 	if m.ReplyToken != 0 {
 		i -= 8
 		binary.LittleEndian.PutUint64(dAtA[i:], uint64(m.ReplyToken))
@@ -2811,6 +2823,11 @@ func (m *RequestStats) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.GroupDuplicates != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.GroupDuplicates))
+		i--
+		dAtA[i] = 0x30
+	}
 	if m.Redelivered != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Redelivered))
 		i--
@@ -3486,6 +3503,9 @@ func (m *Envelope) SizeVT() (n int) {
 	}
 	if m.ReplyToken != 0 {
 		n += 10
+	}
+	if m.Redelivered {
+		n += 3
 	}
 	n += len(m.unknownFields)
 	return n
@@ -4416,6 +4436,9 @@ func (m *RequestStats) SizeVT() (n int) {
 	}
 	if m.Redelivered != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.Redelivered))
+	}
+	if m.GroupDuplicates != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.GroupDuplicates))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -6468,6 +6491,26 @@ func (m *Envelope) UnmarshalVT(dAtA []byte) error {
 			}
 			m.ReplyToken = uint64(binary.LittleEndian.Uint64(dAtA[iNdEx:]))
 			iNdEx += 8
+		case 24:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Redelivered", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.Redelivered = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -12241,6 +12284,25 @@ func (m *RequestStats) UnmarshalVT(dAtA []byte) error {
 				b := dAtA[iNdEx]
 				iNdEx++
 				m.Redelivered |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 6:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field GroupDuplicates", wireType)
+			}
+			m.GroupDuplicates = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.GroupDuplicates |= uint64(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}

@@ -38,7 +38,7 @@ func StatsToWire(s *stats.Snapshot) *wire.Stats {
 	}
 	w.RssBytes, w.HeapBytes, w.Epoch = s.RSSBytes, s.HeapBytes, s.Epoch
 	r := s.Requests
-	w.Requests = &wire.RequestStats{Pending: r.Pending, Replies: r.Replies, RepliesDropped: r.RepliesDropped, NoResponders: r.NoResponders, Redelivered: r.Redelivered}
+	w.Requests = &wire.RequestStats{Pending: r.Pending, Replies: r.Replies, RepliesDropped: r.RepliesDropped, NoResponders: r.NoResponders, Redelivered: r.Redelivered, GroupDuplicates: r.GroupDuplicates}
 	for _, p := range s.Patterns {
 		w.Patterns = append(w.Patterns, &wire.PatternStats{Pattern: p.Pattern, Subscribers: uint32(p.Subscribers)})
 	}
@@ -89,7 +89,7 @@ func StatsFromWire(w *wire.Stats) stats.Snapshot {
 	}
 	s.RSSBytes, s.HeapBytes, s.Epoch = w.RssBytes, w.HeapBytes, w.Epoch
 	if r := w.Requests; r != nil {
-		s.Requests = stats.RequestCounts{Pending: r.Pending, Replies: r.Replies, RepliesDropped: r.RepliesDropped, NoResponders: r.NoResponders, Redelivered: r.Redelivered}
+		s.Requests = stats.RequestCounts{Pending: r.Pending, Replies: r.Replies, RepliesDropped: r.RepliesDropped, NoResponders: r.NoResponders, Redelivered: r.Redelivered, GroupDuplicates: r.GroupDuplicates}
 	}
 	for _, p := range w.Patterns {
 		s.Patterns = append(s.Patterns, stats.PatternCount{Pattern: p.Pattern, Subscribers: int(p.Subscribers)})
