@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,6 +50,10 @@ func (c *Client) Request(ctx context.Context, topicName string, payload []byte, 
 	}
 	select {
 	case resp := <-r.ch:
+		if errors.Is(resp.err, ErrRequestTimeout) && ctx.Err() != nil {
+			// The broker's deadline and ctx's passed together: ctx's wins.
+			return nil, fmt.Errorf("eventbus: request %s: %w", topicName, ctx.Err())
+		}
 		if resp.err != nil {
 			return nil, fmt.Errorf("eventbus: request %s: %w", topicName, resp.err)
 		}
