@@ -12,14 +12,23 @@ import (
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/broker"
 	"daemoneye.dev/eventbus/internal/testutil"
+	"daemoneye.dev/eventbus/transport"
 	"daemoneye.dev/eventbus/wire"
 )
 
 // collectorPolicy makes every topic public and admits procmond from this
-// uid.
+// process's user: its uid, or on Windows its SID.
 func collectorPolicy(t *testing.T) *acl.Policy {
 	t.Helper()
-	p, err := acl.Parse("collectors", fmt.Appendf(nil, "default_access: public\ncomponents:\n  procmond:\n    uids: [%d]\n", os.Geteuid()))
+	self, err := transport.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := fmt.Sprintf("uids: [%d]", os.Geteuid())
+	if self.SID != "" {
+		who = fmt.Sprintf("sids: [%q]", self.SID)
+	}
+	p, err := acl.Parse("collectors", fmt.Appendf(nil, "default_access: public\ncomponents:\n  procmond:\n    %s\n", who))
 	if err != nil {
 		t.Fatal(err)
 	}

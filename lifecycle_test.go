@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 
 	"daemoneye.dev/eventbus/acl"
 	"daemoneye.dev/eventbus/broker"
+	"daemoneye.dev/eventbus/transport"
 )
 
 func TestLifecycle(t *testing.T) {
-	b, path := startBroker(t, broker.Config{Policy: acl.Default(uint32(os.Geteuid()))})
+	self, err := transport.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, path := startBroker(t, broker.Config{Policy: acl.DefaultFor(self)})
 	agent, err := Dial(testCtx(t), "", InProcess(b))
 	if err != nil {
 		t.Fatal(err)
