@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -21,44 +20,9 @@ import (
 	"daemoneye.dev/eventbus/transport"
 )
 
-// helperLifetime bounds a helper process's life, so that none outlives a
-// test binary that crashed before stopping it (Pdeathsig covers the rest).
-const helperLifetime = 2 * time.Minute
-
 func TestMain(m *testing.M) {
-	if role := proctest.Role(); role != "" {
-		time.AfterFunc(helperLifetime, func() {
-			fmt.Fprintf(os.Stderr, "%s %d: still running after %v; exiting\n", role, os.Getpid(), helperLifetime)
-			os.Exit(3)
-		})
-		os.Exit(runHelper(role, os.Args[1:]))
-	}
+	proctest.RunRole(map[string]func([]string) error{"broker": brokerMain, "member": memberMain, "requester": requesterMain, "silent": silentMain, "echo": echoMain, "monitor": monitorMain})
 	goleak.VerifyTestMain(m, goleak.Cleanup(proctest.Exit))
-}
-
-func runHelper(role string, args []string) int {
-	var err error
-	switch role {
-	case "broker":
-		err = brokerMain(args)
-	case "member":
-		err = memberMain(args)
-	case "requester":
-		err = requesterMain(args)
-	case "silent":
-		err = silentMain(args)
-	case "echo":
-		err = echoMain(args)
-	case "monitor":
-		err = monitorMain(args)
-	default:
-		err = fmt.Errorf("unknown role %q", role)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s %d: %v\n", role, os.Getpid(), err)
-		return 1
-	}
-	return 0
 }
 
 // say writes one line to stdout at once, unbuffered: a line printed

@@ -32,11 +32,8 @@ const RoleEnv = "EVENTBUS_TEST_ROLE"
 const KillTimeout = 10 * time.Second
 
 // Role returns the helper role this process was started in, "" when it
-// runs the tests. TestMain calls it first:
-//
-//	if role := proctest.Role(); role != "" {
-//		os.Exit(runHelper(role, os.Args[1:]))
-//	}
+// runs the tests. TestMain calls it first, or RunRole, which dispatches on
+// it.
 func Role() string { return os.Getenv(RoleEnv) }
 
 // Cmd is a process to start.
